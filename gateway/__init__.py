@@ -1,0 +1,35 @@
+"""23 Gateway: SSO and signed access for TwentyThree (23 Video) sites."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from gateway.settings import Settings
+
+__version__ = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Wire the Flask application: settings, services, plumbing and blueprints. Nothing else."""
+    from flask import Flask
+
+    from gateway.logs import configure_logging
+    from gateway.services import Services
+    from gateway.settings import load_settings
+    from gateway.web import errors, health, home, observability
+
+    settings = settings or load_settings()
+    configure_logging(settings.gateway.log_level)
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
+    services = Services.build(settings)
+    app.extensions["gateway.settings"] = settings
+    app.extensions["gateway.services"] = services
+    observability.install(app)
+    errors.register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(home.bp)
+    return app

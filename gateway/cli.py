@@ -1,0 +1,126 @@
+"""The ``gateway`` command line (INTERFACE §3). Imports are lazy so every command starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from collections.abc import Sequence
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    port = _positive_int(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError("must be a port number (1-65535)")
+    return port
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.serve import run
+    from gateway.settings import config_path
+
+    run(str(config_path(args.config)), f"{args.host}:{args.port}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.settings import config_path, load_settings_or_exit
+
+    settings = load_settings_or_exit(args.path)
+    print(
+        f"{config_path(args.path)}: ok ({len(settings.sites)} site(s), "
+        f"{len(settings.identities)} identity provider(s), {len(settings.api_keys)} API key(s))"
+    )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.twentythree.tokens import expiry, time_limited_token
+
+    expire = args.expire if args.expire is not None else expiry(time.time(), args.ttl)
+    print(time_limited_token(args.photo_token, args.photo_id, expire))
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    from gateway.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("The passwords differ.", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("A password needs at least 8 characters.", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
+def cmd_devsite(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from gateway.devsite import DevsiteOptions, create_devsite
+
+    app = create_devsite(DevsiteOptions(remote_login_url=args.remote_login_url))
+    server = make_server(args.host, args.port, app, threaded=True)
+    print(f"Emulated 23 site on http://{args.host}:{server.port}/ "
+          f"(remote login: {args.remote_login_url})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="23 Gateway: SSO and signed "
+                                     "access for TwentyThree sites.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the service with gunicorn")
+    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server's job is to listen
+    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check-config", help="validate a config file and list every problem")
+    p.add_argument("path", nargs="?", help="default: $GATEWAY_CONFIG or config/gateway.toml")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("token", help="print one time-limited token, offline")
+    p.add_argument("--photo-id", type=_positive_int, required=True)
+    p.add_argument("--photo-token", required=True)
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--expire", type=_positive_int, help="absolute expiry, Unix seconds")
+    when.add_argument("--ttl", type=_positive_int, help="seconds from now")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("hash-password", help="read a password on stdin, print its hash")
+    p.set_defaults(func=cmd_hash_password)
+
+    p = sub.add_parser("devsite", help="run the emulated 23 site (demo and tests)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8023)
+    p.add_argument("--remote-login-url", default="http://127.0.0.1:8000/sso/demo/login")
+    p.set_defaults(func=cmd_devsite)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The emulated site's data: credentials, users and a small video catalogue."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+LEVELS = ("none", "anonymous", "read", "write", "admin", "super")
+
+# Demo credentials, printed in config/gateway.toml. They open nothing but this emulator.
+DEMO_SUPER = ("demo-super-consumer", "demo-super-consumer-secret",
+              "demo-super-access", "demo-super-access-secret")
+DEMO_READ = ("demo-read-consumer", "demo-read-consumer-secret",
+             "demo-read-access", "demo-read-access-secret")
+
+VIDEO_FORMATS = ("video_medium", "video_hd", "video_1080p", "video_mobile_high", "audio")
+STILL_SIZES = ("original", "quad16", "quad50", "quad75", "quad100", "small", "medium",
+               "portrait", "standard", "large")
+
+
+@dataclass(frozen=True)
+class Credential:
+    consumer_key: str
+    consumer_secret: str
+    access_token: str
+    access_token_secret: str
+    level: str
+
+
+@dataclass
+class Photo:
+    photo_id: int
+    tree_id: int
+    title: str
+    published: bool = True
+    formats: tuple[str, ...] = ("video_medium", "video_hd", "video_mobile_high")
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    protected_token: str = ""  # set when protected
+    password: str = ""  # for protection_method=password
+
+    @property
+    def slug(self) -> str:
+        return "-".join(self.title.lower().split())[:40]
+
+    def filename(self, fmt: str) -> str:
+        return f"{self.slug}.{'mp3' if fmt == 'audio' else 'mp4'}"
+
+    def as_api(self, level: str) -> dict[str, object]:
+        """The photo object the way legacy photo/list shows it (strings and numbers mixed)."""
+        base = f"/{self.tree_id}/{self.photo_id}/{self.token}"
+        obj: dict[str, object] = {
+            "photo_id": str(self.photo_id),
+            "tree_id": str(self.tree_id),
+            "token": self.token,
+            "title": self.title,
+            "published_p": 1 if self.published else 0,
+            "video_p": 1,
+            "protected_p": 1 if self.protected_token else 0,
+            "protection_method": "custom" if self.protected_token else "",
+            "one": f"/video/{self.photo_id}/{self.slug}",
+            "original_filename": f"/var/spool/23/uploads/{self.photo_id}/{self.slug}.mov",
+        }
+        for fmt in VIDEO_FORMATS:
+            present = fmt in self.formats
+            obj[f"{fmt}_download"] = f"{base}/{fmt}/{self.filename(fmt)}" if present else ""
+            obj[f"{fmt}_size"] = "1048576" if present else "0"
+        for size in STILL_SIZES:
+            obj[f"{size}_download"] = f"{base}/{size}"
+        if self.protected_token and LEVELS.index(level) >= LEVELS.index("read"):
+            obj["protected_token"] = self.protected_token
+        return obj
+
+
+@dataclass
+class User:
+    user_id: int
+    username: str
+    email: str
+    full_name: str
+    site_admin: bool = False
+
+
+def demo_photos() -> list[Photo]:
+    return [
+        Photo(1001, 7001, "Welcome to the demo site"),
+        Photo(1002, 7001, "Quarterly all-hands", formats=("video_medium", "video_hd",
+                                                          "video_1080p", "audio")),
+        Photo(1003, 7002, "Unpublished draft", published=False),
+        Photo(1004, 7002, "Members only keynote", protected_token=secrets.token_hex(16)),
+    ]
+
+
+def demo_users() -> list[User]:
+    return [
+        User(501, "ada", "ada@example.com", "Ada Lovelace", site_admin=True),
+        User(502, "grace", "grace@example.org", "Grace Hopper"),
+    ]
+
+
+def demo_credentials() -> list[Credential]:
+    return [Credential(*DEMO_SUPER, level="super"), Credential(*DEMO_READ, level="read")]

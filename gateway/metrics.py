@@ -1,0 +1,29 @@
+"""Prometheus metrics, defined once. In multi-worker gunicorn, PROMETHEUS_MULTIPROC_DIR is set."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "gateway_http_requests_total", "HTTP requests served", ["endpoint", "method", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "gateway_http_request_seconds",
+    "Time to serve an HTTP request",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+UPSTREAM_CALLS = Counter(
+    "gateway_upstream_calls_total", "Calls to 23 APIs", ["site", "method", "outcome"]
+)
+UPSTREAM_SECONDS = Histogram(
+    "gateway_upstream_call_seconds",
+    "Time of one 23 API call, retries included",
+    ["site", "method"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+TOKENS_MINTED = Counter("gateway_tokens_minted_total", "Time-limited tokens minted", ["site", "via"])
+CACHE_EVENTS = Counter("gateway_cache_events_total", "Photo cache lookups", ["cache", "result"])
+SESSIONS_GRANTED = Counter(
+    "gateway_sessions_total", "Site access decisions", ["site", "provider", "outcome"]
+)

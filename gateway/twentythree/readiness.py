@@ -1,0 +1,87 @@
+"""Is each site's API answering signed calls with super credentials? Cached, one check at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from gateway.errors import UpstreamError, UpstreamRejected
+from gateway.twentythree.client import TwentyThreeClient
+
+
+@dataclass(frozen=True)
+class SiteHealth:
+    site: str
+    ok: bool
+    checked_at: float
+    code: str = ""
+    message: str = ""
+    permission_level: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"site": self.site, "ok": self.ok,
+                                  "checked_at": int(self.checked_at)}
+        if self.permission_level:
+            out["permission_level"] = self.permission_level
+        if not self.ok:
+            out.update(code=self.code, message=self.message)
+        return out
+
+
+class ReadinessProbe:
+    """Remembers a success for ``interval`` seconds and a failure for ``retry_after`` seconds."""
+
+    def __init__(
+        self,
+        clients: Mapping[str, TwentyThreeClient],
+        interval: float = 30.0,
+        retry_after: float = 5.0,
+    ) -> None:
+        self._clients = clients
+        self._interval = interval
+        self._retry_after = retry_after
+        self._results: dict[str, SiteHealth] = {}
+        self._locks = {name: threading.Lock() for name in clients}
+
+    def status(self) -> list[SiteHealth]:
+        names = list(self._clients)
+        if len(names) == 1:
+            return [self._site(names[0])]
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            return list(pool.map(self._site, names))
+
+    def _fresh(self, name: str, now: float) -> SiteHealth | None:
+        result = self._results.get(name)
+        if result is None:
+            return None
+        ttl = self._interval if result.ok else self._retry_after
+        return result if now - result.checked_at < ttl else None
+
+    def _site(self, name: str) -> SiteHealth:
+        cached = self._fresh(name, time.time())
+        if cached:
+            return cached
+        with self._locks[name]:  # one upstream check per site at a time; others reuse it
+            cached = self._fresh(name, time.time())
+            if cached:
+                return cached
+            result = self._check(name)
+            self._results[name] = result
+            return result
+
+    def _check(self, name: str) -> SiteHealth:
+        now = time.time()
+        try:
+            response = self._clients[name].call("photo/list", {"size": 1})
+        except UpstreamRejected as exc:
+            return SiteHealth(name, False, now, exc.upstream_code, exc.upstream_message or exc.message)
+        except UpstreamError as exc:
+            return SiteHealth(name, False, now, exc.code, exc.message)
+        level = response.permission_level
+        if level and level != "super":
+            return SiteHealth(name, False, now, "insufficient_permission",
+                              f"The credentials have level {level!r}; SSO needs 'super'.", level)
+        return SiteHealth(name, True, now, permission_level=level)

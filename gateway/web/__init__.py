@@ -1,0 +1,1 @@
+"""Flask blueprints, kept thin: parse, call the domain, render."""

@@ -1,0 +1,44 @@
+"""Every error from the gateway's own endpoints is ``{"error": {"code", "message"}}`` JSON."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from gateway.errors import GatewayError, UpstreamError
+
+log = logging.getLogger("gateway.web")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "error"
+
+
+def error_response(error: GatewayError) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(GatewayError)
+    def gateway_error(error: GatewayError) -> Response:
+        if isinstance(error, UpstreamError):
+            log.warning("upstream failure", extra={"code": error.code})
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        response = jsonify(
+            {"error": {"code": _snake(error.name), "message": error.description or error.name}}
+        )
+        response.status_code = error.code or 500
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.error("unhandled error", exc_info=error)
+        return error_response(GatewayError())

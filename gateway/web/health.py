@@ -1,0 +1,40 @@
+"""Operator endpoints: liveness, readiness (a cached signed call per site) and metrics."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import multiprocess
+
+from gateway.services import Services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return Response('{"status":"ok"}', mimetype="application/json")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    services: Services = current_app.extensions["gateway.services"]
+    sites = services.readiness.status()
+    failing = [s.site for s in sites if not s.ok]
+    response = jsonify({"status": "fail" if failing else "ok", "failing": failing,
+                        "sites": [s.to_dict() for s in sites]})
+    response.status_code = 503 if failing else 200
+    return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        data = generate_latest(registry)
+    else:
+        data = generate_latest(REGISTRY)
+    return Response(data, mimetype=CONTENT_TYPE_LATEST)

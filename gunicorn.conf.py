@@ -1,0 +1,10 @@
+"""gunicorn settings for ``gunicorn app:app -c gunicorn.conf.py``: the same as ``gateway serve``."""
+
+import os
+
+from gateway.serve import gunicorn_options
+from gateway.settings import load_settings_or_exit
+
+_settings = load_settings_or_exit()  # $GATEWAY_CONFIG; exits with every problem listed if invalid
+_bind = os.environ.get("GATEWAY_BIND", "0.0.0.0:8000")
+globals().update(gunicorn_options(bool(_settings.store.url), _bind))
