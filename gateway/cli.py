@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import sys
 import time
@@ -73,18 +74,20 @@ def cmd_devsite(args: argparse.Namespace) -> int:
 
     app = create_devsite(DevsiteOptions(remote_login_url=args.remote_login_url))
     server = make_server(args.host, args.port, app, threaded=True)
-    print(f"Emulated 23 site on http://{args.host}:{server.port}/ "
-          f"(remote login: {args.remote_login_url})", flush=True)
-    try:
+    print(
+        f"Emulated 23 site on http://{args.host}:{server.port}/ "
+        f"(remote login: {args.remote_login_url})",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="23 Gateway: SSO and signed "
-                                     "access for TwentyThree sites.")
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="23 Gateway: SSO and signed access for TwentyThree sites."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the service with gunicorn")

@@ -1,4 +1,4 @@
-"""The gateway's exception tree. Every error a client can see is one of these (code, status, message)."""
+"""The gateway's exception tree: every error a client sees is one (code, status, message)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ UPSTREAM_SECONDS = Histogram(
     ["site", "method"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
 )
-TOKENS_MINTED = Counter("gateway_tokens_minted_total", "Time-limited tokens minted", ["site", "via"])
+TOKENS_MINTED = Counter(
+    "gateway_tokens_minted_total", "Time-limited tokens minted", ["site", "via"]
+)
 CACHE_EVENTS = Counter("gateway_cache_events_total", "Photo cache lookups", ["cache", "result"])
 SESSIONS_GRANTED = Counter(
     "gateway_sessions_total", "Site access decisions", ["site", "provider", "outcome"]

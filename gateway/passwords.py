@@ -22,8 +22,9 @@ def _unb64(text: str) -> bytes:
 def hash_password(password: str) -> str:
     """``scrypt$<log2 N>$<r>$<p>$<salt>$<hash>``."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**_N_LOG2, r=_R, p=_P,
-                            maxmem=_MAXMEM, dklen=32)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=2**_N_LOG2, r=_R, p=_P, maxmem=_MAXMEM, dklen=32
+    )
     return f"scrypt${_N_LOG2}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
@@ -33,8 +34,15 @@ def verify_password(password: str, encoded: str) -> bool:
         if scheme != "scrypt" or not 10 <= int(n_log2) <= 20:
             return False
         expected = _unb64(digest)
-        actual = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=2 ** int(n_log2),
-                                r=int(r), p=int(p), maxmem=_MAXMEM, dklen=len(expected))
+        actual = hashlib.scrypt(
+            password.encode(),
+            salt=_unb64(salt),
+            n=2 ** int(n_log2),
+            r=int(r),
+            p=int(p),
+            maxmem=_MAXMEM,
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)

@@ -23,7 +23,7 @@ def gunicorn_options(shared_store: bool, bind: str = "0.0.0.0:8000") -> dict[str
     cpus = os.cpu_count() or 1
     workers = int(os.environ.get("GATEWAY_WORKERS") or (2 * cpus + 1 if shared_store else 1))
     if workers > 1 and not shared_store:
-        log.warning("several workers need [store] url = \"redis://...\"; running one worker")
+        log.warning('several workers need [store] url = "redis://..."; running one worker')
         workers = 1
     threads = int(os.environ.get("GATEWAY_THREADS") or max(8, 4 * cpus))
     options: dict[str, Any] = {

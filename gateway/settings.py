@@ -219,17 +219,18 @@ class _Reader:
                 self.problem(dotted, "must be one of " + ", ".join(map(repr, rule.choices)))
                 return None
         elif kind in ("int", "float"):
-            ok_types: tuple[type, ...] = (int,) if kind == "int" else (int, float)
-            if isinstance(value, bool) or not isinstance(value, ok_types):
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not is_number or (kind == "int" and not isinstance(value, int)):
                 self.problem(dotted, f"must be {'an integer' if kind == 'int' else 'a number'}")
                 return None
-            if rule.minimum is not None and value < rule.minimum:
+            number = float(value)
+            if rule.minimum is not None and number < rule.minimum:
                 self.problem(dotted, f"must be at least {rule.minimum:g}")
                 return None
-            if rule.maximum is not None and value > rule.maximum:
+            if rule.maximum is not None and number > rule.maximum:
                 self.problem(dotted, f"must be at most {rule.maximum:g}")
                 return None
-            converted = value if kind == "int" else float(value)
+            converted = value if kind == "int" else number
         elif kind == "bool":
             if not isinstance(value, bool):
                 self.problem(dotted, "must be true or false")
@@ -298,9 +299,11 @@ _STORE_SPEC = {
     "url": _Key(
         "str",
         "",
-        check=lambda v: None
-        if v == "" or v.startswith(("redis://", "rediss://", "unix://"))
-        else "must be empty (in-process) or a redis:// URL",
+        check=lambda v: (
+            None
+            if v == "" or v.startswith(("redis://", "rediss://", "unix://"))
+            else "must be empty (in-process) or a redis:// URL"
+        ),
     ),
     "database_url": _Key("str", "sqlite:///gateway.db"),
 }
@@ -401,7 +404,9 @@ _PLANNED_IDENTITY_TYPES = ("saml", "ldap")
 def _resolve_env(node: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
     """Replace every ``"env:NAME"`` string with the variable's value."""
     if isinstance(node, dict):
-        return {k: _resolve_env(v, f"{path}.{k}" if path else k, env, problems) for k, v in node.items()}
+        return {
+            k: _resolve_env(v, f"{path}.{k}" if path else k, env, problems) for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_resolve_env(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
     if isinstance(node, str) and node.startswith("env:"):
@@ -473,6 +478,9 @@ def _identity(reader: _Reader, name: str, raw: Any) -> IdentitySettings | None:
         reader.problem(prefix, "must be a table")
         return None
     kind = raw.get("type")
+    if not isinstance(kind, str):
+        reader.problem(f"{prefix}.type", "must be one of " + ", ".join(sorted(IDENTITY_SPECS)))
+        return None
     if kind in _PLANNED_IDENTITY_TYPES:
         reader.problem(f"{prefix}.type", f"{kind!r} is not supported by this version")
         return None
@@ -482,9 +490,9 @@ def _identity(reader: _Reader, name: str, raw: Any) -> IdentitySettings | None:
     spec = {"type": _Key("str"), **IDENTITY_SPECS[kind]}
     before = len(reader.problems)
     options = reader.table(raw, prefix, spec)
-    if kind == "jwt" and options["secret"] is not None and options["jwks_url"] is not None:
-        if bool(options["secret"]) == bool(options["jwks_url"]):
-            reader.problem(prefix, "set exactly one of secret (HS256) or jwks_url (RS256/ES256)")
+    jwt_keys = (options.get("secret"), options.get("jwks_url"))
+    if kind == "jwt" and None not in jwt_keys and bool(jwt_keys[0]) == bool(jwt_keys[1]):
+        reader.problem(prefix, "set exactly one of secret (HS256) or jwks_url (RS256/ES256)")
     if len(reader.problems) > before:
         return None
     options.pop("type")

@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urljoin
 from flask import Flask, Response, redirect, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.devsite.catalog import (
     LEVELS,
@@ -147,18 +148,27 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
         for u in users.values():
             if term and term not in f"{u.username} {u.email} {u.full_name}".lower():
                 continue
-            obj: dict[str, Any] = {"user_id": str(u.user_id), "username": u.username,
-                                   "display_name": u.full_name, "url": f"/user/{u.username}/"}
+            obj: dict[str, Any] = {
+                "user_id": str(u.user_id),
+                "username": u.username,
+                "display_name": u.full_name,
+                "url": f"/user/{u.username}/",
+            }
             if _at_least(level, "admin"):
-                obj.update(email=u.email, full_name=u.full_name,
-                           site_admin="t" if u.site_admin else "f")
+                obj.update(
+                    email=u.email, full_name=u.full_name, site_admin="t" if u.site_admin else "f"
+                )
             found.append(obj)
         return "users", _page(p, found)
 
     def session_get_token(p: dict[str, str], level: str) -> tuple[str, Any]:
         return_url = p.get("return_url") or "/"
-        data = {"email": p.get("email", ""), "full_name": p.get("full_name", ""),
-                "return_url": return_url, "kind": "visitor"}
+        data = {
+            "email": p.get("email", ""),
+            "full_name": p.get("full_name", ""),
+            "return_url": return_url,
+            "kind": "visitor",
+        }
         token = state.issue(state.session_tokens, data)
         return "sessiontoken", {"access_token": token, "return_url": return_url}
 
@@ -168,11 +178,18 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
         if user is None:
             raise ApiFailure("no_such_user", "The user does not exist.")
         return_url = p.get("return_url") or "/"
-        data = {"email": user.email, "full_name": user.full_name, "return_url": return_url,
-                "kind": "user"}
+        data = {
+            "email": user.email,
+            "full_name": user.full_name,
+            "return_url": return_url,
+            "kind": "user",
+        }
         token = state.issue(state.login_tokens, data)
-        return "logintoken", {"login_token": token, "return_url": return_url,
-                              "user_id": str(user.user_id)}
+        return "logintoken", {
+            "login_token": token,
+            "return_url": return_url,
+            "user_id": str(user.user_id),
+        }
 
     def protection_verify(p: dict[str, str], level: str) -> tuple[str, Any]:
         object_id = _int_param(p, "object_id", required=True)
@@ -187,8 +204,11 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
             p.get("verification_data", "").encode(), photo.password.encode()
         ):
             raise ApiFailure("permission_denied", "The password is not correct.")
-        return "protectedtoken", {"object_id": str(photo.photo_id), "object_type": "photo",
-                                  "protected_token": photo.protected_token}
+        return "protectedtoken", {
+            "object_id": str(photo.photo_id),
+            "object_type": "photo",
+            "protected_token": photo.protected_token,
+        }
 
     def echo(p: dict[str, str], level: str) -> tuple[str, Any]:
         return "echo", dict(p)
@@ -209,7 +229,7 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
     # ------------------------------------------------------------------ API dispatch
 
     @app.route("/api/<path:method>", methods=["GET", "POST"])
-    def api(method: str) -> Response:
+    def api(method: str) -> BaseResponse:
         api2 = method.startswith("2/")
         method = method[2:] if api2 else method
         if method == "session/redeem-token":
@@ -219,7 +239,10 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
 
         fault = _fault()
         if fault is not None:
+            with state.lock:
+                state.calls.append({"method": method, "status": "fault", "mode": state.mode})
             return fault
+        body = _form_body()  # read (and cache) the raw body before the form parser consumes it
         # On POST 23 reads only the body; the query string is ignored entirely.
         params = dict(request.form if request.method == "POST" else request.args)
         oauth_given = request.headers.get("Authorization", "").startswith("OAuth ") or any(
@@ -227,11 +250,17 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
         )
         level: str | None = "none"
         if oauth_given:
-            level = verifier.level(_signed_uri(), request.method, _form_body(),
-                                   {k: v for k, v in request.headers.items()})
+            level = verifier.level(
+                _signed_uri(), request.method, body, {k: v for k, v in request.headers.items()}
+            )
         public = {k: v for k, v in params.items() if not k.startswith("oauth_")}
-        entry = {"method": method, "http_method": request.method, "api2": api2,
-                 "level": level or "invalid", "params": public}
+        entry = {
+            "method": method,
+            "http_method": request.method,
+            "api2": api2,
+            "level": level or "invalid",
+            "params": public,
+        }
         try:
             if level is None:
                 raise ApiFailure("invalid_signature", "The API signature is invalid.")
@@ -253,8 +282,12 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
                 envelope["endpoint"] = f"/api/{method}"
             entry["status"] = "ok"
         except ApiFailure as exc:
-            envelope = {"status": "error", "code": exc.code, "message": exc.message,
-                        "permission_level": level or "none"}
+            envelope = {
+                "status": "error",
+                "code": exc.code,
+                "message": exc.message,
+                "permission_level": level or "none",
+            }
             entry.update(status="error", code=exc.code)
         with state.lock:
             state.calls.append(entry)
@@ -263,15 +296,20 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
     def _fault() -> Response | None:
         mode = state.mode
         if mode == "down":
-            return Response("<html><body>503 Service Unavailable</body></html>", 503,
-                            mimetype="text/html")
+            return Response(
+                "<html><body>503 Service Unavailable</body></html>", 503, mimetype="text/html"
+            )
         if mode == "garbage":
-            return Response("<html><body>Oops, something went wrong</body></html>", 200,
-                            mimetype="text/html")
+            return Response(
+                "<html><body>Oops, something went wrong</body></html>", 200, mimetype="text/html"
+            )
         if mode == "error":
-            return Response(json.dumps({"status": "error", "code": "internal_error",
-                                        "message": "Internal error"}),
-                            mimetype="application/json")
+            return Response(
+                json.dumps(
+                    {"status": "error", "code": "internal_error", "message": "Internal error"}
+                ),
+                mimetype="application/json",
+            )
         if mode == "hang":
             time.sleep(state.hang_seconds)
         return None
@@ -284,7 +322,7 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
 
     def _form_body() -> str:
         if request.mimetype == "application/x-www-form-urlencoded":
-            return request.get_data(as_text=True)
+            return request.get_data(cache=True, as_text=True)
         return ""  # multipart fields are never signed
 
     def _render(envelope: dict[str, Any], params: dict[str, str], api2: bool) -> Response:
@@ -295,25 +333,30 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
                 return Response(f"/* */\n{callback}({body});", mimetype="application/javascript")
             return Response(body, mimetype="application/json")
         if params.get("format") != "json":
-            attrs = " ".join(f'{k}="{escape(v)}"' for k, v in envelope.items()
-                             if isinstance(v, str))
-            return Response(f'<?xml version="1.0" encoding="utf-8"?>\n<response {attrs}/>',
-                            mimetype="text/xml")
+            attrs = " ".join(
+                f'{k}="{escape(v)}"' for k, v in envelope.items() if isinstance(v, str)
+            )
+            return Response(
+                f'<?xml version="1.0" encoding="utf-8"?>\n<response {attrs}/>', mimetype="text/xml"
+            )
         if "raw" in params:
             return Response(body, mimetype="application/json")
         if params.get("callback"):
             return Response(f"{params['callback']}({body});", mimetype="text/javascript")
-        return Response(f"var {params.get('varname', 'visual')} = {body}",
-                        mimetype="text/javascript")
+        return Response(
+            f"var {params.get('varname', 'visual')} = {body}", mimetype="text/javascript"
+        )
 
-    def _redeem(table: dict[str, tuple[float, dict[str, str]]], token: str) -> Response:
+    def _redeem(table: dict[str, tuple[float, dict[str, str]]], token: str) -> BaseResponse:
         data = state.redeem(table, token) if token else None
         if data is None:
-            return Response("The token is invalid, consumed or expired.", 403,
-                            mimetype="text/plain")
+            return Response(
+                "The token is invalid, consumed or expired.", 403, mimetype="text/plain"
+            )
         response = redirect(urljoin(request.host_url, data["return_url"]))
-        response.set_cookie(COOKIE, cookies.dumps(data), httponly=True, samesite="Lax",
-                            max_age=SESSION_IDLE)
+        response.set_cookie(
+            COOKIE, cookies.dumps(data), httponly=True, samesite="Lax", max_age=SESSION_IDLE
+        )
         return response
 
     # ------------------------------------------------------------------ visitor pages
@@ -325,7 +368,7 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
             return None
         return data if isinstance(data, dict) else None
 
-    def closed(page: Callable[[dict[str, str]], str]) -> Response:
+    def closed(page: Callable[[dict[str, str]], str]) -> BaseResponse:
         who = visitor()
         if who is None:
             target = opts.remote_login_url
@@ -333,25 +376,30 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
             return redirect(f"{target}{sep}{urlencode({opts.return_param: request.url})}")
         response = Response(_html(opts.site_name, page(who)))
         # Sliding idle expiry, like 23's signed sessions.
-        response.set_cookie(COOKIE, cookies.dumps(who), httponly=True, samesite="Lax",
-                            max_age=SESSION_IDLE)
+        response.set_cookie(
+            COOKIE, cookies.dumps(who), httponly=True, samesite="Lax", max_age=SESSION_IDLE
+        )
         return response
 
     @app.get("/")
-    def home() -> Response:
+    def home() -> BaseResponse:
         def page(who: dict[str, str]) -> str:
             items = "".join(
                 f'<li><a href="/video/{p.photo_id}">{escape(p.title)}</a></li>'
-                for p in photos.values() if p.published
+                for p in photos.values()
+                if p.published
             )
-            return (f'<h1 id="welcome">Welcome, {escape(who.get("full_name") or who["email"])}'
-                    f'</h1><p id="email">Signed in as {escape(who["email"])} '
-                    f'({escape(who["kind"])})</p><ul>{items}</ul><p><a href="/logout">Log out</a>')
+            return (
+                f'<h1 id="welcome">Welcome, {escape(who.get("full_name") or who["email"])}'
+                f'</h1><p id="email">Signed in as {escape(who["email"])} '
+                f'({escape(who["kind"])})</p><ul>{items}</ul><p><a href="/logout">Log out</a>'
+            )
+
         return closed(page)
 
     @app.get("/video/<int:photo_id>")
     @app.get("/video/<int:photo_id>/<slug>")
-    def video_page(photo_id: int, slug: str = "") -> Response:
+    def video_page(photo_id: int, slug: str = "") -> BaseResponse:
         photo = photos.get(photo_id)
         if photo is None or not photo.published:
             return Response("No such video", 404, mimetype="text/plain")
@@ -359,27 +407,35 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
         def page(who: dict[str, str]) -> str:
             src = f"/v.ihtml?{urlencode({'token': photo.token, 'photo_id': photo.photo_id})}"
             return f'<h1>{escape(photo.title)}</h1><iframe src="{escape(src)}"></iframe>'
+
         return closed(page)
 
     @app.get("/logout")
-    def logout() -> Response:
+    def logout() -> BaseResponse:
         response = redirect("/")
         response.delete_cookie(COOKIE)
         return response
 
     @app.get("/v.ihtml")
     @app.get("/v.ihtml/player.html")
-    def player() -> Response:
+    def player() -> BaseResponse:
         photo_id = request.args.get("photo_id", "")
         photo = photos.get(int(photo_id)) if photo_id.isdigit() else None
         if photo is None or not token_opens(photo, request.args.get("token", "")):
             return Response("Access denied", 403, mimetype="text/plain")
-        return Response(_html(photo.title, f'<div id="player" data-photo-id="{photo.photo_id}">'
-                                           f"Playing {escape(photo.title)}</div>"))
+        return Response(
+            _html(
+                photo.title,
+                f'<div id="player" data-photo-id="{photo.photo_id}">'
+                f"Playing {escape(photo.title)}</div>",
+            )
+        )
 
     @app.get("/<int:tree_id>/<int:photo_id>/<token>/<kind>")
     @app.get("/<int:tree_id>/<int:photo_id>/<token>/<kind>/<filename>")
-    def media(tree_id: int, photo_id: int, token: str, kind: str, filename: str = "") -> Response:
+    def media(
+        tree_id: int, photo_id: int, token: str, kind: str, filename: str = ""
+    ) -> BaseResponse:
         photo = photos.get(photo_id)
         if photo is None or photo.tree_id != tree_id or not token_opens(photo, token):
             return Response("Access denied", 403, mimetype="text/plain")
@@ -394,7 +450,7 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
         return Response("Not found", 404, mimetype="text/plain")
 
     @app.get("/m/d/<int:photo_id>/<token>")
-    def mobile(photo_id: int, token: str) -> Response:
+    def mobile(photo_id: int, token: str) -> BaseResponse:
         photo = photos.get(photo_id)
         if photo is None or not token_opens(photo, token):
             return Response("Access denied", 403, mimetype="text/plain")
@@ -419,8 +475,11 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
     def mode() -> Response:
         body = request.get_json(silent=True) or {}
         if body.get("mode") not in ("ok", "down", "garbage", "hang", "error"):
-            return Response('{"error": "mode must be ok|down|garbage|hang|error"}', 400,
-                            mimetype="application/json")
+            return Response(
+                '{"error": "mode must be ok|down|garbage|hang|error"}',
+                400,
+                mimetype="application/json",
+            )
         state.mode = body["mode"]
         state.hang_seconds = float(body.get("seconds", state.hang_seconds))
         return Response("{}", mimetype="application/json")

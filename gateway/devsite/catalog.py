@@ -8,14 +8,32 @@ from dataclasses import dataclass, field
 LEVELS = ("none", "anonymous", "read", "write", "admin", "super")
 
 # Demo credentials, printed in config/gateway.toml. They open nothing but this emulator.
-DEMO_SUPER = ("demo-super-consumer", "demo-super-consumer-secret",
-              "demo-super-access", "demo-super-access-secret")
-DEMO_READ = ("demo-read-consumer", "demo-read-consumer-secret",
-             "demo-read-access", "demo-read-access-secret")
+DEMO_SUPER = (
+    "demo-super-consumer",
+    "demo-super-consumer-secret",
+    "demo-super-access",
+    "demo-super-access-secret",
+)
+DEMO_READ = (
+    "demo-read-consumer",
+    "demo-read-consumer-secret",
+    "demo-read-access",
+    "demo-read-access-secret",
+)
 
 VIDEO_FORMATS = ("video_medium", "video_hd", "video_1080p", "video_mobile_high", "audio")
-STILL_SIZES = ("original", "quad16", "quad50", "quad75", "quad100", "small", "medium",
-               "portrait", "standard", "large")
+STILL_SIZES = (
+    "original",
+    "quad16",
+    "quad50",
+    "quad75",
+    "quad100",
+    "small",
+    "medium",
+    "portrait",
+    "standard",
+    "large",
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +101,12 @@ class User:
 def demo_photos() -> list[Photo]:
     return [
         Photo(1001, 7001, "Welcome to the demo site"),
-        Photo(1002, 7001, "Quarterly all-hands", formats=("video_medium", "video_hd",
-                                                          "video_1080p", "audio")),
+        Photo(
+            1002,
+            7001,
+            "Quarterly all-hands",
+            formats=("video_medium", "video_hd", "video_1080p", "audio"),
+        ),
         Photo(1003, 7002, "Unpublished draft", published=False),
         Photo(1004, 7002, "Members only keynote", protected_token=secrets.token_hex(16)),
     ]

@@ -14,7 +14,7 @@ from gateway.devsite.catalog import Credential
 _SAFE = frozenset(string.ascii_letters + string.digits + "-_")
 
 
-class _Validator(RequestValidator):  # type: ignore[misc]
+class _Validator(RequestValidator):
     """Looks credentials up in a fixed table; remembers nonces for the timestamp window."""
 
     enforce_ssl = False
@@ -32,8 +32,8 @@ class _Validator(RequestValidator):  # type: ignore[misc]
         self._lock = threading.Lock()
 
     @property
-    def allowed_signature_methods(self) -> list[str]:
-        return ["HMAC-SHA1"]  # 23 accepts nothing else
+    def allowed_signature_methods(self) -> tuple[str, ...]:
+        return ("HMAC-SHA1",)  # 23 accepts nothing else
 
     @property
     def safe_characters(self) -> set[str]:
@@ -66,8 +66,13 @@ class _Validator(RequestValidator):  # type: ignore[misc]
         return self._tokens.get(token, "dummy-secret")
 
     def validate_timestamp_and_nonce(
-        self, client_key: str, timestamp: str, nonce: str, request: object,
-        request_token: str | None = None, access_token: str | None = None,
+        self,
+        client_key: str,
+        timestamp: str,
+        nonce: str,
+        request: object,
+        request_token: str | None = None,
+        access_token: str | None = None,
     ) -> bool:
         now = time.time()
         key = (client_key, access_token or "", nonce)

@@ -48,7 +48,7 @@ class ApiResponse:
         return str(self.envelope.get("permission_level", ""))
 
     def payload(self, legacy_key: str) -> Any:
-        """The method's payload: ``data`` (api/2) or the legacy key (``photos``, ``sessiontoken``)."""
+        """The payload: ``data`` (api/2) or the legacy key (``photos``, ``sessiontoken``)."""
         if "data" in self.envelope:
             return self.envelope["data"]
         if legacy_key in self.envelope:
@@ -134,8 +134,12 @@ class TwentyThreeClient:
             metrics.UPSTREAM_SECONDS.labels(self.site.name, method).observe(elapsed)
             log.debug(
                 "23 call",
-                extra={"site": self.site.name, "api_method": method, "outcome": outcome,
-                       "ms": round(elapsed * 1000, 1)},
+                extra={
+                    "site": self.site.name,
+                    "api_method": method,
+                    "outcome": outcome,
+                    "ms": round(elapsed * 1000, 1),
+                },
             )
 
     def _once(self, method: str, fields: dict[str, str], read: bool) -> ApiResponse:
@@ -143,13 +147,21 @@ class TwentyThreeClient:
         try:
             if read:
                 response = self._session.get(
-                    url, params=fields, auth=self._auth, timeout=self.timeout, stream=True,
+                    url,
+                    params=fields,
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    stream=True,
                     allow_redirects=False,
                 )
             else:
                 # POST: 23 ignores the query string, so everything goes in the signed form body.
                 response = self._session.post(
-                    url, data=fields, auth=self._auth, timeout=self.timeout, stream=True,
+                    url,
+                    data=fields,
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    stream=True,
                     allow_redirects=False,
                 )
             with response:
@@ -188,4 +200,3 @@ def _parse(method: str, status: int, body: bytes) -> ApiResponse:
     if not 200 <= status < 300:
         raise UpstreamBadResponse(f"The video site answered HTTP {status} with status ok.")
     return ApiResponse(method=method, envelope=envelope)
-

@@ -22,8 +22,11 @@ class SiteHealth:
     permission_level: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"site": self.site, "ok": self.ok,
-                                  "checked_at": int(self.checked_at)}
+        out: dict[str, object] = {
+            "site": self.site,
+            "ok": self.ok,
+            "checked_at": int(self.checked_at),
+        }
         if self.permission_level:
             out["permission_level"] = self.permission_level
         if not self.ok:
@@ -77,11 +80,19 @@ class ReadinessProbe:
         try:
             response = self._clients[name].call("photo/list", {"size": 1})
         except UpstreamRejected as exc:
-            return SiteHealth(name, False, now, exc.upstream_code, exc.upstream_message or exc.message)
+            return SiteHealth(
+                name, False, now, exc.upstream_code, exc.upstream_message or exc.message
+            )
         except UpstreamError as exc:
             return SiteHealth(name, False, now, exc.code, exc.message)
         level = response.permission_level
         if level and level != "super":
-            return SiteHealth(name, False, now, "insufficient_permission",
-                              f"The credentials have level {level!r}; SSO needs 'super'.", level)
+            return SiteHealth(
+                name,
+                False,
+                now,
+                "insufficient_permission",
+                f"The credentials have level {level!r}; SSO needs 'super'.",
+                level,
+            )
         return SiteHealth(name, True, now, permission_level=level)

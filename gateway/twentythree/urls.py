@@ -11,8 +11,18 @@ from urllib.parse import quote, urlencode
 
 FORMAT_RE = re.compile(r"^[a-z0-9_]{1,40}$")
 _THUMBNAIL_SIZES = frozenset(
-    {"original", "quad16", "quad50", "quad75", "quad100", "small", "medium", "portrait",
-     "standard", "large"}
+    {
+        "original",
+        "quad16",
+        "quad50",
+        "quad75",
+        "quad100",
+        "small",
+        "medium",
+        "portrait",
+        "standard",
+        "large",
+    }
 )
 _CUSTOM_SIZE_RE = re.compile(r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")
 

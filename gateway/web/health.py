@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 from gateway.services import Services
 
@@ -23,8 +28,13 @@ def readyz() -> Response:
     services: Services = current_app.extensions["gateway.services"]
     sites = services.readiness.status()
     failing = [s.site for s in sites if not s.ok]
-    response = jsonify({"status": "fail" if failing else "ok", "failing": failing,
-                        "sites": [s.to_dict() for s in sites]})
+    response = jsonify(
+        {
+            "status": "fail" if failing else "ok",
+            "failing": failing,
+            "sites": [s.to_dict() for s in sites],
+        }
+    )
     response.status_code = 503 if failing else 200
     return response
 

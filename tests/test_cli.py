@@ -1,0 +1,169 @@
+"""The ``gateway`` command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from gateway.passwords import verify_password
+from tests.helpers import DEMO_SUPER, TEST_SECRET, Devsite
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY = shutil.which("gateway", path=str(Path(sys.executable).parent)) or "gateway"
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GATEWAY, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_token_prints_the_documented_vector_exactly() -> None:
+    result = run(
+        "token", "--photo-id", "97531", "--photo-token", "123abc", "--expire", "1292438117"
+    )
+    assert result.returncode == 0
+    assert result.stdout == "5ea04282ea3c4a9beca6234606006b56e0cb923d-1292438117\n"
+
+
+def test_token_with_ttl() -> None:
+    before = int(time.time())
+    result = run("token", "--photo-id", "1", "--photo-token", "abc", "--ttl", "60")
+    expire = int(result.stdout.strip().rsplit("-", 1)[1])
+    assert before + 60 <= expire <= int(time.time()) + 61
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--photo-id", "x", "--photo-token", "t", "--ttl", "5"],
+        ["--photo-id", "1", "--photo-token", "t"],
+        ["--photo-id", "1", "--photo-token", "t", "--ttl", "5", "--expire", "9"],
+        ["--photo-id", "-1", "--photo-token", "t", "--ttl", "5"],
+    ],
+)
+def test_token_usage_errors(args: list[str]) -> None:
+    result = run("token", *args)
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_hash_password() -> None:
+    result = run("hash-password", stdin="correct horse battery\n")
+    assert result.returncode == 0
+    encoded = result.stdout.strip()
+    assert encoded.startswith("scrypt$") and "correct" not in encoded
+    assert verify_password("correct horse battery", encoded)
+    assert not verify_password("wrong horse battery", encoded)
+    assert run("hash-password", stdin="short\n").returncode == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str, timeout: float = 20) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url, timeout=5)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture()
+def process() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_devsite_command(process: list[subprocess.Popen[str]]) -> None:
+    port = _free_port()
+    process.append(
+        subprocess.Popen(
+            [GATEWAY, "devsite", "--port", str(port)],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    )
+    assert _wait(f"http://127.0.0.1:{port}/_devsite/calls").status_code == 200
+    home = requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=5)
+    assert home.status_code == 302
+    assert home.headers["Location"].startswith("http://127.0.0.1:8000/sso/demo/login?return_url=")
+
+
+def test_serve_with_gunicorn(
+    tmp_path: Path, devsite: Devsite, process: list[subprocess.Popen[str]]
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[gateway]
+public_url = "http://127.0.0.1:8000"
+secret_key = "env:TEST_GATEWAY_SECRET"
+
+[sites.demo]
+url = "{devsite.url}"
+consumer_key = "{DEMO_SUPER[0]}"
+consumer_secret = "env:TEST_DEMO_CS"
+access_token = "{DEMO_SUPER[2]}"
+access_token_secret = "{DEMO_SUPER[3]}"
+""")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_CONFIG": str(config),
+        "TEST_GATEWAY_SECRET": TEST_SECRET,
+        "TEST_DEMO_CS": DEMO_SUPER[1],
+    }
+    proc = subprocess.Popen(
+        [GATEWAY, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    process.append(proc)
+    assert _wait(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=20)
+    access = [line for line in output.splitlines() if '"gateway.access"' in line]
+    assert any('"path":"/readyz"' in line and '"status":200' in line for line in access)
+    assert DEMO_SUPER[1] not in output and TEST_SECRET not in output
+
+
+def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[gateway]\npublic_url = "https://x.example.com"\n')
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert "gateway.secret_key: is required" in result.stderr

@@ -1,0 +1,255 @@
+"""Settings: the INTERFACE §1 contract, with every problem reported at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.settings import ConfigError, load_settings, parse_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+HEX = "ab" * 32
+
+
+def _base(**over: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "gateway": {"public_url": "https://sso.example.com", "secret_key": "s" * 32},
+        "sites": {
+            "intranet": {
+                "url": "https://video.example.com",
+                "consumer_key": "ck",
+                "consumer_secret": "cs",
+                "access_token": "at",
+                "access_token_secret": "as",
+            }
+        },
+    }
+    doc.update(over)
+    return doc
+
+
+def _problems(doc: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(doc, env=env or {})
+    return info.value.problems
+
+
+def test_the_interface_example_parses() -> None:
+    doc = _base()
+    doc["gateway"].update(secret_key="env:GATEWAY_SECRET_KEY", trusted_proxies=["127.0.0.1/32"])
+    doc["sites"]["intranet"].update(
+        consumer_secret="env:INTRANET_CS",
+        identity="corp",
+        allow_email_domains=["Example.com"],
+        allow_groups=[],
+        return_hosts=[],
+        login_mode="session",
+        expire_bucket=0,
+        require_entitlement="",
+    )
+    doc["store"] = {"url": "", "database_url": "sqlite:///gateway.db"}
+    doc["identity"] = {
+        "corp": {
+            "type": "oidc",
+            "issuer": "https://login.example.com",
+            "client_id": "23-gateway",
+            "client_secret": "env:OIDC_SECRET",
+        }
+    }
+    doc["api_keys"] = {
+        "cms": {"key_sha256": HEX, "sites": ["intranet"], "max_ttl": 86400, "rate_limit": 0}
+    }
+    env = {"GATEWAY_SECRET_KEY": "k" * 40, "INTRANET_CS": "from-env", "OIDC_SECRET": "oidc"}
+    settings = parse_settings(doc, env=env)
+    site = settings.sites["intranet"]
+    assert site.consumer_secret == "from-env" and site.identities == ("corp",)
+    assert site.allow_email_domains == ("example.com",) and site.host == "video.example.com"
+    assert settings.gateway.secret_keys == ("k" * 40,)
+    assert settings.identities["corp"].options["scopes"] == ("openid", "email", "profile")
+    assert settings.identities["corp"].options["client_secret"] == "oidc"
+    assert settings.api_keys["cms"].key_sha256 == bytes.fromhex(HEX)
+    assert "from-env" not in repr(settings)  # secrets stay out of reprs (and so of logs)
+
+
+def test_secret_key_list_for_rotation() -> None:
+    doc = _base()
+    doc["gateway"]["secret_key"] = ["n" * 20, "o" * 20]
+    assert parse_settings(doc, env={}).gateway.secret_keys == ("n" * 20, "o" * 20)
+
+
+def test_every_problem_at_once_with_dotted_keys() -> None:
+    doc = _base(store={"url": "memcached://x"}, extra_section={})
+    doc["gateway"].update(
+        public_url="http://sso.example.com",
+        secret_key="short",
+        typo_key=1,
+        trusted_proxies=["not-a-cidr"],
+    )
+    doc["sites"]["intranet"].update(
+        url="http://video.example.com",
+        consumer_secret="env:MISSING",
+        login_mode="magic",
+        expire_bucket=-1,
+        identity=["nope"],
+        allow_email_domains=["exa mple.com"],
+        alow_groups=[],
+    )
+    doc["sites"]["bad name!"] = {}
+    doc["api_keys"] = {"cms": {"key_sha256": "xyz", "sites": ["elsewhere"], "max_ttl": 0}}
+    doc["identity"] = {
+        "corp": {"type": "kerberos"},
+        "idp": {"type": "saml"},
+        "pw": {"type": "jwt", "issuer": "i", "audience": "a"},
+    }
+    problems = _problems(doc)
+    expected = [
+        "extra_section: unknown section",
+        "gateway.typo_key: unknown key",
+        "gateway.public_url: must be https",
+        "gateway.secret_key: every key must be at least 16 characters",
+        "gateway.trusted_proxies[0]: must be an IP address or CIDR block",
+        "store.url: must be empty (in-process) or a redis:// URL",
+        "sites.intranet.consumer_secret: environment variable MISSING is not set",
+        "sites.intranet.url: must be https",
+        "sites.intranet.alow_groups: unknown key",
+        "sites.intranet.login_mode: must be one of",
+        "sites.intranet.expire_bucket: must be at least 0",
+        "sites.intranet.identity: names no [identity.nope] table",
+        "sites.intranet.allow_email_domains: must hold plain",
+        "sites.bad name!: name must be",
+        "api_keys.cms.key_sha256: must be 64 hex digits",
+        "api_keys.cms.sites: names no [sites.elsewhere] table",
+        "api_keys.cms.max_ttl: must be at least 1",
+        "identity.corp.type: must be one of",
+        "identity.idp.type: 'saml' is not supported by this version",
+        "identity.pw: set exactly one of secret (HS256) or jwks_url",
+    ]
+    for start in expected:
+        assert any(p.startswith(start) for p in problems), (start, problems)
+    assert not any("from-env" in p or "short" in p for p in problems)  # values never echoed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8023",
+        "http://127.0.0.1:8023",
+        "http://[::1]:8023",
+        "https://video.example.com/",
+    ],
+)
+def test_http_only_for_loopback(url: str) -> None:
+    doc = _base()
+    doc["sites"]["intranet"]["url"] = url
+    assert parse_settings(doc, env={}).sites["intranet"].url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1",
+        "ftp://video.example.com",
+        "https://user:pw@video.example.com",
+        "https://video.example.com/x",
+        "https://video.example.com?q=1",
+        "video.example.com",
+        "http://127.0.0.1.evil.com",
+        "https://h:99999",
+    ],
+)
+def test_bad_site_urls(url: str) -> None:
+    doc = _base()
+    doc["sites"]["intranet"]["url"] = url
+    assert any(p.startswith("sites.intranet.url:") for p in _problems(doc))
+
+
+def test_missing_required_keys_and_sections() -> None:
+    problems = _problems({"gateway": {}})
+    assert "gateway.public_url: is required" in problems
+    assert "gateway.secret_key: is required" in problems
+    assert "sites: at least one [sites.<name>] table is required" in problems
+    problems = _problems(_base(sites={"x": {"url": "https://a.example.com"}}))
+    for key in ("consumer_key", "consumer_secret", "access_token", "access_token_secret"):
+        assert f"sites.x.{key}: is required" in problems
+
+
+def test_types_are_checked() -> None:
+    doc = _base()
+    doc["sites"]["intranet"].update(
+        expire_bucket="60", return_hosts="a.example.com", allow_groups=[1]
+    )
+    problems = _problems(doc)
+    assert "sites.intranet.expire_bucket: must be an integer" in problems
+    assert "sites.intranet.return_hosts: must be a list of non-empty strings" in problems
+    assert "sites.intranet.allow_groups: must be a list of non-empty strings" in problems
+
+
+def test_identity_type_keys() -> None:
+    doc = _base(
+        identity={
+            "proxy": {"type": "header", "email_header": "X-Email", "bogus": 1},
+            "team": {"type": "static", "users": [{"email": "a@b.c", "password_hash": "plain"}]},
+            "pay": {"type": "stripe", "secret_key": "sk", "webhook_secret": "wh", "price": "p"},
+        }
+    )
+    problems = _problems(doc)
+    assert "identity.proxy.bogus: unknown key" in problems
+    assert any(p.startswith("identity.team.users: password_hash must come from") for p in problems)
+    assert "identity.pay.product: is required" in problems
+
+
+def test_duplicate_api_key_hashes() -> None:
+    doc = _base(
+        api_keys={
+            "a": {"key_sha256": HEX, "sites": ["intranet"]},
+            "b": {"key_sha256": HEX.upper(), "sites": "intranet"},
+        }
+    )
+    assert "api_keys: two keys share the same key_sha256" in _problems(doc)
+
+
+def test_load_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gateway\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad)
+
+
+def test_gateway_config_env_var_and_demo_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", "x" * 32)
+    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
+    assert load_settings().source == "config/gateway.toml"
+    for example in sorted((ROOT / "config").glob("*.toml")):
+        monkeypatch.setenv("GATEWAY_CONFIG", str(example))
+        assert load_settings().source == str(example)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    ok = _cli("check-config", "config/gateway.toml", env={"GATEWAY_SECRET_KEY": "y" * 32})
+    assert ok.returncode == 0, ok.stderr
+    assert "ok (1 site(s)" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[gateway]\npublic_url = "http://example.com"\nsecret_key = "x"\n')
+    result = _cli("check-config", str(bad), env={})
+    assert result.returncode == 2
+    assert "gateway.public_url: must be https" in result.stderr
+    assert "gateway.secret_key: every key must be" in result.stderr
+    assert "sites: at least one" in result.stderr
