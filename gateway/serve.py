@@ -39,12 +39,22 @@ def gunicorn_options(shared_store: bool, bind: str = "0.0.0.0:8000") -> dict[str
         "logger_class": "gateway.accesslog.JsonAccessLogger",
         "proc_name": "23-gateway",
     }
+    if _has_setting("control_socket_disable"):
+        # gunicorn >= 24 opens a control socket under $HOME by default; a gateway needs none,
+        # and a container's home is often read-only.
+        options["control_socket_disable"] = True
     if workers > 1:
         # prometheus-client aggregates the workers' metrics through files in this folder.
         # It must be set before any worker imports prometheus_client.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gw-metrics-"))
         options["child_exit"] = _mark_worker_dead
     return options
+
+
+def _has_setting(name: str) -> bool:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return any(setting.name == name for setting in KNOWN_SETTINGS)
 
 
 def _mark_worker_dead(server: Any, worker: Any) -> None:

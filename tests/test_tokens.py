@@ -8,7 +8,13 @@ import hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.twentythree.tokens import expiry, parse_token, time_limited_token, verify_token
+from gateway.twentythree.tokens import (
+    PhotoSigner,
+    expiry,
+    parse_token,
+    time_limited_token,
+    verify_token,
+)
 
 VECTOR = "5ea04282ea3c4a9beca6234606006b56e0cb923d-1292438117"
 
@@ -79,3 +85,16 @@ def test_expiry_never_shortens_and_stays_within_one_bucket(
     assert expire - (now + ttl) < max(bucket, 1)
     if bucket:
         assert expire % bucket == 0
+
+
+def test_photo_signer_matches_the_vector_and_the_one_shot_function() -> None:
+    signer = PhotoSigner("123abc", 97531)
+    assert signer.token(1292438117) == VECTOR
+    assert signer.token(1292438117) == VECTOR  # the keyed state is reused, never consumed
+
+
+@given(tokens, ids, expires)
+def test_photo_signer_equals_one_shot(photo_token: str, photo_id: int, expire: int) -> None:
+    assert PhotoSigner(photo_token, photo_id).token(expire) == time_limited_token(
+        photo_token, photo_id, expire
+    )

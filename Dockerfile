@@ -1,0 +1,20 @@
+# 23 Gateway: slim image, non-root, gunicorn. Mount a config and point GATEWAY_CONFIG at it.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    GATEWAY_CONFIG=/etc/23-gateway/gateway.toml GATEWAY_BIND=0.0.0.0:8000
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gateway
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+WORKDIR /app
+COPY app.py gunicorn.conf.py ./
+USER gateway
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+CMD ["gunicorn", "app:app", "-c", "gunicorn.conf.py"]
