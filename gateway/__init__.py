@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gateway.logs import configure_logging
     from gateway.services import Services
     from gateway.settings import load_settings
-    from gateway.web import errors, health, home, observability
+    from gateway.web import errors, health, home, observability, pingback, tokens
 
     settings = settings or load_settings()
     configure_logging(settings.gateway.log_level)
@@ -32,4 +32,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(tokens.bp)
+    app.register_blueprint(pingback.bp)
     return app

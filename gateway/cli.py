@@ -50,6 +50,39 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    from gateway.errors import GatewayError
+    from gateway.logs import audit, configure_logging
+    from gateway.services import Services
+    from gateway.settings import load_settings_or_exit
+
+    settings = load_settings_or_exit(args.config)
+    if args.site not in settings.sites:
+        names = ", ".join(sorted(settings.sites))
+        print(f"No site {args.site!r} in the config (sites: {names}).", file=sys.stderr)
+        return 2
+    configure_logging("warning", stream=sys.stderr)  # stdout is for the links; audit: stderr
+    minter = Services.build(settings).minters[args.site]
+    ttl = min(args.ttl, 366 * 86400)
+    try:
+        (item,) = minter.mint([args.photo_id], minter.expire_after(ttl))
+    except GatewayError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if "error" in item:
+        print(f"error: {item['error']['code']}: {item['error']['message']}", file=sys.stderr)
+        return 1
+    audit(
+        "tokens_minted", via="cli", site=args.site, photo_ids=[args.photo_id], expire=item["expire"]
+    )
+    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(item["expire"]))
+    print(f"expire     {item['expire']}  ({expires})")
+    print(f"token      {item['token']}")
+    for name, url in item["urls"].items():
+        print(f"{name:<10} {url}")
+    return 0
+
+
 def cmd_hash_password(args: argparse.Namespace) -> int:
     from gateway.passwords import hash_password
 
@@ -107,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--expire", type=_positive_int, help="absolute expiry, Unix seconds")
     when.add_argument("--ttl", type=_positive_int, help="seconds from now")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("link", help="mint one token with a configured site and print its URLs")
+    p.add_argument("--site", required=True)
+    p.add_argument("--photo-id", type=_positive_int, required=True)
+    p.add_argument("--ttl", type=_positive_int, default=3600, help="seconds (default 3600)")
+    p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
+    p.set_defaults(func=cmd_link)
 
     p = sub.add_parser("hash-password", help="read a password on stdin, print its hash")
     p.set_defaults(func=cmd_hash_password)

@@ -12,10 +12,17 @@ class GatewayError(Exception):
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "The gateway could not handle this request."
 
-    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.message = message or self.default_message
         if code is not None:
             self.code = code  # type: ignore[misc]  # per-instance override of the class default
+        self.headers = headers or {}
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -37,12 +37,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
-def configure_logging(level: str = "info") -> None:
-    """Send every ``gateway.*`` log to stdout as one JSON object a line (idempotent)."""
+def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """Send every ``gateway.*`` log to stdout as one JSON object a line (idempotent).
+    The audit trail is always kept, whatever the level."""
     root = logging.getLogger("gateway")
     root.setLevel(level.upper())
+    audit_log.setLevel(logging.INFO)
     if not any(getattr(h, "_gateway_json", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(stream or sys.stdout)
         handler.setFormatter(JsonFormatter())
         handler._gateway_json = True  # type: ignore[attr-defined]
         root.addHandler(handler)

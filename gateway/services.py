@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from gateway.apikeys import ApiKeyring
+from gateway.minting import Minter
+from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
+from gateway.store import Store, open_store
+from gateway.twentythree.cache import PhotoCache
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.readiness import ReadinessProbe
 
@@ -13,12 +19,18 @@ from gateway.twentythree.readiness import ReadinessProbe
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    store: Store
     clients: Mapping[str, TwentyThreeClient]
+    caches: Mapping[str, PhotoCache]
+    minters: Mapping[str, Minter]
     readiness: ReadinessProbe
+    keyring: ApiKeyring
+    limiter: RateLimiter
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings, store: Store | None = None) -> Services:
         g = settings.gateway
+        store = store or open_store(settings.store.url)
         clients = {
             name: TwentyThreeClient(
                 site,
@@ -27,8 +39,23 @@ class Services:
             )
             for name, site in settings.sites.items()
         }
+        caches = {
+            name: PhotoCache(
+                name,
+                client,
+                store,
+                fetch_wait=g.upstream_connect_timeout + 2 * g.upstream_read_timeout,
+            )
+            for name, client in clients.items()
+        }
+        pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="photo-fetch")
         return cls(
             settings=settings,
+            store=store,
             clients=clients,
+            caches=caches,
+            minters={n: Minter(settings.sites[n], caches[n], pool) for n in clients},
             readiness=ReadinessProbe(clients, interval=g.readiness_interval),
+            keyring=ApiKeyring(settings.api_keys),
+            limiter=RateLimiter(store),
         )

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# (Later suites add packages here, e.g. chromium, slapd, redis-server.)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

@@ -167,3 +167,34 @@ def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
     result = run("serve", "--config", str(config))
     assert result.returncode == 2
     assert "gateway.secret_key: is required" in result.stderr
+
+
+def test_link_prints_working_urls(tmp_path: Path, devsite: Devsite) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[gateway]
+public_url = "http://127.0.0.1:8000"
+secret_key = "{TEST_SECRET}"
+
+[sites.demo]
+url = "{devsite.url}"
+consumer_key = "{DEMO_SUPER[0]}"
+consumer_secret = "{DEMO_SUPER[1]}"
+access_token = "{DEMO_SUPER[2]}"
+access_token_secret = "{DEMO_SUPER[3]}"
+""")
+    result = run(
+        "link", "--site", "demo", "--photo-id", "1001", "--ttl", "120", "--config", str(config)
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert set(lines) >= {"expire", "token", "embed", "video", "thumbnail", "api"}
+    for name in ("embed", "video", "thumbnail", "api"):
+        assert requests.get(lines[name].strip(), timeout=5).status_code == 200
+    assert (
+        '"audit":"tokens_minted"' in result.stderr and lines["token"].strip() not in result.stderr
+    )
+    missing = run("link", "--site", "demo", "--photo-id", "424242", "--config", str(config))
+    assert missing.returncode == 1 and "no_such_photo" in missing.stderr
+    unknown = run("link", "--site", "nope", "--photo-id", "1", "--config", str(config))
+    assert unknown.returncode == 2 and "sites: demo" in unknown.stderr

@@ -62,7 +62,7 @@ class _State:
     session_tokens: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
     login_tokens: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
-    mode: str = "ok"  # ok | down | garbage | hang | error
+    mode: str = "ok"  # ok | slow | down | garbage | hang | error
     hang_seconds: float = 30.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -237,7 +237,7 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
         if method == "user/redeem-login-token":
             return _redeem(state.login_tokens, request.args.get("login_token", ""))
 
-        fault = _fault()
+        fault = _fault() if state.mode != "ok" else None
         if fault is not None:
             with state.lock:
                 state.calls.append({"method": method, "status": "fault", "mode": state.mode})
@@ -310,7 +310,7 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
                 ),
                 mimetype="application/json",
             )
-        if mode == "hang":
+        if mode in ("hang", "slow"):  # hang: the client should time out; slow: it should not
             time.sleep(state.hang_seconds)
         return None
 
@@ -474,9 +474,9 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
     @app.post("/_devsite/mode")
     def mode() -> Response:
         body = request.get_json(silent=True) or {}
-        if body.get("mode") not in ("ok", "down", "garbage", "hang", "error"):
+        if body.get("mode") not in ("ok", "slow", "down", "garbage", "hang", "error"):
             return Response(
-                '{"error": "mode must be ok|down|garbage|hang|error"}',
+                '{"error": "mode must be ok|slow|down|garbage|hang|error"}',
                 400,
                 mimetype="application/json",
             )

@@ -20,6 +20,7 @@ def _snake(name: str) -> str:
 def error_response(error: GatewayError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status
+    response.headers.update(error.headers)
     return response
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -13,7 +13,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from gateway.services import Services
+from gateway.web.context import services
 
 bp = Blueprint("health", __name__)
 
@@ -25,8 +25,7 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    services: Services = current_app.extensions["gateway.services"]
-    sites = services.readiness.status()
+    sites = services().readiness.status()
     failing = [s.site for s in sites if not s.ok]
     response = jsonify(
         {

@@ -1,0 +1,32 @@
+"""The visitor's IP: the TCP peer, or what trusted proxies say in X-Forwarded-For."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from gateway.settings import IPNetwork
+
+
+def is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_ip(peer: str, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:
+    """Walk X-Forwarded-For from the right while hops are trusted proxies; the first untrusted
+    hop is the client. From an untrusted peer the header is ignored (anyone can write it)."""
+    if not forwarded_for or not is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",")][-20:]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a malformed chain proves nothing
+        if not is_trusted(hop, trusted):
+            return hop
+    return hops[0]

@@ -1,0 +1,33 @@
+"""``POST /pingback/<site>``: 23's unsigned change notice. A hint to forget, never data."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify, request
+
+from gateway.errors import BadRequest
+from gateway.web.context import services, site_or_404, visitor_ip
+
+bp = Blueprint("pingback", __name__)
+log = logging.getLogger("gateway.pingback")
+
+PINGBACKS_PER_SECOND = 20.0  # per site and sender: enough for 23, too few to bust the cache
+
+
+@bp.post("/pingback/<site_name>")
+def pingback(site_name: str) -> Response:
+    site = site_or_404(site_name)
+    svc = services()
+    svc.limiter.check(f"pingback:{site.name}:{visitor_ip()}", PINGBACKS_PER_SECOND)
+    # 23's example puts the fields in the query string of a POST; accept the form body too.
+    kind = request.values.get("type", "")
+    raw_id = request.values.get("photo_id", "")
+    if kind != "photo":
+        raise BadRequest("type must be 'photo'.", code="invalid_type")
+    if not raw_id.isdigit() or len(raw_id) > 16 or int(raw_id) <= 0:
+        raise BadRequest("photo_id must be a positive whole number.", code="invalid_photo_id")
+    photo_id = int(raw_id)
+    svc.caches[site.name].invalidate(photo_id)
+    log.info("pingback", extra={"site": site.name, "photo_id": photo_id})
+    return jsonify({"status": "ok"})

@@ -1,0 +1,127 @@
+"""Photo facts from 23's loosely typed photo objects, and the cache shared across instances."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+from typing import Any
+
+import pytest
+import redis
+
+from gateway import create_app
+from gateway.errors import UpstreamBadResponse
+from gateway.services import Services
+from gateway.store import open_store
+from gateway.twentythree.cache import PhotoInfo
+from tests.helpers import Devsite, make_settings, site_table
+
+KEY = "cache-test-key-0123456789"
+
+
+def test_photo_info_from_a_legacy_photo_object() -> None:
+    info = PhotoInfo.from_api(
+        {
+            "photo_id": "11623454",
+            "tree_id": "10820441",
+            "token": "5622160c758c5d18423d31153458b5f7",
+            "published_p": 1,
+            "protected_p": 0,
+            "original_filename": "/srv/x.mov",
+            "video_hd_download": "/10820441/11623454/5622160c758c5d18423d31153458b5f7/video_hd/"
+            "example-video.mp4",
+            "video_4k_download": "",
+            "video_original_download": "/10820441/11623454/t/video_original",
+            "portrait_download": "/10820441/11623454/t/portrait",
+            "large_download": "/x/y/z/large",
+        }
+    )
+    assert info.photo_id == 11623454 and info.tree_id == 10820441
+    assert info.files == {"video_hd": "example-video.mp4", "video_original": ""}
+    assert info.still == "large" and info.published and info.protected_token == ""
+    assert "original_filename" not in str(info.to_json())
+    assert PhotoInfo.from_json(info.to_json()) == info
+
+
+def test_tree_id_from_the_download_paths_when_absent() -> None:
+    info = PhotoInfo.from_api(
+        {"photo_id": 5, "token": "abc", "published_p": "f", "medium_download": "/77/5/abc/medium"}
+    )
+    assert info.tree_id == 77 and not info.published and info.still == "medium"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"photo_id": 5, "tree_id": 1},
+        {"photo_id": "x", "tree_id": 1, "token": "abc"},
+        {"photo_id": 5, "tree_id": 1, "token": "a/b"},
+        {"photo_id": 5, "token": "abc"},
+    ],
+)
+def test_unusable_photo_objects(obj: dict[str, Any]) -> None:
+    with pytest.raises(UpstreamBadResponse):
+        PhotoInfo.from_api(obj)
+
+
+def test_hostile_file_names_are_dropped() -> None:
+    info = PhotoInfo.from_api(
+        {
+            "photo_id": 5,
+            "tree_id": 1,
+            "token": "abc",
+            "video_hd_download": "/1/5/abc/video_hd/a b<script>.mp4",
+            "Video-HD_download": "/1/5/abc/x/y",
+        }
+    )
+    assert info.files == {"video_hd": ""}
+
+
+def _two_instances(devsite: Devsite, redis_url: str) -> tuple[Any, Any]:
+    redis.Redis.from_url(redis_url).flushdb()
+    settings = make_settings(
+        {"demo": site_table(devsite.url)},
+        store={"url": redis_url},
+        api_keys={
+            "cms": {"key_sha256": hashlib.sha256(KEY.encode()).hexdigest(), "sites": ["demo"]}
+        },
+    )
+    return create_app(settings).test_client(), create_app(settings).test_client()
+
+
+def _mint(client: Any, photo_id: int = 1001) -> Any:
+    return client.post(
+        "/api/v1/sites/demo/tokens",
+        json={"photo_ids": [photo_id]},
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
+
+
+def _photo_calls(devsite: Devsite) -> int:
+    return sum(1 for c in devsite.calls() if c["method"] == "photo/list")
+
+
+def test_redis_shares_the_cache_and_pingbacks_between_instances(
+    devsite: Devsite, redis_url: str
+) -> None:
+    a, b = _two_instances(devsite, redis_url)
+    assert _mint(a).status_code == 200
+    assert _mint(b).status_code == 200
+    assert _photo_calls(devsite) == 1  # b used what a fetched
+    assert b.post("/pingback/demo?type=photo&photo_id=1001").status_code == 200
+    assert _mint(a).status_code == 200
+    assert _photo_calls(devsite) == 2  # a saw b's pingback
+
+
+def test_single_flight_across_instances(devsite: Devsite, redis_url: str) -> None:
+    a, b = _two_instances(devsite, redis_url)
+    devsite.mode("slow", seconds=0.5)
+    with cf.ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda i: _mint(a if i % 2 else b, 1002).status_code, range(20)))
+    assert statuses == [200] * 20
+    assert _photo_calls(devsite) == 1
+
+
+def test_services_build_a_redis_store(devsite: Devsite, redis_url: str) -> None:
+    settings = make_settings({"demo": site_table(devsite.url)}, store={"url": redis_url})
+    assert type(Services.build(settings).store) is type(open_store(redis_url))
