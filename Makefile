@@ -33,7 +33,9 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || scripts/apt-install.sh wrk
 	$(BIN)/python bench/bench_tokens.py
+	$(BIN)/python bench/bench_mint.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

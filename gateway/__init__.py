@@ -14,19 +14,17 @@ __version__ = "0.1.0"
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Wire the Flask application: settings, services, plumbing and blueprints. Nothing else."""
-    from flask import Flask
-
     from gateway.logs import configure_logging
     from gateway.services import Services
     from gateway.settings import load_settings
     from gateway.web import errors, health, home, observability, pingback, tokens
+    from gateway.web.jsonprovider import GatewayFlask
 
     settings = settings or load_settings()
     configure_logging(settings.gateway.log_level)
-    app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
+    app = GatewayFlask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
     services = Services.build(settings)
-    app.extensions["gateway.settings"] = settings
     app.extensions["gateway.services"] = services
     observability.install(app)
     errors.register_error_handlers(app)

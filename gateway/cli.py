@@ -104,8 +104,10 @@ def cmd_devsite(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from gateway.devsite import DevsiteOptions, create_devsite
+    from gateway.devsite.catalog import demo_photos, generated_photos
 
-    app = create_devsite(DevsiteOptions(remote_login_url=args.remote_login_url))
+    photos = demo_photos() + generated_photos(args.extra_photos)
+    app = create_devsite(DevsiteOptions(remote_login_url=args.remote_login_url, photos=photos))
     server = make_server(args.host, args.port, app, threaded=True)
     print(
         f"Emulated 23 site on http://{args.host}:{server.port}/ "
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8023)
     p.add_argument("--remote-login-url", default="http://127.0.0.1:8000/sso/demo/login")
+    p.add_argument("--extra-photos", type=int, default=0, help="add N generated videos (2001...)")
     p.set_defaults(func=cmd_devsite)
     return parser
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
-import json
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from typing import Any, TextIO
+
+import orjson
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -18,37 +22,85 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object a line. Anything passed as ``extra=`` becomes a field."""
+
+    _second = -1
+    _stamp = ""
+
+    def _timestamp(self, created: float, msecs: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        request_id = request_id_var.get()
-        if request_id:
-            entry["request_id"] = request_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
+        for key in fields.keys() - _STANDARD:
+            if not key.startswith("_"):
+                entry[key] = fields[key]
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        elif record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        return orjson.dumps(entry, default=str).decode()
+
+
+class _StampRequestId(logging.Filter):
+    """Copies the request id onto the record in the request's own thread (the writer thread
+    has no request context)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_id_var.get()
+        if request_id and "request_id" not in record.__dict__:
+            record.request_id = request_id
+        return True
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # Keep the record's fields for the JSON formatter; only resolve the message and
+        # render any traceback now, while the objects are still alive.
+        record.msg = record.getMessage()
+        record.args = None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
     """Send every ``gateway.*`` log to stdout as one JSON object a line (idempotent).
-    The audit trail is always kept, whatever the level."""
+
+    Request threads only enqueue records; one writer thread formats and writes them, so no
+    request waits on another's write. The audit trail is kept whatever the level.
+    """
+    global _listener
     root = logging.getLogger("gateway")
     root.setLevel(level.upper())
     audit_log.setLevel(logging.INFO)
-    if not any(getattr(h, "_gateway_json", False) for h in root.handlers):
-        handler = logging.StreamHandler(stream or sys.stdout)
-        handler.setFormatter(JsonFormatter())
-        handler._gateway_json = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        root.propagate = False
+    logging.getLogger("gateway.access").setLevel(logging.INFO)  # on/off is gunicorn's accesslog
+    if _listener is not None:
+        return
+    writer = logging.StreamHandler(stream or sys.stdout)
+    writer.setFormatter(JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = _Enqueue(records)
+    handler.addFilter(_StampRequestId())
+    root.addHandler(handler)
+    root.propagate = False
+    _listener = logging.handlers.QueueListener(records, writer)
+    _listener.start()
+    atexit.register(_listener.stop)  # drains what is queued
 
 
 def audit(event: str, **fields: Any) -> None:

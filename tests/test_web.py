@@ -115,8 +115,8 @@ def test_unexpected_errors_are_json_without_details(client: FlaskClient, app) ->
     }
 
 
-def test_logs_are_json_with_request_id(capsys: pytest.CaptureFixture[str]) -> None:
-    from gateway.logs import JsonFormatter, request_id_var
+def test_logs_are_json_with_request_id() -> None:
+    from gateway.logs import JsonFormatter, _StampRequestId, request_id_var
 
     request_id_var.set("rid-1234")
     record = logging.makeLogRecord(
@@ -128,6 +128,7 @@ def test_logs_are_json_with_request_id(capsys: pytest.CaptureFixture[str]) -> No
             "email": "a@example.com",
         }
     )
+    assert _StampRequestId().filter(record)
     entry = json.loads(JsonFormatter().format(record))
     assert entry["request_id"] == "rid-1234" and entry["site"] == "demo"
     assert entry["msg"] == "granted" and entry["level"] == "info"

@@ -237,10 +237,11 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
         if method == "user/redeem-login-token":
             return _redeem(state.login_tokens, request.args.get("login_token", ""))
 
+        if state.mode not in ("ok", "slow"):
+            with state.lock:  # recorded on arrival, so a hang lands in the right test's log
+                state.calls.append({"method": method, "status": "fault", "mode": state.mode})
         fault = _fault() if state.mode != "ok" else None
         if fault is not None:
-            with state.lock:
-                state.calls.append({"method": method, "status": "fault", "mode": state.mode})
             return fault
         body = _form_body()  # read (and cache) the raw body before the form parser consumes it
         # On POST 23 reads only the body; the query string is ignored entirely.
@@ -310,7 +311,12 @@ def create_devsite(options: DevsiteOptions | None = None) -> Flask:
                 ),
                 mimetype="application/json",
             )
-        if mode in ("hang", "slow"):  # hang: the client should time out; slow: it should not
+        if mode == "hang":  # the client should give up first; the call never completes
+            time.sleep(state.hang_seconds)
+            return Response(
+                "<html><body>504 Gateway Timeout</body></html>", 504, mimetype="text/html"
+            )
+        if mode == "slow":  # the client should wait; the call then completes normally
             time.sleep(state.hang_seconds)
         return None
 

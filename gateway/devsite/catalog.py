@@ -112,6 +112,11 @@ def demo_photos() -> list[Photo]:
     ]
 
 
+def generated_photos(count: int, first_id: int = 2001) -> list[Photo]:
+    """Extra published videos (for benchmarks and load tests)."""
+    return [Photo(first_id + i, 7100 + i // 1000, f"Generated video {i + 1}") for i in range(count)]
+
+
 def demo_users() -> list[User]:
     return [
         User(501, "ada", "ada@example.com", "Ada Lovelace", site_admin=True),

@@ -8,6 +8,7 @@ negative cache for ``no_such_photo``. A warm lookup makes no upstream call.
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -87,17 +88,14 @@ class PhotoInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PhotoInfo:
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k != "version"})
 
 
 _HITS = metrics.CACHE_EVENTS.labels("photo", "hit")
 _MISSES = metrics.CACHE_EVENTS.labels("photo", "miss")
 
 
-def _decode(entry: Mapping[str, Any]) -> PhotoInfo | UpstreamRejected:
-    if "missing" in entry:
-        return UpstreamRejected(entry["missing"], entry.get("message", ""))
-    return PhotoInfo.from_json(entry)
+MEMO_LIMIT = 50_000
 
 
 class PhotoCache:
@@ -121,6 +119,8 @@ class PhotoCache:
         self._fetch_wait = fetch_wait  # longest a follower waits for another worker's fetch
         self._inflight: dict[int, Future[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        # Decoded entries by photo id, reused while the stored entry keeps its version.
+        self._decoded: dict[int, tuple[str, PhotoInfo]] = {}
 
     def _key(self, photo_id: int) -> str:
         return f"photo:{self._site}:{photo_id}"
@@ -129,7 +129,7 @@ class PhotoCache:
         """The photo's facts; UpstreamRejected(no_such_photo) when 23 does not know it."""
         found = self.lookup(photo_id)
         if found is None:
-            found = _decode(self._load(photo_id))
+            found = self._decode(photo_id, self._load(photo_id))
         if isinstance(found, UpstreamRejected):
             raise found
         return found
@@ -141,7 +141,19 @@ class PhotoCache:
             _MISSES.inc()
             return None
         _HITS.inc()
-        return _decode(entry)
+        return self._decode(photo_id, entry)
+
+    def _decode(self, photo_id: int, entry: Mapping[str, Any]) -> PhotoInfo | UpstreamRejected:
+        if "missing" in entry:
+            return UpstreamRejected(entry["missing"], entry.get("message", ""))
+        memo = self._decoded.get(photo_id)
+        if memo is not None and memo[0] == entry["version"]:
+            return memo[1]
+        info = PhotoInfo.from_json(entry)
+        if len(self._decoded) >= MEMO_LIMIT:
+            self._decoded.clear()
+        self._decoded[photo_id] = (entry["version"], info)
+        return info
 
     def invalidate(self, photo_id: int) -> None:
         self._store.delete(self._key(photo_id))
@@ -201,6 +213,7 @@ class PhotoCache:
             raise
         for obj in response.items("photos"):
             if as_int(obj.get("photo_id")) == photo_id:
-                return PhotoInfo.from_api(obj).to_json()
+                # A fresh version per fetch tells every worker its decoded copy is stale.
+                return {**PhotoInfo.from_api(obj).to_json(), "version": secrets.token_hex(8)}
         # An empty list is how 23 answers for an id it will not show: the same as unknown.
         return {"missing": NO_SUCH_PHOTO, "message": "The video does not exist."}

@@ -1,0 +1,38 @@
+"""Flask's JSON through orjson: several times faster on the mint path, and it keeps key order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from flask import Flask, Response
+from flask.json.provider import JSONProvider
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class OrjsonProvider(JSONProvider):
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return _dumps(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            # orjson refuses integers beyond 64 bits; the standard parser reads them so that
+            # validation can say "invalid photo id" rather than "invalid JSON".
+            return json.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        return Response(_dumps(obj), mimetype="application/json")
+
+
+class GatewayFlask(Flask):
+    json_provider_class = OrjsonProvider
