@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gateway.logs import configure_logging
     from gateway.services import Services
     from gateway.settings import load_settings
-    from gateway.web import errors, health, home, observability, pingback, tokens
+    from gateway.web import errors, health, home, observability, pingback, sso, tokens
     from gateway.web.jsonprovider import GatewayFlask
 
     settings = settings or load_settings()
@@ -32,4 +32,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(home.bp)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(pingback.bp)
+    app.register_blueprint(sso.bp)
     return app

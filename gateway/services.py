@@ -7,8 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.apikeys import ApiKeyring
+from gateway.identity import build_providers
+from gateway.identity.base import Provider
+from gateway.identity.context import ProviderContext
 from gateway.minting import Minter
 from gateway.ratelimit import RateLimiter
+from gateway.sessions import SessionCodec
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.twentythree.cache import PhotoCache
@@ -26,6 +30,8 @@ class Services:
     readiness: ReadinessProbe
     keyring: ApiKeyring
     limiter: RateLimiter
+    providers: Mapping[str, Provider]
+    sessions: SessionCodec
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
@@ -49,6 +55,7 @@ class Services:
             for name, client in clients.items()
         }
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="photo-fetch")
+        limiter = RateLimiter(store)
         return cls(
             settings=settings,
             store=store,
@@ -57,5 +64,7 @@ class Services:
             minters={n: Minter(settings.sites[n], caches[n], pool) for n in clients},
             readiness=ReadinessProbe(clients, interval=g.readiness_interval),
             keyring=ApiKeyring(settings.api_keys),
-            limiter=RateLimiter(store),
+            limiter=limiter,
+            providers=build_providers(settings.identities, ProviderContext(g, store, limiter)),
+            sessions=SessionCodec(g.secret_keys, g.session_idle, g.session_max_age),
         )

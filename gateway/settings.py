@@ -50,6 +50,12 @@ class GatewaySettings:
     upstream_read_timeout: float = 5.0
     readiness_interval: float = 30.0
     log_level: str = "info"
+    session_idle: int = 1800
+    session_max_age: int = 43200
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
 
 @dataclass(frozen=True)
@@ -276,6 +282,8 @@ _GATEWAY_SPEC = {
     "upstream_read_timeout": _Key("float", 5.0, minimum=0.1, maximum=12),
     "readiness_interval": _Key("float", 30.0, minimum=1, maximum=3600),
     "log_level": _Key("str", "info", choices=("debug", "info", "warning", "error")),
+    "session_idle": _Key("int", 1800, minimum=60, maximum=86400),
+    "session_max_age": _Key("int", 43200, minimum=300, maximum=30 * 86400),
 }
 
 _SITE_SPEC = {
@@ -452,6 +460,8 @@ def _gateway(reader: _Reader, raw: Any) -> GatewaySettings | None:
         upstream_read_timeout=values["upstream_read_timeout"],
         readiness_interval=values["readiness_interval"],
         log_level=values["log_level"],
+        session_idle=values["session_idle"],
+        session_max_age=values["session_max_age"],
     )
 
 

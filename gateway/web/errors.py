@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from gateway.errors import GatewayError, UpstreamError
+from gateway.web.pages import message_page, wants_html
 
 log = logging.getLogger("gateway.web")
 
@@ -18,6 +19,10 @@ def _snake(name: str) -> str:
 
 
 def error_response(error: GatewayError) -> Response:
+    if wants_html():
+        page = message_page(error.status, error.code, error.message)
+        page.headers.update(error.headers)
+        return page  # type: ignore[return-value]
     response = jsonify(error.to_dict())
     response.status_code = error.status
     response.headers.update(error.headers)
@@ -33,9 +38,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        response = jsonify(
-            {"error": {"code": _snake(error.name), "message": error.description or error.name}}
-        )
+        message = error.description or error.name
+        if wants_html():
+            return message_page(error.code or 500, _snake(error.name), message)  # type: ignore[return-value]
+        response = jsonify({"error": {"code": _snake(error.name), "message": message}})
         response.status_code = error.code or 500
         return response
 

@@ -1,0 +1,62 @@
+"""Signing a visitor in to a closed 23 site: a session token (any visitor) or a user login
+token (an existing 23 account). Both end in a URL the visitor's browser must redeem itself:
+redeeming server-side would burn the token and put 23's cookie in the gateway's client."""
+
+from __future__ import annotations
+
+from gateway.errors import Forbidden, UpstreamBadResponse
+from gateway.twentythree import urls
+from gateway.twentythree.client import TwentyThreeClient
+from gateway.twentythree.values import as_int
+
+USER_SEARCH_PAGES = 5
+
+
+class NoAccount(Forbidden):
+    code = "no_account"
+    default_message = "There is no account on this video site for your e-mail address."
+
+
+def session_redirect(client: TwentyThreeClient, email: str, full_name: str, return_url: str) -> str:
+    """``session/get-token`` for this visitor; the redeem URL to send the browser to."""
+    response = client.call(
+        "session/get-token",
+        {"email": email, "full_name": full_name, "return_url": return_url},
+        read=False,
+    )
+    token = response.payload("sessiontoken")
+    access_token = token.get("access_token") if isinstance(token, dict) else None
+    if not isinstance(access_token, str) or not access_token:
+        raise UpstreamBadResponse("The video site gave no session token.")
+    return urls.redeem_session_url(client.site.url, access_token)
+
+
+def find_user_id(client: TwentyThreeClient, email: str) -> int:
+    """The 23 user whose e-mail is exactly this one (case-insensitive), or NoAccount.
+
+    23 has no e-mail filter: ``search`` narrows, and the exact match is checked here.
+    """
+    wanted = email.strip().lower()
+    for page in range(1, USER_SEARCH_PAGES + 1):
+        users = client.call("user/list", {"search": email, "size": 100, "p": page}).items("users")
+        for user in users:
+            if str(user.get("email", "")).strip().lower() == wanted:
+                user_id = as_int(user.get("user_id"))
+                if user_id is not None:
+                    return user_id
+        if len(users) < 100:
+            break
+    raise NoAccount()
+
+
+def user_login_redirect(client: TwentyThreeClient, email: str, return_url: str) -> str:
+    """``user/get-login-token`` for the existing account with this e-mail."""
+    user_id = find_user_id(client, email)
+    response = client.call(
+        "user/get-login-token", {"user_id": user_id, "return_url": return_url}, read=False
+    )
+    token = response.payload("logintoken")
+    login_token = token.get("login_token") if isinstance(token, dict) else None
+    if not isinstance(login_token, str) or not login_token:
+        raise UpstreamBadResponse("The video site gave no login token.")
+    return urls.redeem_login_url(client.site.url, login_token)

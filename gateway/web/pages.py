@@ -1,0 +1,52 @@
+"""Browser-facing pages: an HTML rendering of the same errors the JSON API gives."""
+
+from __future__ import annotations
+
+from flask import g, render_template, request
+from werkzeug.wrappers import Response
+
+BADGES = {
+    400: "Sign-in problem",
+    401: "Sign-in problem",
+    403: "Access denied",
+    404: "Not found",
+    429: "Slow down",
+    502: "Video site unavailable",
+    503: "Unavailable",
+    504: "Video site unavailable",
+}
+TITLES = {
+    "domain_not_allowed": "This account cannot enter",
+    "group_not_allowed": "This account cannot enter",
+    "email_unverified": "Please verify your e-mail address",
+    "no_account": "No account on this video site",
+    "entitlement_required": "Subscription needed",
+    "upstream_unavailable": "The video site is unavailable",
+    "upstream_bad_response": "The video site is unavailable",
+    "upstream_rejected": "The video site refused the sign-in",
+    "upstream_timeout": "The video site is not answering",
+    "sign_in_cancelled": "Sign-in cancelled",
+    "invalid_return_url": "That link cannot be used",
+    "identity_provider_unavailable": "The sign-in service is unavailable",
+}
+
+
+def wants_html() -> bool:
+    """Browsers get pages; API clients (``*/*``, JSON) get JSON."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+def message_page(
+    status: int, code: str, message: str, *, title: str | None = None, retry_url: str | None = None
+) -> Response:
+    page = render_template(
+        "message.html",
+        badge=BADGES.get(status, "Video sign-in"),
+        title=title or TITLES.get(code, "Something went wrong"),
+        message=message,
+        code=code,
+        retry_url=retry_url,
+        request_id=g.get("request_id", ""),
+    )
+    return Response(page, status=status, mimetype="text/html")
