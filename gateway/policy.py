@@ -33,9 +33,14 @@ def email_domain(email: str) -> str | None:
     local, domain = email.split("@")
     domain = domain.lower()
     labels = domain.split(".")
-    if not _LOCAL_RE.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+    if (
+        not _LOCAL_RE.fullmatch(local)
+        or local.startswith(".")
+        or local.endswith(".")
+        or ".." in local
+    ):
         return None
-    if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
+    if len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
         return None
     return domain
 

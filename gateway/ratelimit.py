@@ -13,17 +13,18 @@ class RateLimiter:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def check(self, name: str, per_second: float, now: float | None = None) -> None:
-        """Raise TooManyRequests (with Retry-After) past ``per_second``; 0 means unlimited.
-
-        Rates below one a second get a window of 1/rate seconds allowing one call.
-        """
-        if per_second <= 0:
-            return
+    def limit(self, name: str, count: int, window: float, now: float | None = None) -> None:
+        """At most ``count`` calls per ``window`` seconds, else TooManyRequests (Retry-After)."""
         now = time.time() if now is None else now
-        window = max(1.0, 1.0 / per_second)
-        budget = max(1, int(per_second * window))
         slot = int(now // window)
-        if self._store.incr(f"rl:{name}:{slot}", ttl=window + 1) > budget:
+        if self._store.incr(f"rl:{name}:{slot}", ttl=window + 1) > count:
             retry_after = max(1, math.ceil((slot + 1) * window - now))
             raise TooManyRequests(headers={"Retry-After": str(retry_after)})
+
+    def per_second(self, name: str, rate: float, now: float | None = None) -> None:
+        """A configured rate (calls per second; 0 = unlimited). Rates below one a second get a
+        window of 1/rate seconds allowing one call."""
+        if rate <= 0:
+            return
+        window = max(1.0, 1.0 / rate)
+        self.limit(name, max(1, int(rate * window)), window, now)

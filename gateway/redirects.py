@@ -95,7 +95,7 @@ def _check_absolute(value: str, layers: list[str], site: SiteSettings) -> None:
     if not value.lower().startswith(f"{scheme}://"):
         raise UnsafeReturnUrl()  # "https:/host" or "https:host" parse oddly across libraries
     netloc = parts.netloc
-    if "@" in netloc or "%" in netloc or not _HOST_RE.match(netloc.lower()):
+    if "@" in netloc or "%" in netloc or not _HOST_RE.fullmatch(netloc.lower()):
         raise UnsafeReturnUrl()
     host = parts.hostname or ""
     if not host or host.endswith(".") or ".." in host:

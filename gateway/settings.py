@@ -147,7 +147,7 @@ def _check_url(value: str, *, origin_only: bool) -> str | None:
 
 def _check_domain(value: str) -> str | None:
     labels = value.split(".")
-    if len(value) > 253 or len(labels) < 2 or not all(_LABEL_RE.match(x) for x in labels):
+    if len(value) > 253 or len(labels) < 2 or not all(_LABEL_RE.fullmatch(x) for x in labels):
         return "must hold plain lower-case domain names (like example.com)"
     return None
 
@@ -319,7 +319,9 @@ _STORE_SPEC = {
 _API_KEY_SPEC = {
     "key_sha256": _Key(
         "str",
-        check=lambda v: None if _HEX64_RE.match(v) else "must be 64 hex digits (sha256 of the key)",
+        check=lambda v: (
+            None if _HEX64_RE.fullmatch(v) else "must be 64 hex digits (sha256 of the key)"
+        ),
     ),
     "sites": _Key("name_list"),
     "max_ttl": _Key("int", 86400, minimum=1, maximum=366 * 86400),
@@ -333,7 +335,7 @@ def _header(default: str) -> _Key:
     return _Key(
         "str",
         default,
-        check=lambda v: None if _HEADER_RE.match(v) else "must be an HTTP header name",
+        check=lambda v: None if _HEADER_RE.fullmatch(v) else "must be an HTTP header name",
     )
 
 
@@ -418,7 +420,7 @@ def _resolve_env(node: Any, path: str, env: Mapping[str, str], problems: list[st
     if isinstance(node, list):
         return [_resolve_env(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
     if isinstance(node, str) and node.startswith("env:"):
-        match = _ENV_RE.match(node)
+        match = _ENV_RE.fullmatch(node)
         if not match:
             problems.append(f"{path}: env: must be followed by a variable name")
             return None
@@ -473,7 +475,7 @@ def _named_tables(reader: _Reader, raw: Any, prefix: str) -> dict[str, Any]:
         return {}
     out = {}
     for name, table in raw.items():
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             reader.problem(
                 f"{prefix}.{name}", "name must be letters, digits, '-' or '_' (up to 63)"
             )

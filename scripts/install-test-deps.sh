@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite talks to. Idempotent: a second run installs nothing.
+# Installs the system and npm packages the test suite talks to. Idempotent: a second run
+# installs nothing. Everything comes from Debian's packages and the npm registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/apt-install.sh redis-server
+
+# redis-server: the shared store; chromium: the visitor flows in a real browser.
+scripts/apt-install.sh redis-server chromium
+
+# A real OpenID provider (panva/oidc-provider) for the SSO tests, pinned by package-lock.json.
+if [[ ! -d tests/oidc/node_modules/oidc-provider || tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --silent)
+fi
 echo "test dependencies: ok"

@@ -30,11 +30,12 @@ cat <<MSG
 
   23 Gateway demo is running.
 
-    Open:              http://127.0.0.1:${GATEWAY_PORT}/
-    Readiness (23 API): http://127.0.0.1:${GATEWAY_PORT}/readyz
-    Emulated 23 site:  http://127.0.0.1:${DEVSITE_PORT}/
+    Open:     http://127.0.0.1:${DEVSITE_PORT}/
+              (the emulated closed 23 site: it sends you to the gateway to sign in)
+    Sign in:  demo@example.com  /  demo-password
 
-  Try:  .venv/bin/gateway token --photo-id 97531 --photo-token 123abc --expire 1292438117
+    Gateway:  http://127.0.0.1:${GATEWAY_PORT}/   (readiness: /readyz, metrics: /metrics)
+
   Press Ctrl-C to stop.
 
 MSG

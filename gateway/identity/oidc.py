@@ -25,6 +25,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
 from werkzeug.wrappers import Response
 
 from gateway.errors import BadRequest, GatewayError, Unauthorized
@@ -38,7 +39,7 @@ STATE_COOKIE = "gw_oidc"
 STATE_MAX_AGE = 600  # seconds a visitor may spend at the provider
 MAX_PENDING = 3  # sign-ins in flight per browser (several tabs)
 METADATA_TTL = 3600
-JWKS_REFETCH_INTERVAL = 60
+JWKS_REFETCH_INTERVAL = 5  # at most one refetch this often, however many unknown key ids
 ID_TOKEN_ALGORITHMS = [
     "RS256",
     "RS384",
@@ -121,16 +122,23 @@ class OidcProvider:
                 self._metadata, self._metadata_at = data, time.monotonic()
             return self._metadata
 
-    def _keys(self, refresh: bool = False) -> KeySet:
+    def _keys(self, kid: str | None) -> KeySet:
+        """The provider's keys; fetched again when a token names a key id we do not have
+        (the provider rotated its keys), but not more often than JWKS_REFETCH_INTERVAL."""
         with self._lock:
-            stale = time.monotonic() - self._jwks_at > JWKS_REFETCH_INTERVAL
-            if self._jwks is None or (refresh and stale):
+            unknown = self._jwks is None or (
+                kid is not None and all(key.kid != kid for key in self._jwks.keys)
+            )
+            if unknown and (
+                self._jwks is None or time.monotonic() - self._jwks_at > JWKS_REFETCH_INTERVAL
+            ):
                 jwks_uri = (self._metadata or {}).get("jwks_uri", "")
                 try:
                     self._jwks = KeySet.import_key_set(self._get_json(jwks_uri))  # type: ignore[arg-type]
                 except (JoseError, ValueError, TypeError):
                     raise ProviderUnavailable() from None
                 self._jwks_at = time.monotonic()
+            assert self._jwks is not None
             return self._jwks
 
     # ------------------------------------------------------------------ begin
@@ -240,13 +248,8 @@ class OidcProvider:
         if not isinstance(id_token, str):
             raise SignInFailed()
         try:
-            try:
-                token = jwt.decode(id_token, self._keys(), algorithms=ID_TOKEN_ALGORITHMS)
-            except (JoseError, ValueError):
-                # Perhaps the provider rotated its keys: fetch them again (rate-limited).
-                token = jwt.decode(
-                    id_token, self._keys(refresh=True), algorithms=ID_TOKEN_ALGORITHMS
-                )
+            kid = extract_compact(id_token.encode()).headers().get("kid")
+            token = jwt.decode(id_token, self._keys(kid), algorithms=ID_TOKEN_ALGORITHMS)
             registry = jwt.JWTClaimsRegistry(
                 leeway=LEEWAY,
                 iss={"essential": True, "value": self._issuer},

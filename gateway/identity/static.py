@@ -19,8 +19,8 @@ from gateway.web.clientip import client_ip
 
 FORM_COOKIE = "gw_form"
 FORM_MAX_AGE = 900
-ATTEMPTS_PER_ACCOUNT = 5 / 60  # per second: five a minute for one account
-ATTEMPTS_PER_IP = 20 / 60  # twenty a minute from one address
+ATTEMPTS_PER_ACCOUNT = 5  # a minute, for one account
+ATTEMPTS_PER_IP = 20  # a minute, from one address
 
 
 class StaticProvider:
@@ -78,9 +78,9 @@ class StaticProvider:
             self._ctx.gateway.trusted_proxies,
         )
         try:
-            self._ctx.limiter.check(f"login-ip:{self.name}:{ip}", ATTEMPTS_PER_IP)
-            self._ctx.limiter.check(
-                f"login-account:{self.name}:{email.lower()}", ATTEMPTS_PER_ACCOUNT
+            self._ctx.limiter.limit(f"login-ip:{self.name}:{ip}", ATTEMPTS_PER_IP, 60)
+            self._ctx.limiter.limit(
+                f"login-account:{self.name}:{email.lower()}", ATTEMPTS_PER_ACCOUNT, 60
             )
         except TooManyRequests:
             return self._form(

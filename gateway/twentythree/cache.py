@@ -45,7 +45,7 @@ class PhotoInfo:
     def from_api(cls, obj: Mapping[str, Any]) -> PhotoInfo:
         photo_id = as_int(obj.get("photo_id"))
         token = obj.get("token")
-        if photo_id is None or not isinstance(token, str) or not _TOKEN_RE.match(token):
+        if photo_id is None or not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
             raise UpstreamBadResponse("The video site sent a photo without a usable id or token.")
         tree_id = as_int(obj.get("tree_id"))
         files: dict[str, str] = {}
@@ -59,9 +59,9 @@ class PhotoInfo:
                 tree_id = as_int(parts[1])
             if kind in _STILLS:
                 stills.append(kind)
-            elif FORMAT_RE.match(kind) and (kind.startswith("video_") or kind == "audio"):
+            elif FORMAT_RE.fullmatch(kind) and (kind.startswith("video_") or kind == "audio"):
                 name = parts[5] if len(parts) > 5 else ""
-                files[kind] = name if _FILENAME_RE.match(name) else ""
+                files[kind] = name if _FILENAME_RE.fullmatch(name) else ""
         if tree_id is None:
             raise UpstreamBadResponse("The video site sent a photo without its tree_id.")
         protected = obj.get("protected_token")

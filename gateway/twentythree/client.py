@@ -105,7 +105,7 @@ class TwentyThreeClient:
     def call(self, method: str, params: Params | None = None, *, read: bool = True) -> ApiResponse:
         """Call ``method``. Reads go as signed GETs and are retried on connection errors and 5xx;
         anything else (``read=False``) is one signed POST, never retried."""
-        if not _METHOD_RE.match(method):
+        if not _METHOD_RE.fullmatch(method):
             raise ValueError(f"not a 23 API method name: {method!r}")
         fields: dict[str, str] = {k: str(v) for k, v in (params or {}).items()}
         if self._legacy:

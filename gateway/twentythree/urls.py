@@ -38,7 +38,7 @@ def file_url(
     site_url: str, tree_id: int, photo_id: int, token: str, fmt: str, filename: str = ""
 ) -> str:
     """A video/audio file or download: ``/<tree_id>/<photo_id>/<token>/<format>[/<filename>]``."""
-    if not FORMAT_RE.match(fmt):
+    if not FORMAT_RE.fullmatch(fmt):
         raise ValueError("format must be lower-case letters, digits and underscores")
     url = f"{site_url}/{tree_id}/{photo_id}/{quote(token, safe='-')}/{fmt}"
     return f"{url}/{quote(filename, safe='')}" if filename else url
@@ -51,7 +51,7 @@ def thumbnail_url(
     base = f"{site_url}/{tree_id}/{photo_id}/{quote(token, safe='-')}"
     if size in _THUMBNAIL_SIZES:
         return f"{base}/{size}"
-    if _CUSTOM_SIZE_RE.match(size):
+    if _CUSTOM_SIZE_RE.fullmatch(size):
         return f"{base}/{size}/thumbnail.jpg"
     raise ValueError("size must be a named thumbnail size or WIDTHxHEIGHT")
 

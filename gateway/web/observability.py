@@ -23,7 +23,7 @@ def install(app: Flask) -> None:
     def start() -> None:
         incoming = request.headers.get("X-Request-Id", "")
         # A correlation id, not a secret: no need for the OS random source (a syscall each).
-        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else _new_request_id()
+        g.request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else _new_request_id()
         g.started = time.perf_counter()
         request_id_var.set(g.request_id)
 

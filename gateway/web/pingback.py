@@ -19,7 +19,7 @@ PINGBACKS_PER_SECOND = 20.0  # per site and sender: enough for 23, too few to bu
 def pingback(site_name: str) -> Response:
     site = site_or_404(site_name)
     svc = services()
-    svc.limiter.check(f"pingback:{site.name}:{visitor_ip()}", PINGBACKS_PER_SECOND)
+    svc.limiter.per_second(f"pingback:{site.name}:{visitor_ip()}", PINGBACKS_PER_SECOND)
     # 23's example puts the fields in the query string of a POST; accept the form body too.
     kind = request.values.get("type", "")
     raw_id = request.values.get("photo_id", "")

@@ -75,7 +75,7 @@ def mint(site_name: str) -> Response:
     site = site_or_404(site_name)
     if site.name not in key.sites:
         raise Forbidden("This API key may not mint tokens for this site.", code="site_not_allowed")
-    svc.limiter.check(f"key:{key.name}", key.rate_limit)
+    svc.limiter.per_second(f"key:{key.name}", key.rate_limit)
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
     body = request.get_json(silent=True)

@@ -1,0 +1,68 @@
+"""Runs tests/oidc/provider.mjs (panva/oidc-provider on Node) as a real OpenID provider."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent / "oidc"
+CLIENT_ID = "gateway"
+CLIENT_SECRET = "gateway-client-secret-0123456789"
+
+
+class OidcProviderProcess:
+    def __init__(
+        self,
+        port: int,
+        redirect_uris: list[str],
+        logout_uris: list[str],
+        id_token_claims: bool = False,
+    ) -> None:
+        self.port = port
+        self.issuer = f"http://127.0.0.1:{port}"
+        self._env = {
+            **os.environ,
+            "OIDC_PORT": str(port),
+            "OIDC_REDIRECT_URIS": ",".join(redirect_uris),
+            "OIDC_POST_LOGOUT_URIS": ",".join(logout_uris),
+            "OIDC_CLIENT_ID": CLIENT_ID,
+            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            "OIDC_ID_TOKEN_CLAIMS": "1" if id_token_claims else "0",
+        }
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        node = shutil.which("node")
+        if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
+            raise RuntimeError("the test OIDC provider is not installed: run `make test-deps`")
+        self.proc = subprocess.Popen(
+            [node, str(HERE / "provider.mjs")],
+            env=self._env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("the test OIDC provider did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def restart(self) -> None:
+        """A restart is a key rotation: the provider makes a new signing key each start."""
+        self.stop()
+        self.start()

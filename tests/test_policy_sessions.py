@@ -1,0 +1,89 @@
+"""Policy decisions and the visitor session cookie."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.identity.base import Identity
+from gateway.policy import decide, email_domain
+from gateway.sessions import SessionCodec
+from gateway.settings import SiteSettings
+
+
+def _site(**kw: object) -> SiteSettings:
+    return SiteSettings("s", "https://v.example.com", "k", "s", "t", "ts", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("email", "domain"),
+    [
+        ("a@example.com", "example.com"),
+        ("A.B+tag@Example.COM", "example.com"),
+        ("a@sub.example.com", "sub.example.com"),
+        ("a@b@example.com", None),
+        ("@example.com", None),
+        ("a@", None),
+        ("a@example", None),
+        ("a@exa mple.com", None),
+        ("a@example.com.", None),
+        ("a@.example.com", None),
+        ("a@example..com", None),
+        ("a@exämple.com", None),
+        ("a\uff20example.com", None),
+        ('"a@b"@example.com', None),
+        ("a@-example.com", None),
+        (".a@example.com", None),
+        ("a..b@example.com", None),
+        ("a@example.com\n", None),
+        ("", None),
+    ],
+)
+def test_email_domain(email: str, domain: str | None) -> None:
+    assert email_domain(email) == domain
+
+
+def test_domain_policy_is_exact() -> None:
+    site = _site(allow_email_domains=("example.com",))
+    assert decide(site, Identity("x@EXAMPLE.com")).allowed
+    for email in (
+        "x@evil-example.com",
+        "x@example.com.evil.com",
+        "x@sub.example.com",
+        "x@example.co",
+    ):
+        assert decide(site, Identity(email)).code == "domain_not_allowed", email
+
+
+def test_groups_verification_and_entitlements() -> None:
+    site = _site(allow_groups=("video",))
+    assert decide(site, Identity("x@a.com", groups=("video", "x"))).allowed
+    assert decide(site, Identity("x@a.com", groups=("staff",))).code == "group_not_allowed"
+    assert decide(_site(), Identity("x@a.com", email_verified=False)).code == "email_unverified"
+    paid = _site(require_entitlement="gold")
+    assert decide(paid, Identity("x@a.com")).code == "entitlement_required"
+    assert decide(paid, Identity("x@a.com", entitlements=("gold",))).allowed
+
+
+def test_session_round_trip_and_expiry() -> None:
+    codec = SessionCodec(["new-key-0123456789", "old-key-0123456789"], idle=100, max_age=1000)
+    session = codec.new(Identity("a@example.com", "A", ("g",), "corp"), now=10_000)
+    cookie = codec.dump(session)
+    assert codec.load(cookie, now=10_050) == session
+    assert codec.load(cookie, now=10_101) is None  # idle too long
+    touched = codec.touched(session, now=10_090)
+    assert touched is not None and codec.load(codec.dump(touched), now=10_150) == touched
+    assert codec.load(codec.dump(touched), now=11_001) is None  # absolute lifetime
+    assert codec.touched(session, now=10_030) is None  # no re-issue within a minute
+
+
+def test_session_tampering_and_key_rotation() -> None:
+    old = SessionCodec(["old-key-0123456789"], idle=100, max_age=1000)
+    rotated = SessionCodec(["new-key-0123456789", "old-key-0123456789"], idle=100, max_age=1000)
+    retired = SessionCodec(["new-key-0123456789"], idle=100, max_age=1000)
+    cookie = old.dump(old.new(Identity("a@example.com"), now=10_000))
+    assert rotated.load(cookie, now=10_001) is not None  # old cookies still verify
+    assert retired.load(cookie, now=10_001) is None
+    new_cookie = rotated.dump(rotated.new(Identity("a@example.com"), now=10_000))
+    assert retired.load(new_cookie, now=10_001) is not None  # the first key signs
+    assert rotated.load(cookie[:-2] + "xx", now=10_001) is None
+    assert rotated.load("", now=10_001) is None and rotated.load("x" * 5000) is None
