@@ -499,7 +499,7 @@ def _identity(reader: _Reader, name: str, raw: Any) -> IdentitySettings | None:
     if kind not in IDENTITY_SPECS:
         reader.problem(f"{prefix}.type", "must be one of " + ", ".join(sorted(IDENTITY_SPECS)))
         return None
-    spec = {"type": _Key("str"), **IDENTITY_SPECS[kind]}
+    spec = {"type": _Key("str"), "label": _Key("str", ""), **IDENTITY_SPECS[kind]}
     before = len(reader.problems)
     options = reader.table(raw, prefix, spec)
     jwt_keys = (options.get("secret"), options.get("jwks_url"))

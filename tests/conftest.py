@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -72,3 +73,11 @@ def redis_url() -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def world() -> Iterator[Any]:
+    """Provider, emulated site and gateway for the visitor flows (tests/sso_world.py)."""
+    from tests.sso_world import running_world
+
+    yield from running_world()

@@ -5,88 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
 
-from gateway import create_app
-from gateway.devsite import DevsiteOptions, create_devsite
-from gateway.passwords import hash_password
 from gateway.sessions import COOKIE
 from tests.formclient import FormClient
-from tests.helpers import Devsite, LiveServer, free_port, make_settings, site_table
-from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProviderProcess
-
-TEAM_PASSWORD = "correct horse battery staple"
-
-
-@dataclass
-class World:
-    gateway: str
-    devsite: Devsite
-    idp: OidcProviderProcess
-    app: Any
-
-    def calls(self, method: str) -> list[dict[str, Any]]:
-        return [c for c in self.devsite.calls() if c.get("method") == method]
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    gw_port, idp_port = free_port(), free_port()
-    gateway = f"http://127.0.0.1:{gw_port}"
-    idp = OidcProviderProcess(
-        idp_port, [f"{gateway}/sso/oidc/corp/callback"], [f"{gateway}/sso/signed-out"]
-    )
-    idp.start()
-    devsite = Devsite(
-        create_devsite(DevsiteOptions(remote_login_url=f"{gateway}/sso/intranet/login"))
-    )
-    team_hash = hash_password(TEAM_PASSWORD)
-    settings = make_settings(
-        {
-            "intranet": site_table(
-                devsite.url, identity="corp", allow_email_domains=["example.com"]
-            ),
-            "team": site_table(devsite.url, identity="team"),
-            "multi": site_table(devsite.url, identity=["corp", "team"]),
-            "proxied": site_table(devsite.url, identity="proxy", allow_groups=["video"]),
-            "users": site_table(devsite.url, identity="team", login_mode="user"),
-            "nosso": site_table(devsite.url),
-        },
-        gateway={"public_url": gateway, "trusted_proxies": ["127.0.0.1/32"]},
-        identity={
-            "corp": {
-                "type": "oidc",
-                "issuer": idp.issuer,
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "scopes": ["openid", "email", "profile", "groups"],
-            },
-            "team": {
-                "type": "static",
-                "users": [
-                    {
-                        "email": "ada@example.com",
-                        "name": "Ada Lovelace",
-                        "password_hash": team_hash,
-                    },
-                    {"email": "nobody@example.com", "name": "No Body", "password_hash": team_hash},
-                ],
-            },
-            "proxy": {"type": "header"},
-        },
-    )
-    app = create_app(settings)
-    server = LiveServer(app, gw_port)
-    yield World(gateway, devsite, idp, app)
-    server.stop()
-    devsite.stop()
-    idp.stop()
+from tests.sso_world import TEAM_PASSWORD, World
 
 
 @pytest.fixture(autouse=True)

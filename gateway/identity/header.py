@@ -17,6 +17,7 @@ class HeaderProvider:
 
     def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
         self.name = settings.name
+        self.label = settings.options["label"] or self.label  # shown on the chooser
         self._options = settings.options
         self._trusted = ctx.gateway.trusted_proxies
 

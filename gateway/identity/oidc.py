@@ -80,6 +80,7 @@ class OidcProvider:
 
     def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
         self.name = settings.name
+        self.label = settings.options["label"] or self.label  # shown on the chooser
         self._o = settings.options
         self._ctx = ctx
         self._issuer: str = self._o["issuer"]

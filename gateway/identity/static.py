@@ -28,6 +28,7 @@ class StaticProvider:
 
     def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
         self.name = settings.name
+        self.label = settings.options["label"] or self.label  # shown on the chooser
         self._users: dict[str, dict[str, Any]] = {
             u["email"].lower(): u for u in settings.options["users"]
         }

@@ -1,0 +1,123 @@
+"""Visitor flows in a real browser: Debian's Chromium driven by Playwright.
+
+Screenshots of every page land in $GATEWAY_SCREENSHOTS (default: the test's tmp dir) so the
+pages can be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.sso_world import TEAM_PASSWORD, World
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make test-deps`")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Browser, world: World) -> Iterator[Page]:
+    world.devsite.reset()
+    context = browser.new_context()  # a fresh browser profile per test: no cookies
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    context.close()
+
+
+@pytest.fixture()
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("GATEWAY_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def sign_in_at_provider(page: Page, login: str) -> None:
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", "any")
+    page.click("button[type=submit]")
+    page.click("button[type=submit]")  # consent: "Continue"
+
+
+def test_closed_site_to_provider_and_back(page: Page, world: World, shots: Path) -> None:
+    page.goto(world.devsite.url + "/video/1002")
+    assert page.url.startswith(world.idp.issuer + "/interaction/")
+    page.screenshot(path=shots / "provider-login.png")
+    sign_in_at_provider(page, "alice")
+    page.wait_for_url(world.devsite.url + "/video/1002")
+    assert "Quarterly all-hands" in page.content()
+    page.goto(world.devsite.url + "/")
+    assert page.text_content("#welcome") == "Welcome, Alice Example"
+    page.screenshot(path=shots / "welcome.png")
+
+
+def test_denied_domain_page(page: Page, world: World, shots: Path) -> None:
+    page.goto(world.devsite.url + "/")
+    sign_in_at_provider(page, "bob")
+    page.wait_for_selector("#title")
+    assert page.text_content("#title") == "This account cannot enter"
+    assert page.text_content("#code") == "domain_not_allowed"
+    page.screenshot(path=shots / "denied.png")
+    assert world.calls("session/get-token") == []
+
+
+def test_cancel_at_the_provider(page: Page, world: World, shots: Path) -> None:
+    page.goto(world.devsite.url + "/")
+    page.click("text=[ Cancel ]")
+    page.wait_for_selector("#title")
+    assert page.text_content("#title") == "Sign-in cancelled"
+    page.screenshot(path=shots / "cancelled.png")
+
+
+def test_replayed_callback_in_the_browser(page: Page, world: World) -> None:
+    callbacks: list[str] = []
+    page.on("request", lambda r: callbacks.append(r.url) if "/callback?" in r.url else None)
+    page.goto(world.devsite.url + "/")
+    sign_in_at_provider(page, "alice")
+    page.wait_for_url(world.devsite.url + "/")
+    response = page.goto(callbacks[0])
+    assert response is not None and response.status == 400
+    assert "already used" in page.text_content("#message")  # type: ignore[operator]
+
+
+def test_static_form_chooser_and_outage_pages(page: Page, world: World, shots: Path) -> None:
+    page.goto(f"{world.gateway}/sso/multi/login?return_url=/")
+    page.screenshot(path=shots / "chooser.png")
+    page.click("text=Sign in with your password")
+    page.fill("#email", "ada@example.com")
+    page.fill("#password", "wrong password")
+    page.click("button[type=submit]")
+    assert "do not match" in page.text_content("#error")  # type: ignore[operator]
+    page.screenshot(path=shots / "login-error.png")
+    world.devsite.mode("down")
+    try:
+        page.fill("#password", TEAM_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#title")
+        assert page.text_content("#title") == "The video site is unavailable"
+        page.screenshot(path=shots / "unavailable.png")
+    finally:
+        world.devsite.mode("ok")
