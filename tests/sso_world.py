@@ -53,6 +53,7 @@ def running_world() -> Iterator[World]:
         identity={
             "corp": {
                 "type": "oidc",
+                "label": "Example Corp account",
                 "issuer": idp.issuer,
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
