@@ -99,6 +99,11 @@ class MemoryStore:
     def ping(self) -> bool:
         return True
 
+    def clear(self) -> None:
+        """Forget everything (rate-limit windows, cached photos, single-use markers)."""
+        with self._lock:
+            self._data.clear()
+
 
 class RedisStore:
     """Redis-backed store (redis-py). Short socket timeouts: a slow Redis must not hang logins."""

@@ -23,6 +23,12 @@ class World:
     idp: OidcProviderProcess
     app: Any
 
+    def reset(self) -> None:
+        """A clean slate per test: the site's call log and the gateway's shared state, so one
+        test's login attempts never count against another's rate limits."""
+        self.devsite.reset()
+        self.app.extensions["gateway.services"].store.clear()
+
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]
 

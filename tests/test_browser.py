@@ -40,7 +40,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture()
 def page(browser: Browser, world: World) -> Iterator[Page]:
-    world.devsite.reset()
+    world.reset()
     context = browser.new_context()  # a fresh browser profile per test: no cookies
     tab = context.new_page()
     tab.set_default_timeout(15_000)

@@ -17,7 +17,7 @@ from tests.sso_world import TEAM_PASSWORD, World
 
 @pytest.fixture(autouse=True)
 def _reset(world: World) -> None:
-    world.devsite.reset()
+    world.reset()
 
 
 def sign_in_at_idp(browser: FormClient, page: requests.Response, login: str) -> requests.Response:
