@@ -17,7 +17,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gateway.logs import configure_logging
     from gateway.services import Services
     from gateway.settings import load_settings
-    from gateway.web import errors, health, home, observability, pingback, sso, tokens
+    from gateway.web import (
+        errors,
+        health,
+        home,
+        links,
+        observability,
+        pingback,
+        protection,
+        sso,
+        tokens,
+    )
     from gateway.web.jsonprovider import GatewayFlask
 
     settings = settings or load_settings()
@@ -33,4 +43,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(tokens.bp)
     app.register_blueprint(pingback.bp)
     app.register_blueprint(sso.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(protection.bp)
     return app

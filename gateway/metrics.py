@@ -25,6 +25,11 @@ UPSTREAM_SECONDS = Histogram(
 TOKENS_MINTED = Counter(
     "gateway_tokens_minted_total", "Time-limited tokens minted", ["site", "via"]
 )
+PROTECTION_ANSWERS = Counter(
+    "gateway_protection_answers_total",
+    "Answers to the 23 player's protection calls",
+    ["site", "outcome"],
+)
 CACHE_EVENTS = Counter("gateway_cache_events_total", "Photo cache lookups", ["cache", "result"])
 SESSIONS_GRANTED = Counter(
     "gateway_sessions_total", "Site access decisions", ["site", "provider", "outcome"]

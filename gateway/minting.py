@@ -143,6 +143,10 @@ class Minter:
         except UpstreamRejected as exc:
             return exc
 
+    def token(self, info: PhotoInfo, expire: int) -> str:
+        """One time-limited token for a photo already looked up with ``photos``."""
+        return self._mintable(info).signer.token(expire)
+
     def mint(self, photo_ids: Sequence[int], expire: int) -> list[dict[str, Any]]:
         """One item per requested id, in order: a token with URLs, or 23's error for that id."""
         known = self.photos(photo_ids)

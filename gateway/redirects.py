@@ -107,3 +107,40 @@ def _check_absolute(value: str, layers: list[str], site: SiteSettings) -> None:
         decoded = urlsplit(layer)
         if decoded.netloc.lower() != netloc.lower() or decoded.scheme.lower() != scheme:
             raise UnsafeReturnUrl()
+
+
+def is_site_page(url: str | None, site: SiteSettings) -> bool:
+    """Whether ``url`` (a Referer) is a page on the site's own host or one of its return_hosts."""
+    if not url or len(url) > MAX_LENGTH or _FORBIDDEN.search(url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    netloc = parts.netloc
+    if parts.scheme != urlsplit(site.url).scheme or not _HOST_RE.fullmatch(netloc.lower()):
+        return False
+    return _host_key(parts.scheme, netloc) in allowed_hosts(site)
+
+
+# The gateway's own visitor links: /embed/<site>/<id> and /download/<site>/<id>/<format>.
+_NEXT_RE = re.compile(
+    r"/(?:embed/(?P<e>[A-Za-z0-9_-]{1,63})/[1-9][0-9]{0,15}"
+    r"|download/(?P<d>[A-Za-z0-9_-]{1,63})/[1-9][0-9]{0,15}/[a-z0-9_]{1,40})"
+)
+
+
+class UnsafeNext(BadRequest):
+    code = "invalid_next"
+    default_message = "next must be one of this gateway's video links for the same site."
+
+
+def safe_next(value: str | None, site: SiteSettings) -> str:
+    """Where to send a visitor inside the gateway after sign-in instead of to 23: only this
+    site's embed and download links. Absent or empty means none."""
+    if not value:
+        return ""
+    match = _NEXT_RE.fullmatch(value)
+    if match is None or (match["e"] or match["d"]) != site.name:
+        raise UnsafeNext()
+    return value

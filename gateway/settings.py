@@ -73,6 +73,7 @@ class SiteSettings:
     login_mode: str = "session"
     expire_bucket: int = 0
     require_entitlement: str = ""
+    visitor_ttl: int = 3600
 
     @property
     def host(self) -> str:
@@ -301,6 +302,7 @@ _SITE_SPEC = {
     "login_mode": _Key("str", "session", choices=("session", "user")),
     "expire_bucket": _Key("int", 0, minimum=0, maximum=86400),
     "require_entitlement": _Key("str", ""),
+    "visitor_ttl": _Key("int", 3600, minimum=60, maximum=7 * 86400),
 }
 
 _STORE_SPEC = {
@@ -536,6 +538,7 @@ def _site(
         login_mode=v["login_mode"],
         expire_bucket=v["expire_bucket"],
         require_entitlement=v["require_entitlement"],
+        visitor_ttl=v["visitor_ttl"],
     )
 
 

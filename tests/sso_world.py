@@ -54,6 +54,7 @@ def running_world() -> Iterator[World]:
             "proxied": site_table(devsite.url, identity="proxy", allow_groups=["video"]),
             "users": site_table(devsite.url, identity="team", login_mode="user"),
             "nosso": site_table(devsite.url),
+            "staffonly": site_table(devsite.url, identity="team", allow_groups=["staff"]),
         },
         gateway={"public_url": gateway, "trusted_proxies": ["127.0.0.1/32"]},
         identity={

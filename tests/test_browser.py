@@ -121,3 +121,19 @@ def test_static_form_chooser_and_outage_pages(page: Page, world: World, shots: P
         page.screenshot(path=shots / "unavailable.png")
     finally:
         world.devsite.mode("ok")
+
+
+def test_embed_link_signs_in_then_plays(page: Page, world: World, shots: Path) -> None:
+    page.goto(f"{world.gateway}/embed/multi/1002")
+    page.click("text=Sign in with your password")
+    page.fill("#email", "ada@example.com")
+    page.fill("#password", TEAM_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#player")
+    assert page.url.startswith(world.devsite.url + "/v.ihtml?")
+    assert page.get_attribute("#player", "data-photo-id") == "1002"
+    page.screenshot(path=shots / "embed-player.png")
+    assert world.calls("session/get-token") == []
+    # Signed in now: a second link goes straight to the player.
+    page.goto(f"{world.gateway}/embed/multi/1001")
+    assert page.get_attribute("#player", "data-photo-id") == "1001"

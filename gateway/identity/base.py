@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask import Request
@@ -48,7 +48,7 @@ class PendingLogin:
 
     site: str
     return_url: str
-    extra: dict[str, str] = field(default_factory=dict)
+    next: str = ""  # a gateway page (/embed/..., /download/...) to return to instead of 23
 
 
 class Provider(Protocol):

@@ -164,6 +164,7 @@ class OidcProvider:
             "v": verifier,
             "s": pending.site,
             "r": pending.return_url,
+            "x": pending.next,
             "t": int(time.time()),
         }
         newest = sorted(in_flight.items(), key=lambda kv: kv[1]["t"])[-MAX_PENDING:]
@@ -217,7 +218,7 @@ class OidcProvider:
         if self._o["email_claim"] not in claims and tokens.get("access_token"):
             claims = {**self._userinfo(tokens["access_token"], claims["sub"]), **claims}
         identity = self._identity(claims)
-        return identity, PendingLogin(site=pending["s"], return_url=pending["r"])
+        return identity, PendingLogin(pending["s"], pending["r"], pending.get("x", ""))
 
     def _exchange(self, code: str, verifier: str) -> dict[str, Any]:
         meta = self.metadata()

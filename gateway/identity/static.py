@@ -52,6 +52,7 @@ class StaticProvider:
             "login.html",
             site=pending.site,
             return_url=pending.return_url,
+            next=pending.next,
             provider=self.name,
             csrf=self._forms.dumps([nonce, self.name]),
             error=error,

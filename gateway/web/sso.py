@@ -6,25 +6,24 @@ from flask import Blueprint, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, UpstreamError
+from gateway.errors import BadRequest, Forbidden, NotFound, UpstreamError
 from gateway.identity.base import Identity, PendingLogin, Provider
 from gateway.identity.oidc import OidcProvider
 from gateway.logs import audit
 from gateway.policy import decide
-from gateway.redirects import safe_return_url
+from gateway.redirects import safe_next, safe_return_url
 from gateway.settings import SiteSettings
 from gateway.twentythree.signin import NoAccount, session_redirect, user_login_redirect
 from gateway.web.context import services, site_or_404
 from gateway.web.pages import message_page
-from gateway.web.visitor import current_visitor, end_session, start_session
+from gateway.web.visitor import (
+    SignInNotConfigured,
+    current_visitor,
+    end_session,
+    start_session,
+)
 
 bp = Blueprint("sso", __name__)
-
-
-class SignInNotConfigured(GatewayError):
-    status = 503
-    code = "sso_not_configured"
-    default_message = "Sign-in is not configured for this video site."
 
 
 def _site_providers(site: SiteSettings) -> list[Provider]:
@@ -37,10 +36,11 @@ def login(site_name: str) -> Response:
     site = site_or_404(site_name)
     source = request.form if request.method == "POST" else request.args
     return_url = safe_return_url(source.get("return_url"), site)  # 400 before anything else
+    pending = PendingLogin(site.name, return_url, safe_next(source.get("next"), site))
     chosen = source.get("provider", "")
     visitor = current_visitor()
     if visitor is not None and request.method == "GET" and not chosen:
-        return _finish(site, visitor.identity, return_url)  # known visitor: no IdP round trip
+        return _finish(site, visitor.identity, pending)  # known visitor: no IdP round trip
 
     providers = _site_providers(site)
     if not providers:
@@ -53,13 +53,17 @@ def login(site_name: str) -> Response:
         provider = providers[0]
     else:
         page = render_template(
-            "chooser.html", site=site.name, return_url=return_url, choices=providers
+            "chooser.html",
+            site=site.name,
+            return_url=return_url,
+            next=pending.next,
+            choices=providers,
         )
         return Response(page, mimetype="text/html")
 
-    outcome = provider.begin(request, PendingLogin(site.name, return_url))
+    outcome = provider.begin(request, pending)
     if isinstance(outcome, Identity):
-        return _finish(site, outcome, return_url)
+        return _finish(site, outcome, pending)
     return outcome
 
 
@@ -72,21 +76,30 @@ def oidc_callback(identity_name: str) -> Response:
     site = site_or_404(pending.site)
     if identity_name not in site.identities:
         raise BadRequest("This sign-in does not belong to this site.", code="invalid_state")
-    return _finish(site, identity, safe_return_url(pending.return_url, site))
+    checked = PendingLogin(
+        site.name, safe_return_url(pending.return_url, site), safe_next(pending.next, site)
+    )
+    return _finish(site, identity, checked)
 
 
-def _finish(site: SiteSettings, identity: Identity, return_url: str) -> Response:
-    """Policy, then 23: the only way from an identity to a redeem URL."""
+def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Response:
+    """Policy, then 23: the only way from an identity to a redeem URL. A login that started at
+    one of the gateway's own video links goes back there instead, with no 23 session."""
     decision = decide(site, identity)
     if not decision.allowed:
         _record(site, identity, "denied", decision.code)
         raise Forbidden(decision.message, code=decision.code)  # a page for browsers, else JSON
+    if pending.next:
+        _record(site, identity, "granted", "gateway_link")
+        response = redirect(pending.next, code=302)
+        start_session(response, identity)
+        return response
     client = services().clients[site.name]
     try:
         if site.login_mode == "user":
-            url = user_login_redirect(client, identity.email, return_url)
+            url = user_login_redirect(client, identity.email, pending.return_url)
         else:
-            url = session_redirect(client, identity.email, identity.name, return_url)
+            url = session_redirect(client, identity.email, identity.name, pending.return_url)
     except NoAccount:
         _record(site, identity, "denied", NoAccount.code)
         raise

@@ -1,0 +1,122 @@
+"""Visitor links: ``/embed/<site>/<id>`` and ``/download/<site>/<id>/<format>``.
+
+A signed-in visitor whom the site's policy allows gets a 302 to 23 with a token minted just now
+(lifetime: the site's ``visitor_ttl``). Anyone else goes through the site's sign-in and comes
+back here (``next``), without a 23 session being made for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from gateway import metrics
+from gateway.errors import BadRequest, NotFound, UpstreamRejected
+from gateway.identity.base import Identity
+from gateway.logs import audit
+from gateway.settings import SiteSettings
+from gateway.twentythree import urls
+from gateway.twentythree.cache import NO_SUCH_PHOTO, PhotoInfo
+from gateway.web.context import services, site_or_404
+from gateway.web.visitor import NotSignedIn, allowed_visitor, keep_alive
+
+bp = Blueprint("links", __name__)
+
+_PHOTO_ID_RE = re.compile(r"[1-9][0-9]{0,15}")
+
+
+class NoSuchVideo(NotFound):
+    code = NO_SUCH_PHOTO
+    default_message = "This video does not exist or is not available."
+
+
+class NoSuchFormat(NotFound):
+    code = "no_such_format"
+    default_message = "This video has no file in that format."
+
+
+def parse_photo_id(raw: str) -> int:
+    if not _PHOTO_ID_RE.fullmatch(raw):
+        raise BadRequest("The photo id must be a positive whole number.", code="invalid_photo_id")
+    return int(raw)
+
+
+def visitor_photo(site: SiteSettings, photo_id: int) -> PhotoInfo:
+    """What 23 says about a video (cached); 23's "no such photo" becomes a 404."""
+    found = services().minters[site.name].photos([photo_id])[photo_id]
+    if isinstance(found, UpstreamRejected):
+        if found.upstream_code == NO_SUCH_PHOTO:
+            raise NoSuchVideo()
+        raise found
+    return found
+
+
+def visitor_token(site: SiteSettings, photo_id: int) -> tuple[PhotoInfo, str, int]:
+    """The photo's facts, a token minted now for the site's visitor_ttl, and its expiry."""
+    info = visitor_photo(site, photo_id)
+    minter = services().minters[site.name]
+    expire = minter.expire_after(site.visitor_ttl)
+    return info, minter.token(info, expire), expire
+
+
+def record_visitor_mint(
+    via: str, site: SiteSettings, identity: Identity, photo_id: int, expire: int
+) -> None:
+    """Metrics and the audit line for a token minted for a visitor (never the token)."""
+    metrics.TOKENS_MINTED.labels(site.name, via).inc()
+    audit(
+        "tokens_minted",
+        via=via,
+        site=site.name,
+        email=identity.email,
+        provider=identity.provider,
+        photo_ids=[photo_id],
+        expire=expire,
+    )
+
+
+def _signed_in_or_login(site: SiteSettings) -> Identity | Response:
+    try:
+        return allowed_visitor(site)
+    except NotSignedIn:
+        return redirect(url_for("sso.login", site_name=site.name, next=request.path), code=302)
+
+
+def _send(
+    via: str, site: SiteSettings, identity: Identity, photo_id: int, url: str, expire: int
+) -> Response:
+    record_visitor_mint(via, site, identity, photo_id, expire)
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = "private, no-store"  # the token is this visitor's
+    keep_alive(response)
+    return response
+
+
+@bp.get("/embed/<site_name>/<raw_id>")
+def embed(site_name: str, raw_id: str) -> Response:
+    site = site_or_404(site_name)
+    photo_id = parse_photo_id(raw_id)
+    identity = _signed_in_or_login(site)
+    if isinstance(identity, Response):
+        return identity
+    info, token, expire = visitor_token(site, photo_id)
+    url = urls.embed_url(site.url, info.photo_id, token)
+    return _send("embed", site, identity, photo_id, url, expire)
+
+
+@bp.get("/download/<site_name>/<raw_id>/<fmt>")
+def download(site_name: str, raw_id: str, fmt: str) -> Response:
+    site = site_or_404(site_name)
+    photo_id = parse_photo_id(raw_id)
+    if not urls.FORMAT_RE.fullmatch(fmt):
+        raise NoSuchFormat()
+    identity = _signed_in_or_login(site)
+    if isinstance(identity, Response):
+        return identity
+    info, token, expire = visitor_token(site, photo_id)
+    if fmt not in info.files:
+        raise NoSuchFormat()
+    url = urls.file_url(site.url, info.tree_id, info.photo_id, token, fmt, info.files[fmt])
+    return _send("download", site, identity, photo_id, url, expire)
