@@ -36,6 +36,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || scripts/apt-install.sh wrk
 	$(BIN)/python bench/bench_tokens.py
 	$(BIN)/python bench/bench_mint.py
+	$(BIN)/python bench/bench_handoff.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
