@@ -34,6 +34,12 @@ cat <<MSG
               (the emulated closed 23 site: it sends you to the gateway to sign in)
     Sign in:  demo@example.com  /  demo-password
 
+    Embed:    http://127.0.0.1:${GATEWAY_PORT}/embed/demo/1002
+              (an expiring player link, for signed-in visitors)
+    Mint:     curl -s -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/sites/demo/tokens \\
+                -H 'Authorization: Bearer demo-api-key-not-secret' \\
+                -H 'Content-Type: application/json' -d '{"photo_ids": [1001, 1002]}'
+
     Gateway:  http://127.0.0.1:${GATEWAY_PORT}/   (readiness: /readyz, metrics: /metrics)
 
   Press Ctrl-C to stop.
