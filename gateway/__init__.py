@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         protection,
         sso,
         tokens,
+        webhooks,
     )
     from gateway.web.jsonprovider import GatewayFlask
 
@@ -45,4 +46,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(sso.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(protection.bp)
+    app.register_blueprint(webhooks.bp)
     return app

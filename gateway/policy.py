@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.identity.base import Identity
@@ -45,7 +46,13 @@ def email_domain(email: str) -> str | None:
     return domain
 
 
-def decide(site: SiteSettings, identity: Identity) -> Decision:
+# (email, product) -> "active" | "lapsed" | "none": the stored entitlements, when there are any.
+StandingLookup = Callable[[str, str], str]
+
+
+def decide(
+    site: SiteSettings, identity: Identity, standing: StandingLookup | None = None
+) -> Decision:
     domain = email_domain(identity.email)
     if domain is None:
         return Decision(False, "invalid_email", "Your account has no usable e-mail address.")
@@ -59,9 +66,19 @@ def decide(site: SiteSettings, identity: Identity) -> Decision:
         return Decision(
             False, "group_not_allowed", "Your account is not in a group allowed to enter this site."
         )
-    if site.require_entitlement and site.require_entitlement not in identity.entitlements:
-        # Stored entitlements (paywalls) are not built yet: fail closed.
-        return Decision(
-            False, "entitlement_required", "This site needs a subscription you do not have."
-        )
+    product = site.require_entitlement
+    if product and product not in identity.entitlements:
+        # No lookup means no stored entitlements to consult: fail closed.
+        held = standing(identity.email, product) if standing is not None else "none"
+        if held == "lapsed":
+            return Decision(
+                False,
+                "subscription_lapsed",
+                "Your subscription has ended or its payment failed, so this site is closed to "
+                "you for now. Renew it to watch again.",
+            )
+        if held != "active":
+            return Decision(
+                False, "entitlement_required", "This site needs a subscription you do not have."
+            )
     return ALLOW

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.apikeys import ApiKeyring
+from gateway.entitlements import EntitlementStore
 from gateway.identity import build_providers
 from gateway.identity.base import Provider
 from gateway.identity.context import ProviderContext
@@ -32,6 +33,7 @@ class Services:
     limiter: RateLimiter
     providers: Mapping[str, Provider]
     sessions: SessionCodec
+    entitlements: EntitlementStore | None
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
@@ -56,6 +58,8 @@ class Services:
         }
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="photo-fetch")
         limiter = RateLimiter(store)
+        entitlements = open_entitlements(settings)
+        context = ProviderContext(g, store, limiter, entitlements)
         return cls(
             settings=settings,
             store=store,
@@ -65,6 +69,20 @@ class Services:
             readiness=ReadinessProbe(clients, interval=g.readiness_interval),
             keyring=ApiKeyring(settings.api_keys),
             limiter=limiter,
-            providers=build_providers(settings.identities, ProviderContext(g, store, limiter)),
+            providers=build_providers(settings.identities, context),
             sessions=SessionCodec(g.secret_keys, g.session_idle, g.session_max_age),
+            entitlements=entitlements,
         )
+
+
+def open_entitlements(settings: Settings) -> EntitlementStore | None:
+    """The entitlement database, opened (and its schema created) only when a site requires an
+    entitlement or a paywall can grant one; otherwise no database file appears at all."""
+    needed = any(site.require_entitlement for site in settings.sites.values()) or any(
+        ident.type == "stripe" for ident in settings.identities.values()
+    )
+    if not needed:
+        return None
+    store = EntitlementStore(settings.store.database_url)
+    store.create_schema()
+    return store

@@ -393,6 +393,7 @@ IDENTITY_SPECS: Mapping[str, Mapping[str, _Key]] = {
         "product": _Key("str"),
         "grace_days": _Key("int", 3, minimum=0, maximum=60),
         "api_base": _Key("url", ""),
+        "mode": _Key("str", "subscription", choices=("subscription", "payment")),
     },
     "email": {
         "smtp_host": _Key("str"),

@@ -202,7 +202,7 @@ def test_provider_down_is_a_502(world: World) -> None:
         assert response.json()["error"]["code"] == "identity_provider_unavailable"
     finally:
         world.idp.start()  # a new signing key: forget the old set, as a fresh gateway would
-        corp._jwks = None
+        corp.jwks.forget()
 
 
 def _static_form(world: World, site: str = "team") -> tuple[FormClient, requests.Response]:

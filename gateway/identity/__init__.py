@@ -6,9 +6,12 @@ from collections.abc import Callable, Mapping
 
 from gateway.identity.base import Provider
 from gateway.identity.context import ProviderContext
+from gateway.identity.email_link import EmailLinkProvider
 from gateway.identity.header import HeaderProvider
 from gateway.identity.oidc import OidcProvider
+from gateway.identity.paywall_jwt import PaywallJwtProvider
 from gateway.identity.static import StaticProvider
+from gateway.identity.stripe_checkout import StripeCheckoutProvider
 from gateway.settings import IdentitySettings
 
 # Adding a provider type: one module and one line here.
@@ -16,6 +19,9 @@ PROVIDER_TYPES: Mapping[str, Callable[[IdentitySettings, ProviderContext], Provi
     "oidc": OidcProvider,
     "header": HeaderProvider,
     "static": StaticProvider,
+    "jwt": PaywallJwtProvider,
+    "stripe": StripeCheckoutProvider,
+    "email": EmailLinkProvider,
 }
 
 

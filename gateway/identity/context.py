@@ -1,9 +1,10 @@
-"""What providers may use from the gateway: its settings, shared store and rate limiter."""
+"""What providers may use from the gateway: settings, shared store, rate limiter, entitlements."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.entitlements import EntitlementStore
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.store import Store
@@ -14,3 +15,4 @@ class ProviderContext:
     gateway: GatewaySettings
     store: Store
     limiter: RateLimiter
+    entitlements: EntitlementStore | None = None  # present when any site or identity needs it

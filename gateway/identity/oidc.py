@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response
 from gateway.errors import BadRequest, GatewayError, Unauthorized
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
+from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
 from gateway.settings import IdentitySettings
 
 log = logging.getLogger("gateway.oidc")
@@ -39,7 +40,6 @@ STATE_COOKIE = "gw_oidc"
 STATE_MAX_AGE = 600  # seconds a visitor may spend at the provider
 MAX_PENDING = 3  # sign-ins in flight per browser (several tabs)
 METADATA_TTL = 3600
-JWKS_REFETCH_INTERVAL = 5  # at most one refetch this often, however many unknown key ids
 ID_TOKEN_ALGORITHMS = [
     "RS256",
     "RS384",
@@ -94,8 +94,7 @@ class OidcProvider:
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
-        self._jwks: KeySet | None = None
-        self._jwks_at = 0.0
+        self.jwks = RemoteKeySet(self._jwks_document)
 
     # ------------------------------------------------------------------ provider documents
 
@@ -123,24 +122,17 @@ class OidcProvider:
                 self._metadata, self._metadata_at = data, time.monotonic()
             return self._metadata
 
+    def _jwks_document(self) -> Any:
+        try:
+            return self._get_json(self.metadata()["jwks_uri"])
+        except ProviderUnavailable:
+            raise KeySetUnavailable() from None
+
     def _keys(self, kid: str | None) -> KeySet:
-        """The provider's keys; fetched again when a token names a key id we do not have
-        (the provider rotated its keys), but not more often than JWKS_REFETCH_INTERVAL."""
-        with self._lock:
-            unknown = self._jwks is None or (
-                kid is not None and all(key.kid != kid for key in self._jwks.keys)
-            )
-            if unknown and (
-                self._jwks is None or time.monotonic() - self._jwks_at > JWKS_REFETCH_INTERVAL
-            ):
-                jwks_uri = (self._metadata or {}).get("jwks_uri", "")
-                try:
-                    self._jwks = KeySet.import_key_set(self._get_json(jwks_uri))  # type: ignore[arg-type]
-                except (JoseError, ValueError, TypeError):
-                    raise ProviderUnavailable() from None
-                self._jwks_at = time.monotonic()
-            assert self._jwks is not None
-            return self._jwks
+        try:
+            return self.jwks.for_kid(kid)
+        except KeySetUnavailable:
+            raise ProviderUnavailable() from None
 
     # ------------------------------------------------------------------ begin
 

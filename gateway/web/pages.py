@@ -21,6 +21,16 @@ TITLES = {
     "email_unverified": "Please verify your e-mail address",
     "no_account": "No account on this video site",
     "entitlement_required": "Subscription needed",
+    "subscription_lapsed": "Your subscription has lapsed",
+    "payment_received": "Payment received",
+    "checkout_not_paid": "Payment not completed",
+    "payment_provider_unavailable": "The payment service is unavailable",
+    "invalid_paywall_token": "That link cannot be used",
+    "paywall_token_replayed": "That link was already used",
+    "paywall_token_required": "Start at the paywall",
+    "invalid_sign_in_link": "That sign-in link cannot be used",
+    "sign_in_link_used": "That sign-in link was already used",
+    "mail_unavailable": "The e-mail could not be sent",
     "upstream_unavailable": "The video site is unavailable",
     "upstream_bad_response": "The video site is unavailable",
     "upstream_rejected": "The video site refused the sign-in",
@@ -38,7 +48,13 @@ def wants_html() -> bool:
 
 
 def message_page(
-    status: int, code: str, message: str, *, title: str | None = None, retry_url: str | None = None
+    status: int,
+    code: str,
+    message: str,
+    *,
+    title: str | None = None,
+    retry_url: str | None = None,
+    retry_label: str | None = None,
 ) -> Response:
     page = render_template(
         "message.html",
@@ -47,6 +63,7 @@ def message_page(
         message=message,
         code=code,
         retry_url=retry_url,
+        retry_label=retry_label,
         request_id=g.get("request_id", ""),
     )
     return Response(page, status=status, mimetype="text/html")

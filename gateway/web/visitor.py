@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from gateway.errors import Forbidden, GatewayError
 from gateway.identity.base import Identity
 from gateway.logs import audit
-from gateway.policy import decide
+from gateway.policy import Decision, decide
 from gateway.redirects import is_site_page
 from gateway.sessions import COOKIE, VisitorSession
 from gateway.settings import SiteSettings
@@ -55,6 +55,12 @@ class SignInNotConfigured(GatewayError):
     default_message = "Sign-in is not configured for this video site."
 
 
+def access_decision(site: SiteSettings, identity: Identity) -> Decision:
+    """The site's policy for this identity, with the stored entitlements when there are any."""
+    store = services().entitlements
+    return decide(site, identity, store.standing if store is not None else None)
+
+
 def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:
     """The signed-in visitor (seen as the player sees them when ``player``), when the site's
     policy lets them in.
@@ -65,7 +71,7 @@ def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:
     visitor = player_visitor(site) if player else current_visitor()
     if visitor is None:
         raise NotSignedIn() if site.identities else SignInNotConfigured()
-    decision = decide(site, visitor.identity)
+    decision = access_decision(site, visitor.identity)
     if not decision.allowed:
         audit(
             "access_denied",

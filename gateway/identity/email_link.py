@@ -1,0 +1,177 @@
+"""Sign-in links by e-mail, for returning subscribers.
+
+The visitor gives an address; the gateway mails a signed link (``link_ttl`` seconds, single
+use) through the configured SMTP server with the standard library's ``smtplib``. The answer
+page is the same whoever asks, so the form does not reveal who is a subscriber; the site's
+policy (entitlements included) decides after the link is used. Opening the link shows a
+"continue" button and only its POST signs in, so mail scanners that fetch links cannot use up
+the link or sign anyone in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import Any
+
+from flask import Request, render_template
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
+
+from gateway.errors import BadRequest, GatewayError
+from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.context import ProviderContext
+from gateway.identity.forms import FormGuard, visitor_ip
+from gateway.logs import audit
+from gateway.policy import email_domain
+from gateway.settings import IdentitySettings
+
+log = logging.getLogger("gateway.email")
+
+SMTP_TIMEOUT = 10  # seconds, for the whole conversation's each step
+LINKS_PER_ADDRESS = 3  # per 10 minutes
+LINKS_PER_IP = 10  # per 10 minutes
+
+
+class SignInLinkInvalid(BadRequest):
+    code = "invalid_sign_in_link"
+    default_message = "This sign-in link is not valid or has expired. Please ask for a new one."
+
+
+class SignInLinkUsed(BadRequest):
+    code = "sign_in_link_used"
+    default_message = "This sign-in link was already used. Please ask for a new one."
+
+
+class MailUnavailable(GatewayError):
+    status = 502
+    code = "mail_unavailable"
+    default_message = "The sign-in e-mail could not be sent right now. Please try again shortly."
+
+
+def verify_path(identity_name: str) -> str:
+    return f"/sso/email/{identity_name}/verify"
+
+
+class EmailLinkProvider:
+    label = "E-mail me a sign-in link"
+
+    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+        self.name = settings.name
+        self.label = settings.options["label"] or self.label
+        self._o = settings.options
+        self._ctx = ctx
+        self._ttl = int(self._o["link_ttl"])
+        self._links = URLSafeTimedSerializer(
+            list(reversed(ctx.gateway.secret_keys)), salt=f"email-link:{self.name}"
+        )
+        self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.gateway.secure_cookies)
+        self.verify_url = ctx.gateway.public_url + verify_path(self.name)
+
+    # ------------------------------------------------------------------ asking for a link
+
+    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
+        if request.method != "POST":
+            return self._form(pending)
+        self._forms.check(request)
+        email = request.form.get("email", "").strip()[:254]
+        if email_domain(email) is None:
+            return self._form(pending, "That does not look like an e-mail address.", email, 400)
+        ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
+        limiter = self._ctx.limiter
+        limiter.limit(f"email-link-ip:{self.name}:{ip}", LINKS_PER_IP, 600)
+        limiter.limit(f"email-link:{self.name}:{email.lower()}", LINKS_PER_ADDRESS, 600)
+        token = self._links.dumps(
+            {
+                "e": email,
+                "s": pending.site,
+                "r": pending.return_url,
+                "x": pending.next,
+                "n": secrets.token_urlsafe(16),
+            }
+        )
+        self._send(email, f"{self.verify_url}?token={token}")
+        audit("sign_in_link_sent", identity=self.name, site=pending.site, email=email)
+        page = render_template(
+            "email_sent.html", site=pending.site, email=email, minutes=self._ttl // 60
+        )
+        return Response(page, mimetype="text/html")
+
+    def _form(
+        self, pending: PendingLogin, error: str = "", email: str = "", status: int = 200
+    ) -> Response:
+        csrf, nonce = self._forms.issue()
+        page = render_template(
+            "email_login.html",
+            site=pending.site,
+            return_url=pending.return_url,
+            next=pending.next,
+            provider=self.name,
+            csrf=csrf,
+            error=error,
+            email=email,
+        )
+        response = Response(page, status=status, mimetype="text/html")
+        self._forms.set_cookie(response, nonce)
+        return response
+
+    def _send(self, to: str, link: str) -> None:
+        message = EmailMessage()
+        message["From"] = self._o["sender"]
+        message["To"] = to
+        message["Subject"] = "Your sign-in link"
+        minutes = self._ttl // 60
+        message.set_content(
+            "Hello,\n\nUse this link to sign in and watch. It works once, for "
+            f"{minutes} minutes:\n\n{link}\n\nIf you did not ask for it, ignore this e-mail.\n"
+        )
+        try:
+            with smtplib.SMTP(
+                self._o["smtp_host"], int(self._o["smtp_port"]), timeout=SMTP_TIMEOUT
+            ) as smtp:
+                if self._o["starttls"]:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self._o["smtp_user"]:
+                    smtp.login(self._o["smtp_user"], self._o["smtp_password"])
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("sign-in mail not sent", extra={"reason": type(exc).__name__})
+            raise MailUnavailable() from None
+
+    # ------------------------------------------------------------------ using the link
+
+    def _read(self, token: str) -> dict[str, Any]:
+        try:
+            data = self._links.loads(token, max_age=self._ttl)
+        except (SignatureExpired, BadSignature):
+            raise SignInLinkInvalid() from None
+        if not isinstance(data, dict) or not all(k in data for k in "esrxn"):
+            raise SignInLinkInvalid()
+        return data
+
+    def confirm_page(self, request: Request) -> Response:
+        """What opening the link shows: one button, so only a person's click signs in."""
+        token = request.args.get("token", "")
+        data = self._read(token)
+        page = render_template(
+            "email_confirm.html",
+            site=data["s"],
+            email=data["e"],
+            token=token,
+            action=verify_path(self.name),
+        )
+        response = Response(page, mimetype="text/html")
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def complete(self, request: Request) -> tuple[Identity, PendingLogin]:
+        data = self._read(request.form.get("token", ""))
+        marker = f"email-link:{self.name}:" + hashlib.sha256(data["n"].encode()).hexdigest()
+        if not self._ctx.store.add(marker, 1, ttl=self._ttl + 60):
+            raise SignInLinkUsed()
+        identity = Identity(email=data["e"], provider=self.name)
+        return identity, PendingLogin(data["s"], data["r"], data["x"])

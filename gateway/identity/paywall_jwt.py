@@ -1,0 +1,161 @@
+"""Signed paywall tokens: a paywall (Piano, Memberful, a custom one) vouches for the visitor.
+
+The paywall sends the visitor to ``/sso/<site>/login?return_url=U&jwt=<token>``. The token is
+checked with joserfc: HS256 with the shared ``secret``, or RS256/ES256 with the keys at
+``jwks_url`` (fetched again when a new key id appears); ``iss``, ``aud``, ``exp`` (required),
+``nbf`` and ``iat`` with ``leeway``; ``jti`` is required and accepted once (remembered in the
+shared store until the token expires). Claims map to e-mail, name and entitlements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import requests
+from flask import Request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OctKey
+from joserfc.jws import extract_compact
+from werkzeug.wrappers import Response
+
+from gateway.errors import GatewayError, Unauthorized
+from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.context import ProviderContext
+from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
+from gateway.settings import IdentitySettings
+
+log = logging.getLogger("gateway.paywall")
+
+MAX_TOKEN_LENGTH = 8192
+MAX_LIFETIME = 86400  # a sign-in token that lives longer than a day is a mistake: refuse it
+
+
+class PaywallTokenRefused(Unauthorized):
+    code = "invalid_paywall_token"
+    default_message = "The paywall's sign-in link is not valid. Please go back and try again."
+
+
+class PaywallTokenReplayed(Unauthorized):
+    code = "paywall_token_replayed"
+    default_message = "This sign-in link was already used. Please go back to the paywall."
+
+
+class PaywallTokenMissing(Unauthorized):
+    code = "paywall_token_required"
+    default_message = "This site is entered through its paywall. Please start there."
+
+
+class PaywallKeysUnavailable(GatewayError):
+    status = 502
+    code = "identity_provider_unavailable"
+    default_message = "The paywall's keys cannot be fetched right now. Please try again shortly."
+
+
+class PaywallJwtProvider:
+    label = "Continue from the paywall"
+
+    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+        self.name = settings.name
+        self.label = settings.options["label"] or self.label
+        self._o = settings.options
+        self._store = ctx.store
+        self._leeway = int(self._o["leeway"])
+        self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
+        if self._o["secret"]:
+            self._algorithms = ["HS256"]
+            self._secret: OctKey | None = OctKey.import_key(self._o["secret"])
+            self._jwks: RemoteKeySet | None = None
+        else:
+            self._algorithms = ["RS256", "ES256"]
+            self._secret = None
+            self._http = requests.Session()
+            self._http.trust_env = False
+            self._jwks = RemoteKeySet(self._fetch_jwks)
+
+    def _fetch_jwks(self) -> Any:
+        try:
+            response = self._http.get(
+                self._o["jwks_url"], timeout=self._timeout, allow_redirects=False
+            )
+            response.raise_for_status()
+            return response.json()
+        except (requests.RequestException, ValueError):
+            raise KeySetUnavailable() from None
+
+    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
+        token = (request.values.get("jwt") or "").strip()
+        if not token:
+            raise PaywallTokenMissing()
+        return self.identity_from(token)
+
+    def identity_from(self, token: str, now: float | None = None) -> Identity:
+        claims = self._verified_claims(token, time.time() if now is None else now)
+        email = claims.get(self._o["email_claim"])
+        if not isinstance(email, str) or not email.strip():
+            raise PaywallTokenRefused("The paywall did not say who you are.", code="no_email")
+        name = claims.get(self._o["name_claim"], "")
+        granted = claims.get(self._o["entitlements_claim"], [])
+        if isinstance(granted, str):
+            granted = [granted]
+        entitlements = (
+            tuple(e for e in granted if isinstance(e, str) and e)[:100]
+            if isinstance(granted, list)
+            else ()
+        )
+        return Identity(
+            email=email.strip(),
+            name=name[:200] if isinstance(name, str) else "",
+            provider=self.name,
+            entitlements=entitlements,
+        )
+
+    def _key(self, token: str) -> OctKey | KeySet:
+        if self._secret is not None:
+            return self._secret
+        assert self._jwks is not None
+        try:
+            kid = extract_compact(token.encode()).headers().get("kid")
+        except (JoseError, ValueError):
+            raise PaywallTokenRefused() from None
+        try:
+            return self._jwks.for_kid(kid if isinstance(kid, str) else None)
+        except KeySetUnavailable:
+            raise PaywallKeysUnavailable() from None
+
+    def _verified_claims(self, token: str, now: float) -> dict[str, Any]:
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            raise PaywallTokenRefused()
+        key = self._key(token)
+        try:
+            decoded = jwt.decode(token, key, algorithms=self._algorithms)
+            registry = jwt.JWTClaimsRegistry(
+                now=int(now),
+                leeway=self._leeway,
+                iss={"essential": True, "value": self._o["issuer"]},
+                aud={"essential": True, "value": self._o["audience"]},
+                exp={"essential": True},
+                jti={"essential": True},
+            )
+            registry.validate(decoded.claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            log.warning(
+                "paywall token refused", extra={"identity": self.name, "reason": type(exc).__name__}
+            )
+            raise PaywallTokenRefused() from None
+        claims = dict(decoded.claims)
+        exp, jti = float(claims["exp"]), claims["jti"]  # exp: a NumericDate, checked above
+        if not isinstance(jti, str) or not jti or len(jti) > 256:
+            raise PaywallTokenRefused()
+        if exp - now > MAX_LIFETIME:
+            raise PaywallTokenRefused(
+                "The paywall's sign-in link lives too long to be trusted.", code="token_too_long"
+            )
+        # Accepted once: remembered until it could no longer pass the expiry check anyway.
+        marker = f"jwt-jti:{self.name}:" + hashlib.sha256(jti.encode()).hexdigest()
+        if not self._store.add(marker, 1, ttl=max(exp - now + self._leeway, 1)):
+            raise PaywallTokenReplayed()
+        return claims

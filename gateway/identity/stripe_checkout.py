@@ -1,0 +1,348 @@
+"""Stripe Checkout grants site access, through the official ``stripe`` library.
+
+Entry: a "subscribe to watch" page whose form creates a Checkout Session for the configured
+price (``client_reference_id`` names the pending login, kept in the shared store; a signed
+cookie binds it to this browser). Return: the success URL makes the gateway *retrieve* the
+session (no waiting for a webhook), require it complete and paid for the price, record the
+entitlement and continue the handoff. Webhooks keep entitlements current afterwards; every
+event is answered by re-reading the object from Stripe, so order and duplicates do not matter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+from flask import Request, redirect, render_template
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
+
+from gateway.entitlements import EntitlementStore, Grant
+from gateway.errors import BadRequest, GatewayError
+from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.context import ProviderContext
+from gateway.identity.forms import visitor_ip
+from gateway.policy import email_domain
+from gateway.settings import IdentitySettings
+
+log = logging.getLogger("gateway.stripe")
+
+stripe.enable_telemetry = False  # no request metrics sent back to Stripe
+
+CHECKOUT_COOKIE = "gw_checkout"
+PENDING_TTL = 86400  # a visitor may take a day between "subscribe" and paying
+MAX_PENDING = 5
+GRANTING = frozenset({"active", "trialing"})
+_SESSION_ID_RE = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
+_OBJECT_ID_RE = re.compile(r"[a-z]{2,8}_[A-Za-z0-9_]{1,250}")
+
+
+class PaymentProviderUnavailable(GatewayError):
+    status = 502
+    code = "payment_provider_unavailable"
+    default_message = "The payment service is unavailable. Please try again shortly."
+
+
+class CheckoutNotPaid(BadRequest):
+    code = "checkout_not_paid"
+    default_message = "This checkout is not paid (yet). Please complete the payment."
+
+
+class CheckoutUnknown(BadRequest):
+    code = "invalid_checkout"
+    default_message = "This checkout link is not valid. Please start again."
+
+
+class CheckoutNotInThisBrowser(GatewayError):
+    """Paid, but in another browser (or the cookie is gone): the visitor signs in instead."""
+
+    status = 200
+    code = "payment_received"
+    default_message = (
+        "Your payment was received and your subscription is active. Sign in with the e-mail "
+        "address you paid with to watch."
+    )
+
+
+def _get(obj: Any, *path: str | int) -> Any:
+    """A value deep in a Stripe object (or a plain dict); None when any step is missing."""
+    for key in path:
+        if obj is None or isinstance(obj, str):
+            return None
+        try:
+            obj = obj[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return obj
+
+
+def _price_ids(items: Any) -> set[str]:
+    prices = set()
+    for item in _get(items, "data") or []:
+        price = _get(item, "price")
+        prices.add(price if isinstance(price, str) else _get(price, "id"))
+    return {p for p in prices if isinstance(p, str)}
+
+
+class StripeCheckoutProvider:
+    label = "Subscribe to watch"
+
+    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+        self.name = settings.name
+        self.label = settings.options["label"] or self.label
+        self._o: Mapping[str, Any] = settings.options
+        self._ctx = ctx
+        self.source = f"stripe:{self.name}"
+        self.price: str = self._o["price"]
+        self.product: str = self._o["product"]
+        self.webhook_secret: str = self._o["webhook_secret"]
+        timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
+        self.client = stripe.StripeClient(
+            self._o["secret_key"],
+            base_addresses={"api": self._o["api_base"]} if self._o["api_base"] else None,
+            http_client=stripe.RequestsClient(timeout=timeout),
+            max_network_retries=1,
+        )
+        self._cookies = URLSafeTimedSerializer(
+            list(reversed(ctx.gateway.secret_keys)), salt=f"stripe-checkout:{self.name}"
+        )
+        base = ctx.gateway.public_url
+        # Stripe fills in {CHECKOUT_SESSION_ID} itself.
+        self.success_url = (
+            f"{base}/sso/stripe/{self.name}/return?session_id={{CHECKOUT_SESSION_ID}}"
+        )
+        self.cancel_url = f"{base}/sso/stripe/{self.name}/cancel"
+
+    @property
+    def entitlements(self) -> EntitlementStore:
+        store = self._ctx.entitlements
+        assert store is not None  # built whenever a stripe identity is configured
+        return store
+
+    # ------------------------------------------------------------------ entry
+
+    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
+        if request.method != "POST":
+            page = render_template(
+                "subscribe.html",
+                site=pending.site,
+                return_url=pending.return_url,
+                next=pending.next,
+                provider=self.name,
+                error="",
+            )
+            return Response(page, mimetype="text/html")
+        email = request.form.get("email", "").strip()
+        if email and email_domain(email) is None:
+            page = render_template(
+                "subscribe.html",
+                site=pending.site,
+                return_url=pending.return_url,
+                next=pending.next,
+                provider=self.name,
+                error="That does not look like an e-mail address.",
+            )
+            return Response(page, status=400, mimetype="text/html")
+        ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
+        self._ctx.limiter.limit(f"checkout:{self.name}:{ip}", 10, 60)
+        ref = secrets.token_urlsafe(24)
+        params: Any = {
+            "mode": self._o["mode"],
+            "line_items": [{"price": self.price, "quantity": 1}],
+            "success_url": self.success_url,
+            "cancel_url": f"{self.cancel_url}?ref={ref}",
+            "client_reference_id": ref,
+        }
+        if email:
+            params["customer_email"] = email
+        checkout = self._call(lambda: self.client.v1.checkout.sessions.create(params=params))
+        url = _get(checkout, "url")
+        # Stripe's own pages are https; only a configured stand-in (tests) may differ.
+        if not isinstance(url, str) or not (url.startswith("https://") or self._o["api_base"]):
+            raise PaymentProviderUnavailable()
+        self._ctx.store.set(
+            f"checkout:{ref}",
+            {"s": pending.site, "r": pending.return_url, "x": pending.next},
+            ttl=PENDING_TTL,
+        )
+        response = redirect(url, code=303)
+        refs = [*self._browser_refs(request), ref][-MAX_PENDING:]
+        response.set_cookie(
+            CHECKOUT_COOKIE,
+            self._cookies.dumps(refs),
+            max_age=PENDING_TTL,
+            httponly=True,
+            samesite="Lax",
+            path="/sso/",
+            secure=self._ctx.gateway.secure_cookies,
+        )
+        return response
+
+    def _browser_refs(self, request: Request) -> list[str]:
+        try:
+            raw = request.cookies.get(CHECKOUT_COOKIE, "")
+            refs = self._cookies.loads(raw, max_age=PENDING_TTL)
+        except BadSignature:
+            return []
+        return [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
+
+    def pending_for(self, ref: str) -> PendingLogin | None:
+        data = self._ctx.store.get(f"checkout:{ref}") if ref else None
+        if not isinstance(data, dict):
+            return None
+        return PendingLogin(data["s"], data["r"], data.get("x", ""))
+
+    # ------------------------------------------------------------------ return
+
+    def complete(self, request: Request) -> tuple[Identity, PendingLogin]:
+        session_id = request.args.get("session_id", "")
+        if not _SESSION_ID_RE.fullmatch(session_id):
+            raise CheckoutUnknown()
+        checkout = self._retrieve_checkout(session_id)
+        grant = self.grant_for_checkout(checkout)
+        if grant is None or not grant.active:
+            raise CheckoutNotPaid()
+        self.entitlements.record(grant)
+        ref = _get(checkout, "client_reference_id")
+        pending = self.pending_for(ref) if isinstance(ref, str) else None
+        if pending is None or ref not in self._browser_refs(request):
+            raise CheckoutNotInThisBrowser()
+        name = _get(checkout, "customer_details", "name")
+        identity = Identity(
+            email=grant.email,
+            name=name if isinstance(name, str) else "",
+            provider=self.name,
+        )
+        return identity, pending
+
+    def _retrieve_checkout(self, session_id: str) -> Any:
+        return self._call(
+            lambda: self.client.v1.checkout.sessions.retrieve(
+                session_id, params={"expand": ["line_items", "subscription", "customer"]}
+            )
+        )
+
+    # ------------------------------------------------------------------ what Stripe says
+
+    def grant_for_checkout(self, checkout: Any) -> Grant | None:
+        """The entitlement a checkout session gives, or None when it is not for our price."""
+        if self.price not in _price_ids(_get(checkout, "line_items")):
+            return None
+        email = self._checkout_email(checkout)
+        if email is None:
+            return None
+        paid = _get(checkout, "status") == "complete" and _get(checkout, "payment_status") in (
+            "paid",
+            "no_payment_required",
+        )
+        subscription = _get(checkout, "subscription")
+        if paid and subscription is not None and not isinstance(subscription, str):
+            return self.grant_for_subscription(subscription, email)
+        if paid and isinstance(subscription, str):
+            return self.grant_for_subscription(self.retrieve_subscription(subscription), email)
+        return Grant(
+            source=self.source,
+            ref=str(_get(checkout, "id")),
+            email=email,
+            product=self.product,
+            status="paid" if paid else str(_get(checkout, "status") or "open"),
+            active=paid,
+        )
+
+    def grant_for_subscription(self, subscription: Any, email: str | None = None) -> Grant | None:
+        if self.price not in _price_ids(_get(subscription, "items")):
+            return None
+        email = email or self._customer_email(_get(subscription, "customer"))
+        if email is None:
+            return None
+        status = str(_get(subscription, "status") or "unknown")
+        until = None
+        if status == "past_due":
+            period_end = _get(subscription, "current_period_end") or _get(
+                subscription, "items", "data", 0, "current_period_end"
+            )
+            start = period_end if isinstance(period_end, int) else int(time.time())
+            until = start + int(self._o["grace_days"]) * 86400
+        return Grant(
+            source=self.source,
+            ref=str(_get(subscription, "id")),
+            email=email,
+            product=self.product,
+            status=status,
+            active=status in GRANTING or status == "past_due",
+            valid_until=until,
+        )
+
+    def retrieve_subscription(self, subscription_id: str) -> Any:
+        if not _OBJECT_ID_RE.fullmatch(subscription_id):
+            raise BadRequest("Not a subscription id.", code="invalid_event")
+        return self._call(
+            lambda: self.client.v1.subscriptions.retrieve(
+                subscription_id, params={"expand": ["customer"]}
+            )
+        )
+
+    def _checkout_email(self, checkout: Any) -> str | None:
+        for email in (
+            _get(checkout, "customer_details", "email"),
+            _get(checkout, "customer_email"),
+        ):
+            if isinstance(email, str) and email_domain(email) is not None:
+                return email
+        return self._customer_email(_get(checkout, "customer"))
+
+    def _customer_email(self, customer: Any) -> str | None:
+        if isinstance(customer, str):
+            if not _OBJECT_ID_RE.fullmatch(customer):
+                return None
+            customer = self._call(lambda: self.client.v1.customers.retrieve(customer))
+        email = _get(customer, "email")
+        return email if isinstance(email, str) and email_domain(email) is not None else None
+
+    # ------------------------------------------------------------------ webhooks
+
+    def handle_event(self, event: Any) -> Grant | None:
+        """Apply one verified event by re-reading its object; the grant recorded, if any."""
+        kind = _get(event, "type")
+        obj = _get(event, "data", "object")
+        grant: Grant | None = None
+        if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+            grant = self.grant_for_checkout(self._retrieve_checkout(str(_get(obj, "id"))))
+        elif kind in (
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+        ):
+            grant = self.grant_for_subscription(self.retrieve_subscription(str(_get(obj, "id"))))
+        elif kind in ("invoice.payment_failed", "invoice.paid", "invoice.payment_succeeded"):
+            subscription = _get(obj, "subscription") or _get(
+                obj, "parent", "subscription_details", "subscription"
+            )
+            if isinstance(subscription, str):
+                grant = self.grant_for_subscription(self.retrieve_subscription(subscription))
+        if grant is not None:
+            self.entitlements.record(grant)
+        return grant
+
+    def verify_event(self, payload: bytes, signature: str | None) -> Any:
+        """The event, when signed with this identity's webhook secret within 300 s; else None."""
+        try:
+            return self.client.construct_event(payload, signature, self.webhook_secret, 300)
+        except (stripe.SignatureVerificationError, ValueError):
+            return None
+
+    @staticmethod
+    def _call(fn: Any) -> Any:
+        try:
+            return fn()
+        except stripe.InvalidRequestError as exc:
+            log.warning("stripe refused a request", extra={"stripe_code": exc.code or ""})
+            raise CheckoutUnknown() from None
+        except stripe.StripeError as exc:
+            log.warning("stripe unavailable", extra={"reason": type(exc).__name__})
+            raise PaymentProviderUnavailable() from None
