@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# redis-server: the shared store; chromium: the visitor flows in a real browser.
-scripts/apt-install.sh redis-server chromium
+# redis-server: the shared store; chromium: the visitor flows in a real browser;
+# postgresql: the entitlement store's production database (a throwaway cluster per test run).
+scripts/apt-install.sh redis-server chromium postgresql
 
 # A real OpenID provider (panva/oidc-provider) for the SSO tests, pinned by package-lock.json.
 if [[ ! -d tests/oidc/node_modules/oidc-provider || tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]]; then

@@ -81,3 +81,11 @@ def world() -> Iterator[Any]:
     from tests.sso_world import running_world
 
     yield from running_world()
+
+
+@pytest.fixture(scope="session")
+def paywall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Stripe stand-in, SMTP catcher, JWKS host, emulated site and gateway (paywall_world.py)."""
+    from tests.paywall_world import running_paywall_world
+
+    yield from running_paywall_world(tmp_path_factory.mktemp("paywall"))

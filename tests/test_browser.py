@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.paywall_world import PaywallWorld
 from tests.sso_world import TEAM_PASSWORD, World
+from tests.test_paywall import paywall_token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -137,3 +139,46 @@ def test_embed_link_signs_in_then_plays(page: Page, world: World, shots: Path) -
     # Signed in now: a second link goes straight to the player.
     page.goto(f"{world.gateway}/embed/multi/1001")
     assert page.get_attribute("#player", "data-photo-id") == "1001"
+
+
+def test_paying_visitor_reaches_the_welcome_page(
+    browser: Browser, paywall: PaywallWorld, shots: Path
+) -> None:
+    paywall.reset()
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(paywall.devsite.url + "/")
+        page.screenshot(path=shots / "paywall-chooser.png")
+        page.click("text=Subscribe (gold)")
+        page.wait_for_selector("#subscribe")
+        page.screenshot(path=shots / "subscribe.png")
+        page.fill("#email", "buyer@example.com")
+        page.click("#subscribe")
+        page.wait_for_selector("#pay")  # the stand-in's hosted checkout page
+        page.click("#pay")
+        page.wait_for_selector("#welcome")
+        assert page.url == paywall.devsite.url + "/"
+        assert page.text_content("#email") == "Signed in as buyer@example.com (visitor)"
+        page.screenshot(path=shots / "paid-welcome.png")
+    finally:
+        context.close()
+
+
+def test_lapsed_subscription_page(browser: Browser, paywall: PaywallWorld, shots: Path) -> None:
+    from gateway.entitlements import Grant
+
+    paywall.reset()
+    paywall.entitlements.record(
+        Grant("stripe:gold", "sub_lapsed_demo", "lapsed@example.com", "gold", "canceled", False)
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        token = paywall_token("lapsed@example.com")
+        page.goto(f"{paywall.gateway}/sso/paywalled/login?return_url=/&jwt={token}")
+        assert page.text_content("#title") == "Your subscription has lapsed"
+        page.screenshot(path=shots / "lapsed.png")
+    finally:
+        context.close()

@@ -1,0 +1,156 @@
+"""The entitlement store against SQLite and a real PostgreSQL server (a throwaway cluster)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from glob import glob
+from pathlib import Path
+
+import pytest
+
+from gateway.entitlements import EntitlementStore, Grant, engine_url
+from tests.helpers import free_port
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """initdb + pg_ctl on a free loopback port; as the postgres user when run as root (in a
+    folder of its own outside pytest's, which only root may enter)."""
+    pg_bin = _pg_bin()
+    if pg_bin is None:
+        pytest.skip("PostgreSQL is not installed (make test-deps installs it): skipping its tests")
+    folder = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
+    data, sockets = folder / "data", folder / "run"
+    sockets.mkdir()
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        shutil.chown(sockets, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(
+        [*run_as, str(pg_bin / "initdb"), "-D", str(data), "-U", "gateway", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-h 127.0.0.1 -p {port} -k {sockets} -F"
+    # The server inherits pg_ctl's output: a file, not a pipe this process would wait on.
+    log = folder / "run" / "server.log"
+    subprocess.run(
+        [
+            *run_as,
+            str(pg_bin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"postgresql://gateway@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*run_as, str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EntitlementStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ent.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    entitlements = EntitlementStore(url)
+    entitlements.create_schema()
+    entitlements.create_schema()  # start-up twice: the schema step is idempotent
+    yield entitlements
+    entitlements.dispose()
+
+
+def grant(ref: str, email: str = "Ada@Example.com", **kw: object) -> Grant:
+    values: dict[str, object] = {"status": "active", "active": True, "valid_until": None, **kw}
+    return Grant("stripe:gold", ref, email, "gold", **values)  # type: ignore[arg-type]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{time.time_ns()}"
+
+
+def test_grant_lapse_and_renew(store: EntitlementStore) -> None:
+    ref, email = unique("sub"), f"{unique('ada')}@example.com"
+    assert store.standing(email, "gold") == "none"
+    assert store.record(grant(ref, email)) is True
+    assert store.record(grant(ref, email)) is False  # the same word again: no change, no audit
+    assert store.standing(email.upper(), "gold") == "active"  # e-mail is case-insensitive
+    assert store.standing(email, "silver") == "none"
+    store.record(grant(ref, email, status="canceled", active=False))
+    assert store.standing(email, "gold") == "lapsed"
+    store.record(grant(unique("sub"), email))  # a second subscription
+    assert store.standing(email, "gold") == "active"
+
+
+def test_grace_period_ends(store: EntitlementStore) -> None:
+    ref, email = unique("sub"), f"{unique('bob')}@example.com"
+    now = time.time()
+    store.record(grant(ref, email, status="past_due", valid_until=int(now) + 60))
+    assert store.standing(email, "gold", now=now) == "active"
+    assert store.standing(email, "gold", now=now + 61) == "lapsed"
+
+
+def test_event_ids_are_applied_once(store: EntitlementStore) -> None:
+    event = unique("evt")
+    assert store.first_delivery(event) is True
+    assert store.first_delivery(event) is False
+    store.forget_delivery(event)
+    assert store.first_delivery(event) is True
+
+
+def test_concurrent_first_grants_make_one_row(store: EntitlementStore) -> None:
+    ref, email = unique("sub"), f"{unique('eve')}@example.com"
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(store.record(grant(ref, email))))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.standing(email, "gold") == "active"
+    assert results.count(True) >= 1
+
+
+def test_postgres_urls_use_psycopg() -> None:
+    assert engine_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert engine_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert engine_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_unreachable_database_is_a_clear_503() -> None:
+    from gateway.entitlements import EntitlementStoreUnavailable
+
+    store = EntitlementStore(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    with pytest.raises(EntitlementStoreUnavailable):
+        store.standing("a@example.com", "gold")
