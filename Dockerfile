@@ -13,6 +13,10 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
 WORKDIR /app
 COPY app.py gunicorn.conf.py ./
+# The default SQLite entitlement database (sqlite:///gateway.db) lives in /app/data: mount a
+# volume there, or use PostgreSQL via [store] database_url.
+RUN mkdir -p /app/data && chown gateway /app/data
+VOLUME /app/data
 USER gateway
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

@@ -26,6 +26,7 @@ from gateway.errors import GatewayError, Unauthorized
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
+from gateway.logs import audit
 from gateway.settings import IdentitySettings
 
 log = logging.getLogger("gateway.paywall")
@@ -93,7 +94,15 @@ class PaywallJwtProvider:
         return self.identity_from(token)
 
     def identity_from(self, token: str, now: float | None = None) -> Identity:
-        claims = self._verified_claims(token, time.time() if now is None else now)
+        """The visitor the token vouches for; a refusal is audited (never the token)."""
+        try:
+            return self._identity(token, time.time() if now is None else now)
+        except (PaywallTokenRefused, PaywallTokenReplayed) as exc:
+            audit("paywall_refused", identity=self.name, reason=exc.code)
+            raise
+
+    def _identity(self, token: str, now: float) -> Identity:
+        claims = self._verified_claims(token, now)
         email = claims.get(self._o["email_claim"])
         if not isinstance(email, str) or not email.strip():
             raise PaywallTokenRefused("The paywall did not say who you are.", code="no_email")

@@ -27,6 +27,7 @@ from gateway.errors import BadRequest, GatewayError
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.identity.forms import visitor_ip
+from gateway.logs import audit
 from gateway.policy import email_domain
 from gateway.settings import IdentitySettings
 
@@ -206,6 +207,7 @@ class StripeCheckoutProvider:
         checkout = self._retrieve_checkout(session_id)
         grant = self.grant_for_checkout(checkout)
         if grant is None or not grant.active:
+            audit("paywall_refused", identity=self.name, reason=CheckoutNotPaid.code)
             raise CheckoutNotPaid()
         self.entitlements.record(grant)
         ref = _get(checkout, "client_reference_id")

@@ -52,19 +52,21 @@ def login(site_name: str) -> Response:
 
     if not providers:
         raise SignInNotConfigured()
+    # A paywall token comes from the paywall, not from a button here.
+    choices = [p for p in providers if not isinstance(p, PaywallJwtProvider)] or providers
     if chosen:
         provider = next((p for p in providers if p.name == chosen), None)
         if provider is None:
             raise BadRequest("Unknown sign-in choice.", code="invalid_provider")
-    elif len(providers) == 1:
-        provider = providers[0]
+    elif len(choices) == 1:
+        provider = choices[0]
     else:
         page = render_template(
             "chooser.html",
             site=site.name,
             return_url=return_url,
             next=pending.next,
-            choices=providers,
+            choices=choices,
         )
         return Response(page, mimetype="text/html")
 
