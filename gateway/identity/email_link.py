@@ -104,20 +104,7 @@ class EmailLinkProvider:
     def _form(
         self, pending: PendingLogin, error: str = "", email: str = "", status: int = 200
     ) -> Response:
-        csrf, nonce = self._forms.issue()
-        page = render_template(
-            "email_login.html",
-            site=pending.site,
-            return_url=pending.return_url,
-            next=pending.next,
-            provider=self.name,
-            csrf=csrf,
-            error=error,
-            email=email,
-        )
-        response = Response(page, status=status, mimetype="text/html")
-        self._forms.set_cookie(response, nonce)
-        return response
+        return self._forms.page("email_login.html", pending, status, error=error, email=email)
 
     def _send(self, to: str, link: str) -> None:
         message = EmailMessage()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
-from flask import Request
+from flask import Request, render_template
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from gateway.errors import BadRequest
+from gateway.identity.base import PendingLogin
 from gateway.settings import IPNetwork
 from gateway.web.clientip import client_ip
 
@@ -43,6 +45,24 @@ class FormGuard:
             secure=self._secure,
             path="/sso/",
         )
+
+    def page(
+        self, template: str, pending: PendingLogin, status: int = 200, **context: Any
+    ) -> Response:
+        """A sign-in form page for this provider, with its CSRF token and cookie."""
+        csrf, nonce = self.issue()
+        page = render_template(
+            template,
+            site=pending.site,
+            return_url=pending.return_url,
+            next=pending.next,
+            provider=self._provider,
+            csrf=csrf,
+            **context,
+        )
+        response = Response(page, status=status, mimetype="text/html")
+        self.set_cookie(response, nonce)
+        return response
 
     def check(self, request: Request) -> None:
         expired = BadRequest("The sign-in form expired; please try again.", code="invalid_form")

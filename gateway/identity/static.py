@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import Request, render_template
+from flask import Request
 from werkzeug.wrappers import Response
 
 from gateway.errors import TooManyRequests
@@ -41,20 +41,7 @@ class StaticProvider:
     def _form(
         self, pending: PendingLogin, error: str = "", email: str = "", status: int = 200
     ) -> Response:
-        csrf, nonce = self._forms.issue()
-        page = render_template(
-            "login.html",
-            site=pending.site,
-            return_url=pending.return_url,
-            next=pending.next,
-            provider=self.name,
-            csrf=csrf,
-            error=error,
-            email=email,
-        )
-        response = Response(page, status=status, mimetype="text/html")
-        self._forms.set_cookie(response, nonce)
-        return response
+        return self._forms.page("login.html", pending, status, error=error, email=email)
 
     def _submit(self, request: Request, pending: PendingLogin) -> Response | Identity:
         self._forms.check(request)

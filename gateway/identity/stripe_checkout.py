@@ -129,26 +129,10 @@ class StripeCheckoutProvider:
 
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
         if request.method != "POST":
-            page = render_template(
-                "subscribe.html",
-                site=pending.site,
-                return_url=pending.return_url,
-                next=pending.next,
-                provider=self.name,
-                error="",
-            )
-            return Response(page, mimetype="text/html")
+            return self._page(pending)
         email = request.form.get("email", "").strip()
         if email and email_domain(email) is None:
-            page = render_template(
-                "subscribe.html",
-                site=pending.site,
-                return_url=pending.return_url,
-                next=pending.next,
-                provider=self.name,
-                error="That does not look like an e-mail address.",
-            )
-            return Response(page, status=400, mimetype="text/html")
+            return self._page(pending, "That does not look like an e-mail address.", 400)
         ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
         self._ctx.limiter.limit(f"checkout:{self.name}:{ip}", 10, 60)
         ref = secrets.token_urlsafe(24)
@@ -183,6 +167,17 @@ class StripeCheckoutProvider:
             secure=self._ctx.gateway.secure_cookies,
         )
         return response
+
+    def _page(self, pending: PendingLogin, error: str = "", status: int = 200) -> Response:
+        page = render_template(
+            "subscribe.html",
+            site=pending.site,
+            return_url=pending.return_url,
+            next=pending.next,
+            provider=self.name,
+            error=error,
+        )
+        return Response(page, status=status, mimetype="text/html")
 
     def _browser_refs(self, request: Request) -> list[str]:
         try:
