@@ -182,3 +182,21 @@ def test_lapsed_subscription_page(browser: Browser, paywall: PaywallWorld, shots
         page.screenshot(path=shots / "lapsed.png")
     finally:
         context.close()
+
+
+def test_payment_received_page_in_another_browser(
+    browser: Browser, paywall: PaywallWorld, shots: Path
+) -> None:
+    from tests.test_paywall import start_checkout
+
+    paywall.reset()
+    _, session_id = start_checkout(paywall, "elsewhere@example.com")
+    paywall.stripe.pay(session_id)
+    context = browser.new_context()  # not the browser that started the checkout
+    page = context.new_page()
+    try:
+        page.goto(f"{paywall.gateway}/sso/stripe/gold/return?session_id={session_id}")
+        assert page.text_content("#title") == "Payment received"
+        page.screenshot(path=shots / "payment-received.png")
+    finally:
+        context.close()
