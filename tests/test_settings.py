@@ -202,6 +202,30 @@ def test_identity_type_keys() -> None:
     assert "identity.pay.product: is required" in problems
 
 
+def test_visitor_ttl_and_stripe_mode() -> None:
+    doc = _base(
+        identity={
+            "pay": {
+                "type": "stripe",
+                "secret_key": "sk",
+                "webhook_secret": "wh",
+                "price": "p",
+                "product": "gold",
+                "mode": "setup",
+            }
+        }
+    )
+    doc["sites"]["intranet"].update(visitor_ttl=30)
+    problems = _problems(doc)
+    assert any(p.startswith("sites.intranet.visitor_ttl:") for p in problems)
+    assert any(p.startswith("identity.pay.mode:") for p in problems)
+    doc["sites"]["intranet"]["visitor_ttl"] = 600
+    doc["identity"]["pay"]["mode"] = "payment"
+    settings = parse_settings(doc, env={})
+    assert settings.sites["intranet"].visitor_ttl == 600
+    assert settings.identities["pay"].options["mode"] == "payment"
+
+
 def test_duplicate_api_key_hashes() -> None:
     doc = _base(
         api_keys={
