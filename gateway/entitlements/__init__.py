@@ -107,38 +107,22 @@ class EntitlementStore:
     def record(self, grant: Grant, now: float | None = None) -> bool:
         """Store the source's current word about a grant; True (and an audit line) on change."""
         stamp = int(time.time() if now is None else now)
-        values = {
+        values: dict[str, object] = {
             "email": grant.email.lower(),
             "product": grant.product,
             "status": grant.status,
             "active": grant.active,
             "valid_until": grant.valid_until,
         }
-        key = (entitlements.c.source == grant.source) & (entitlements.c.ref == grant.ref)
         try:
-            for _ in range(2):  # an insert race with another worker turns into an update
-                with self._engine.begin() as db:
-                    row = db.execute(
-                        select(*(entitlements.c[name] for name in values)).where(key)
-                    ).first()
-                    if row is not None and dict(row._mapping) == values:
-                        return False
-                    try:
-                        if row is None:
-                            db.execute(
-                                insert(entitlements).values(
-                                    source=grant.source, ref=grant.ref, updated_at=stamp, **values
-                                )
-                            )
-                        else:
-                            db.execute(
-                                update(entitlements).where(key).values(updated_at=stamp, **values)
-                            )
-                    except IntegrityError:
-                        continue
-                break
+            try:
+                changed = self._write(grant, values, stamp)
+            except IntegrityError:  # another worker inserted it first: now it is an update
+                changed = self._write(grant, values, stamp)
         except SQLAlchemyError:
             raise EntitlementStoreUnavailable() from None
+        if not changed:
+            return False
         audit(
             "entitlement_changed",
             source=grant.source,
@@ -149,6 +133,23 @@ class EntitlementStore:
             active=grant.active,
             valid_until=grant.valid_until,
         )
+        return True
+
+    def _write(self, grant: Grant, values: dict[str, object], stamp: int) -> bool:
+        """Insert or update one grant's row in one transaction; False when nothing differs."""
+        key = (entitlements.c.source == grant.source) & (entitlements.c.ref == grant.ref)
+        with self._engine.begin() as db:
+            row = db.execute(select(*(entitlements.c[name] for name in values)).where(key)).first()
+            if row is not None and dict(row._mapping) == values:
+                return False
+            if row is None:
+                db.execute(
+                    insert(entitlements).values(
+                        source=grant.source, ref=grant.ref, updated_at=stamp, **values
+                    )
+                )
+            else:
+                db.execute(update(entitlements).where(key).values(updated_at=stamp, **values))
         return True
 
     def standing(self, email: str, product: str, now: float | None = None) -> Standing:

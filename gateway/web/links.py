@@ -24,7 +24,7 @@ from gateway.web.visitor import NotSignedIn, allowed_visitor, keep_alive
 
 bp = Blueprint("links", __name__)
 
-_PHOTO_ID_RE = re.compile(r"[1-9][0-9]{0,15}")
+PHOTO_ID_RE = re.compile(r"[1-9][0-9]{0,15}")  # a positive id that fits in a JSON number
 
 
 class NoSuchVideo(NotFound):
@@ -38,7 +38,7 @@ class NoSuchFormat(NotFound):
 
 
 def parse_photo_id(raw: str) -> int:
-    if not _PHOTO_ID_RE.fullmatch(raw):
+    if not PHOTO_ID_RE.fullmatch(raw):
         raise BadRequest("The photo id must be a positive whole number.", code="invalid_photo_id")
     return int(raw)
 

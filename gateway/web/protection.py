@@ -21,13 +21,12 @@ from gateway.errors import BadRequest, GatewayError, UpstreamError
 from gateway.logs import audit
 from gateway.settings import SiteSettings
 from gateway.web.context import site_or_404
-from gateway.web.links import visitor_photo
+from gateway.web.links import PHOTO_ID_RE, visitor_photo
 from gateway.web.visitor import allowed_visitor
 
 bp = Blueprint("protection", __name__)
 
 CALLBACK_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
-_OBJECT_ID_RE = re.compile(r"[1-9][0-9]{0,15}")
 # Escaped inside the JSON so the body cannot close a tag or break a line in any parser.
 _ESCAPES = {
     "<": "\\u003c",
@@ -84,9 +83,7 @@ def protection(site_name: str) -> Response:
 
 def _protected_token(site: SiteSettings) -> dict[str, Any]:
     object_id = request.args.get("object_id", "")
-    if request.args.get("object_type", "photo") != "photo" or not _OBJECT_ID_RE.fullmatch(
-        object_id
-    ):
+    if request.args.get("object_type", "photo") != "photo" or not PHOTO_ID_RE.fullmatch(object_id):
         raise NotProtectable()
     identity = allowed_visitor(site, player=True)
     info = visitor_photo(site, int(object_id))

@@ -109,12 +109,7 @@ def stripe_cancel(identity_name: str) -> Response:
     pending = provider.pending_for(request.args.get("ref", "")[:64])
     retry = None
     if pending is not None and pending.site in services().settings.sites:
-        retry = url_for(
-            "sso.login",
-            site_name=pending.site,
-            return_url=pending.return_url,
-            next=pending.next or None,
-        )
+        retry = _login_url(pending)
     return message_page(
         200,
         "checkout_cancelled",
@@ -177,14 +172,19 @@ def _subscribe_url(site: SiteSettings, pending: PendingLogin) -> str | None:
     """Where a visitor without the site's entitlement can get it, when the site sells it."""
     for provider in _site_providers(site):
         if isinstance(provider, StripeCheckoutProvider):
-            return url_for(
-                "sso.login",
-                site_name=site.name,
-                return_url=pending.return_url,
-                next=pending.next or None,
-                provider=provider.name,
-            )
+            return _login_url(pending, provider.name)
     return None
+
+
+def _login_url(pending: PendingLogin, provider: str | None = None) -> str:
+    """The site's sign-in again, for the same return URL and gateway link."""
+    return url_for(
+        "sso.login",
+        site_name=pending.site,
+        return_url=pending.return_url,
+        next=pending.next or None,
+        provider=provider,
+    )
 
 
 def _record(site: SiteSettings, identity: Identity, outcome: str, detail: str) -> None:

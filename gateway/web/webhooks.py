@@ -10,6 +10,7 @@ and answered 502, and Stripe's retry applies it later.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
@@ -47,10 +48,9 @@ def stripe_webhook() -> Response:
     raise InvalidWebhookSignature()
 
 
-def _apply(provider: StripeCheckoutProvider, event: object) -> Response:
+def _apply(provider: StripeCheckoutProvider, event: Any) -> Response:
     store = provider.entitlements
-    event_id = str(event["id"])  # type: ignore[index]
-    kind = str(event["type"])  # type: ignore[index]
+    event_id, kind = str(event["id"]), str(event["type"])
     if not store.first_delivery(event_id):
         return jsonify({"received": True, "duplicate": True})
     try:
