@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.gateway.log_level)
     app = GatewayFlask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
+    # "//x" must not become a redirect built from the Host header: merged slashes are a 404.
+    app.url_map.merge_slashes = False
     services = Services.build(settings)
     app.extensions["gateway.services"] = services
     observability.install(app)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from gateway.errors import Unauthorized
 from gateway.settings import ApiKeySettings
 
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="23-gateway"'}
+_CHALLENGE = 'Bearer realm="23-gateway"'
 MAX_KEY_LENGTH = 512
 
 
@@ -25,7 +25,7 @@ class ApiKeyring:
             raise Unauthorized(
                 "Send the API key as 'Authorization: Bearer <key>'.",
                 code="missing_api_key",
-                headers=_CHALLENGE,
+                challenge=_CHALLENGE,
             )
         digest = hashlib.sha256(presented[:MAX_KEY_LENGTH].encode()).digest()
         match = None
@@ -34,6 +34,6 @@ class ApiKeyring:
                 match = key
         if match is None or len(presented) > MAX_KEY_LENGTH:
             raise Unauthorized(
-                "The API key is not valid.", code="invalid_api_key", headers=_CHALLENGE
+                "The API key is not valid.", code="invalid_api_key", challenge=_CHALLENGE
             )
         return match

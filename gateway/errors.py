@@ -1,4 +1,8 @@
-"""The gateway's exception tree: every error a client sees is one (code, status, message)."""
+"""The gateway's exception tree: every error a client sees is one (code, status, message).
+
+Instances carry typed context (``retry_after``, an upstream failure's site, method and cause),
+never a loose dict of headers: the web layer turns context into headers and log fields.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,18 @@ class GatewayError(Exception):
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "The gateway could not handle this request."
 
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
         self.message = message or self.default_message
         if code is not None:
             self.code = code  # type: ignore[misc]  # per-instance override of the class default
-        self.headers = headers or {}
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
+
+    def response_headers(self) -> dict[str, str]:
+        """HTTP headers this error asks for (``Retry-After``, ``WWW-Authenticate``)."""
+        return {}
 
 
 class BadRequest(GatewayError):
@@ -39,6 +40,15 @@ class Unauthorized(GatewayError):
     status = 401
     code = "unauthorized"
     default_message = "Authentication is required."
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, challenge: str = ""
+    ) -> None:
+        super().__init__(message, code=code)
+        self.challenge = challenge  # a WWW-Authenticate value, when the caller can answer one
+
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge} if self.challenge else {}
 
 
 class Forbidden(GatewayError):
@@ -70,20 +80,66 @@ class TooManyRequests(GatewayError):
     code = "rate_limited"
     default_message = "Too many requests; slow down."
 
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, retry_after: int = 1
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, retry_after)
 
-# Upstream (23 API) failures. Raised only by gateway.twentythree.client; web code maps them.
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    code = "unavailable"
+    default_message = "This service is unavailable right now. Please try again shortly."
+
+
+# Upstream (23 API) failures. Raised only by gateway.twentythree; web code maps them.
 
 
 class UpstreamError(GatewayError):
-    """The 23 site did not give a usable answer."""
+    """The 23 site did not give a usable answer.
+
+    ``site``, ``method`` and ``cause`` say which site, which API call and what went wrong
+    (``refused``, ``dns``, ``tls``, ``timeout``, ``http_503``, ``bad_response``, a 23 code...),
+    so an operator reading one log line knows where to look.
+    """
 
     status = 502
     code = "upstream_error"
     default_message = "The video site did not answer properly."
 
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        site: str = "",
+        method: str = "",
+        cause: str = "",
+    ) -> None:
+        super().__init__(message, code=code)
+        self.site = site
+        self.method = method
+        self.cause = cause
+
+    def located(self, site: str, method: str) -> UpstreamError:
+        """This error, now knowing the site and API method it came from."""
+        self.site = self.site or site
+        self.method = self.method or method
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        detail = {"site": self.site, "api_method": self.method, "cause": self.cause}
+        body["error"].update({k: v for k, v in detail.items() if v})
+        return body
+
 
 class UpstreamUnavailable(UpstreamError):
-    """Connection refused or reset, or HTTP 5xx."""
+    """Connection refused or reset, DNS or TLS failure, or HTTP 5xx."""
 
     code = "upstream_unavailable"
     default_message = "The video site is unavailable."
@@ -108,10 +164,17 @@ class UpstreamRejected(UpstreamError):
     code = "upstream_rejected"
     default_message = "The video site refused the request."
 
-    def __init__(self, upstream_code: str, upstream_message: str = "") -> None:
+    def __init__(
+        self, upstream_code: str, upstream_message: str = "", *, site: str = "", method: str = ""
+    ) -> None:
         self.upstream_code = upstream_code or "unknown"
         self.upstream_message = upstream_message
-        super().__init__(f"The video site refused the request ({self.upstream_code}).")
+        super().__init__(
+            f"The video site refused the request ({self.upstream_code}).",
+            site=site,
+            method=method,
+            cause=self.upstream_code,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         body = super().to_dict()

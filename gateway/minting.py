@@ -14,7 +14,7 @@ from typing import Any
 from gateway.errors import UpstreamRejected, UpstreamTimeout
 from gateway.settings import SiteSettings
 from gateway.twentythree import urls
-from gateway.twentythree.cache import MEMO_LIMIT, PhotoCache, PhotoInfo
+from gateway.twentythree.cache import MEMO_LIMIT, NO_SUCH_PHOTO, PhotoCache, PhotoInfo
 from gateway.twentythree.tokens import PhotoSigner, expiry
 
 # Which file a "video" link plays and a "download" link fetches, best first.
@@ -138,10 +138,14 @@ class Minter:
         return known
 
     def _get(self, photo_id: int) -> PhotoInfo | UpstreamRejected:
+        """A photo's facts, or 23's "no such photo" for it. Any other refusal (23 refusing the
+        gateway's own credentials) is no answer about this photo: it fails the whole call."""
         try:
             return self.cache.get(photo_id)
         except UpstreamRejected as exc:
-            return exc
+            if exc.upstream_code == NO_SUCH_PHOTO:
+                return exc
+            raise
 
     def token(self, info: PhotoInfo, expire: int) -> str:
         """One time-limited token for a photo already looked up with ``photos``."""

@@ -1,16 +1,19 @@
-"""May this identity enter this site? Domains, groups and entitlements; nothing else decides."""
+"""May this identity enter this site? Provider trust, domains, groups and entitlements; nothing
+else decides.
+
+A site trusts only the providers it lists: an identity (a gateway session, a proxy's headers,
+a paywall token) produced by any other provider counts as "not signed in" there, so a paywall
+or a static account can never open an intranet that trusts only its corporate IdP.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.emails import email_domain
 from gateway.identity.base import Identity
 from gateway.settings import SiteSettings
-
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
-_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 @dataclass(frozen=True)
@@ -22,37 +25,22 @@ class Decision:
 
 ALLOW = Decision(True)
 
-
-def email_domain(email: str) -> str | None:
-    """The lower-case domain of a plain ASCII address with exactly one ``@``, else None.
-
-    No look-alikes get through: non-ASCII (IDN homographs, a fullwidth at sign), quoted or
-    commented local parts, trailing dots and empty labels are all refused.
-    """
-    if not email.isascii() or email.count("@") != 1 or len(email) > 254:
-        return None
-    local, domain = email.split("@")
-    domain = domain.lower()
-    labels = domain.split(".")
-    if (
-        not _LOCAL_RE.fullmatch(local)
-        or local.startswith(".")
-        or local.endswith(".")
-        or ".." in local
-    ):
-        return None
-    if len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
-        return None
-    return domain
-
-
 # (email, product) -> "active" | "lapsed" | "none": the stored entitlements, when there are any.
 StandingLookup = Callable[[str, str], str]
+
+
+def trusts(site: SiteSettings, identity: Identity) -> bool:
+    """Whether ``identity`` counts on ``site`` at all: one of the site's own providers made it."""
+    return bool(identity.provider) and identity.provider in site.identities
 
 
 def decide(
     site: SiteSettings, identity: Identity, standing: StandingLookup | None = None
 ) -> Decision:
+    if not trusts(site, identity):
+        return Decision(
+            False, "untrusted_provider", "This video site does not accept that kind of sign-in."
+        )
     domain = email_domain(identity.email)
     if domain is None:
         return Decision(False, "invalid_email", "Your account has no usable e-mail address.")

@@ -18,8 +18,7 @@ class RateLimiter:
         now = time.time() if now is None else now
         slot = int(now // window)
         if self._store.incr(f"rl:{name}:{slot}", ttl=window + 1) > count:
-            retry_after = max(1, math.ceil((slot + 1) * window - now))
-            raise TooManyRequests(headers={"Retry-After": str(retry_after)})
+            raise TooManyRequests(retry_after=math.ceil((slot + 1) * window - now))
 
     def per_second(self, name: str, rate: float, now: float | None = None) -> None:
         """A configured rate (calls per second; 0 = unlimited). Rates below one a second get a

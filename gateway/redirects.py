@@ -74,6 +74,12 @@ def safe_return_url(value: str | None, site: SiteSettings) -> str:
     return value
 
 
+def on_site(site: SiteSettings, checked_url: str) -> str:
+    """An absolute URL for a return URL ``safe_return_url`` accepted (a path gets the site's
+    origin), for links the gateway shows itself."""
+    return site.url + checked_url if checked_url.startswith("/") else checked_url
+
+
 def _check_path(layers: list[str]) -> None:
     for layer in layers:
         parts = urlsplit(layer)

@@ -7,13 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.apikeys import ApiKeyring
+from gateway.cookies import CookieJar
 from gateway.entitlements import EntitlementStore
-from gateway.identity import build_providers
-from gateway.identity.base import Provider
+from gateway.identity.base import IdentifiesEachRequest, Provider
 from gateway.identity.context import ProviderContext
+from gateway.identity.registry import build_providers
 from gateway.minting import Minter
 from gateway.ratelimit import RateLimiter
-from gateway.sessions import SessionCodec
+from gateway.sessions import SessionCodec, Sessions
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.twentythree.cache import PhotoCache
@@ -32,7 +33,10 @@ class Services:
     keyring: ApiKeyring
     limiter: RateLimiter
     providers: Mapping[str, Provider]
-    sessions: SessionCodec
+    site_providers: Mapping[str, tuple[Provider, ...]]  # each site's own, in its order
+    request_identifiers: Mapping[str, tuple[IdentifiesEachRequest, ...]]  # ...those per request
+    sessions: Sessions
+    cookies: CookieJar
     entitlements: EntitlementStore | None
 
     @classmethod
@@ -59,7 +63,14 @@ class Services:
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="photo-fetch")
         limiter = RateLimiter(store)
         entitlements = open_entitlements(settings)
-        context = ProviderContext(g, store, limiter, entitlements)
+        sessions = Sessions(SessionCodec(g.secret_keys, g.session_idle, g.session_max_age), store)
+        cookies = CookieJar(g.public_url)
+        context = ProviderContext(g, store, limiter, sessions, cookies, entitlements)
+        providers = build_providers(settings.identities, context)
+        site_providers = {
+            name: tuple(providers[i] for i in site.identities if i in providers)
+            for name, site in settings.sites.items()
+        }
         return cls(
             settings=settings,
             store=store,
@@ -69,8 +80,14 @@ class Services:
             readiness=ReadinessProbe(clients, interval=g.readiness_interval),
             keyring=ApiKeyring(settings.api_keys),
             limiter=limiter,
-            providers=build_providers(settings.identities, context),
-            sessions=SessionCodec(g.secret_keys, g.session_idle, g.session_max_age),
+            providers=providers,
+            site_providers=site_providers,
+            request_identifiers={
+                name: tuple(p for p in own if isinstance(p, IdentifiesEachRequest))
+                for name, own in site_providers.items()
+            },
+            sessions=sessions,
+            cookies=cookies,
             entitlements=entitlements,
         )
 

@@ -1,37 +1,43 @@
-"""The gateway's own visitor session: a signed cookie, so a second site or the embed and
-protection endpoints know the visitor without another trip to the identity provider.
+"""The gateway's own visitor session: a signed cookie with an id, revocable everywhere.
 
-Signed with itsdangerous (the first ``secret_key`` signs, all verify), with an idle and an
-absolute lifetime. It holds the identity only; nothing in it is secret.
+The cookie is signed with itsdangerous (the first ``secret_key`` signs, all verify), with an
+idle and an absolute lifetime. It holds a random session id and the identity, nothing secret.
+Logout records the id as revoked in the shared store (every worker and instance sees it) until
+the session could have expired anyway, so a copy of the cookie taken before logout is
+worthless afterwards. An IdP's back-channel logout revokes by the IdP's session id or subject:
+every gateway session issued before that moment for it is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature
 
 from gateway.identity.base import Identity
+from gateway.signing import serializer
+from gateway.store import Store
 
 COOKIE = "gw_session"
 REFRESH_AFTER = 60  # seconds: re-issue the cookie at most once a minute to slide idle expiry
-
-
-def serializer(secret_keys: Sequence[str], salt: str) -> URLSafeSerializer:
-    """itsdangerous signs with the *last* key of a list; ours signs with the first."""
-    return URLSafeSerializer(list(reversed(secret_keys)), salt=salt)
+MAX_COOKIE = 4096
 
 
 @dataclass(frozen=True)
 class VisitorSession:
+    id: str
     identity: Identity
     issued_at: int
     seen_at: int
 
 
 class SessionCodec:
+    """The cookie's signed form and its expiry rules. Pure: no store, no clock of its own."""
+
     def __init__(self, secret_keys: Sequence[str], idle: int, max_age: int) -> None:
         self._signer = serializer(secret_keys, "gateway-session")
         self.idle = idle
@@ -39,17 +45,26 @@ class SessionCodec:
 
     def dump(self, session: VisitorSession) -> str:
         return self._signer.dumps(
-            {"i": session.identity.to_json(), "t": session.issued_at, "s": session.seen_at}
+            {
+                "id": session.id,
+                "i": session.identity.to_json(),
+                "t": session.issued_at,
+                "s": session.seen_at,
+            }
         )
 
     def load(self, cookie: str | None, now: float | None = None) -> VisitorSession | None:
         """The session in a cookie, or None when absent, forged, idle too long or too old."""
-        if not cookie or len(cookie) > 4096:
+        if not cookie or len(cookie) > MAX_COOKIE:
             return None
         try:
             data = self._signer.loads(cookie)
-            session = VisitorSession(Identity.from_json(data["i"]), int(data["t"]), int(data["s"]))
+            session = VisitorSession(
+                str(data["id"]), Identity.from_json(data["i"]), int(data["t"]), int(data["s"])
+            )
         except (BadSignature, KeyError, TypeError, ValueError):
+            return None
+        if len(session.id) < 16:
             return None
         now = time.time() if now is None else now
         if now - session.seen_at > self.idle or now - session.issued_at > self.max_age:
@@ -58,11 +73,68 @@ class SessionCodec:
 
     def new(self, identity: Identity, now: float | None = None) -> VisitorSession:
         stamp = int(time.time() if now is None else now)
-        return VisitorSession(identity, stamp, stamp)
+        return VisitorSession(secrets.token_urlsafe(18), identity, stamp, stamp)
 
     def touched(self, session: VisitorSession, now: float | None = None) -> VisitorSession | None:
         """A refreshed session when the cookie is due for re-issue (sliding idle expiry)."""
         stamp = int(time.time() if now is None else now)
         if stamp - session.seen_at < REFRESH_AFTER:
             return None
-        return VisitorSession(session.identity, session.issued_at, stamp)
+        return VisitorSession(session.id, session.identity, session.issued_at, stamp)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:40]
+
+
+class Sessions:
+    """Visitor sessions with revocation kept in the shared store."""
+
+    def __init__(self, codec: SessionCodec, store: Store) -> None:
+        self.codec = codec
+        self._store = store
+
+    @property
+    def max_age(self) -> int:
+        return self.codec.max_age
+
+    def new(self, identity: Identity) -> VisitorSession:
+        return self.codec.new(identity)
+
+    def dump(self, session: VisitorSession) -> str:
+        return self.codec.dump(session)
+
+    def touched(self, session: VisitorSession) -> VisitorSession | None:
+        return self.codec.touched(session)
+
+    def load(self, cookie: str | None) -> VisitorSession | None:
+        """The session in a cookie unless it is forged, expired or revoked (one store read)."""
+        session = self.codec.load(cookie)
+        if session is None:
+            return None
+        ident = session.identity
+        keys = [f"session-revoked:{session.id}"]
+        if ident.subject:
+            keys.append(f"idp-revoked:{ident.provider}:sub:{_digest(ident.subject)}")
+        if ident.idp_session:
+            keys.append(f"idp-revoked:{ident.provider}:sid:{_digest(ident.idp_session)}")
+        marks = self._store.get_many(keys)
+        if marks[0] is not None:
+            return None
+        if any(isinstance(at, int | float) and session.issued_at <= at for at in marks[1:]):
+            return None
+        return session
+
+    def revoke(self, session: VisitorSession) -> None:
+        """Logout: this session id is refused by every worker and instance from now on."""
+        self._store.set(f"session-revoked:{session.id}", 1, ttl=self.codec.max_age)
+
+    def revoke_at_idp(self, provider: str, *, subject: str = "", idp_session: str = "") -> None:
+        """Back-channel logout: every session of this IdP session or subject issued until now."""
+        now = int(time.time())
+        if subject:
+            key = f"idp-revoked:{provider}:sub:{_digest(subject)}"
+            self._store.set(key, now, ttl=self.codec.max_age)
+        if idp_session:
+            key = f"idp-revoked:{provider}:sid:{_digest(idp_session)}"
+            self._store.set(key, now, ttl=self.codec.max_age)

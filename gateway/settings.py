@@ -44,7 +44,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class GatewaySettings:
     public_url: str
-    secret_keys: tuple[str, ...]
+    secret_keys: tuple[str, ...] = field(repr=False)
     trusted_proxies: tuple[IPNetwork, ...] = ()
     upstream_connect_timeout: float = 3.05
     upstream_read_timeout: float = 5.0
@@ -52,6 +52,7 @@ class GatewaySettings:
     log_level: str = "info"
     session_idle: int = 1800
     session_max_age: int = 43200
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def secure_cookies(self) -> bool:
@@ -74,6 +75,7 @@ class SiteSettings:
     expire_bucket: int = 0
     require_entitlement: str = ""
     visitor_ttl: int = 3600
+    visitor_unpublished: bool = False
 
     @property
     def host(self) -> str:
@@ -83,8 +85,8 @@ class SiteSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    url: str = ""
-    database_url: str = "sqlite:///gateway.db"
+    url: str = field(default="", repr=False)  # may hold a password
+    database_url: str = field(default="sqlite:///gateway.db", repr=False)
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,7 @@ _GATEWAY_SPEC = {
     "log_level": _Key("str", "info", choices=("debug", "info", "warning", "error")),
     "session_idle": _Key("int", 1800, minimum=60, maximum=86400),
     "session_max_age": _Key("int", 43200, minimum=300, maximum=30 * 86400),
+    "metrics_token": _Key("str", ""),
 }
 
 _SITE_SPEC = {
@@ -303,6 +306,7 @@ _SITE_SPEC = {
     "expire_bucket": _Key("int", 0, minimum=0, maximum=86400),
     "require_entitlement": _Key("str", ""),
     "visitor_ttl": _Key("int", 3600, minimum=60, maximum=7 * 86400),
+    "visitor_unpublished": _Key("bool", False),
 }
 
 _STORE_SPEC = {
@@ -467,6 +471,7 @@ def _gateway(reader: _Reader, raw: Any) -> GatewaySettings | None:
         log_level=values["log_level"],
         session_idle=values["session_idle"],
         session_max_age=values["session_max_age"],
+        metrics_token=values["metrics_token"],
     )
 
 
@@ -540,6 +545,7 @@ def _site(
         expire_bucket=v["expire_bucket"],
         require_entitlement=v["require_entitlement"],
         visitor_ttl=v["visitor_ttl"],
+        visitor_unpublished=v["visitor_unpublished"],
     )
 
 

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError
@@ -25,6 +26,10 @@ class StoreUnavailable(GatewayError):
 
 class Store(Protocol):
     def get(self, key: str) -> Any: ...
+
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        """The values of several keys in one round trip (None where absent)."""
+        ...
 
     def set(self, key: str, value: Any, ttl: float) -> None: ...
 
@@ -68,6 +73,11 @@ class MemoryStore:
         with self._lock:
             entry = self._live(key, time.monotonic())
             return None if entry is None else entry[1]
+
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        with self._lock:
+            now = time.monotonic()
+            return [None if (e := self._live(k, now)) is None else e[1] for k in keys]
 
     def set(self, key: str, value: Any, ttl: float) -> None:
         with self._lock:
@@ -126,6 +136,12 @@ class RedisStore:
     def get(self, key: str) -> Any:
         raw = self._call(self._redis.get, self._prefix + key)
         return None if raw is None else json.loads(raw)
+
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        if not keys:
+            return []
+        raws = self._call(self._redis.mget, [self._prefix + k for k in keys])
+        return [None if raw is None else json.loads(raw) for raw in raws]
 
     def set(self, key: str, value: Any, ttl: float) -> None:
         self._call(self._redis.set, self._prefix + key, json.dumps(value), px=_ms(ttl))

@@ -337,14 +337,16 @@ def test_player_cookie_is_believed_only_from_the_sites_own_pages(devsite: Any) -
     )
     assert login.status_code == 302
     cookies = {c.split("=", 1)[0]: c for c in login.headers.getlist("Set-Cookie")}
-    lax, player = cookies["gw_session"], cookies["gw_player"]
-    assert "Secure" in lax and "SameSite=Lax" in lax and "HttpOnly" in lax
+    # On https at the root path: __Host- (no Domain, Path=/); the player copy keeps its path.
+    lax, player = cookies["__Host-gw_session"], cookies["__Secure-gw_player"]
+    assert "Secure" in lax and "SameSite=Lax" in lax and "HttpOnly" in lax and "Path=/;" in lax
+    assert "Domain" not in lax
     assert "Secure" in player and "SameSite=None" in player and "HttpOnly" in player
     assert "Path=/protection/" in player
     value = player.split(";", 1)[0].split("=", 1)[1]
 
     def ask(referer: str | None) -> dict[str, Any]:
-        headers = {"Cookie": f"gw_player={value}"}
+        headers = {"Cookie": f"__Secure-gw_player={value}"}
         if referer is not None:
             headers["Referer"] = referer
         response = client.get(
@@ -359,8 +361,21 @@ def test_player_cookie_is_believed_only_from_the_sites_own_pages(devsite: Any) -
         answer = ask(referer)
         assert answer["status"] == "error" and "Sign in" in answer["message"]
     # The player copy opens nothing but /protection.
-    embed = client.get("/embed/demo/1001", headers={"Cookie": f"gw_player={value}"})
+    embed = client.get("/embed/demo/1001", headers={"Cookie": f"__Secure-gw_player={value}"})
     assert embed.status_code == 302 and "/sso/demo/login" in embed.headers["Location"]
-    out = client.get("/sso/demo/logout", headers={"Cookie": f"gw_session={value}"})
-    gone = [c for c in out.headers.getlist("Set-Cookie") if c.startswith("gw_player=")]
+    # Signing out (a POST from the confirm page) deletes both copies.
+    jar = f"__Host-gw_session={value}"
+    page = client.get("/sso/demo/logout", headers={"Cookie": jar})
+    assert page.status_code == 200 and "Sign out" in page.get_data(as_text=True)
+    form_cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True))
+    assert csrf and form_cookie.startswith("__Host-gw_form=")
+    out = client.post(
+        "/sso/demo/logout",
+        data={"csrf": csrf.group(1)},
+        headers={"Cookie": f"{jar}; {form_cookie}"},
+    )
+    gone = [c for c in out.headers.getlist("Set-Cookie") if c.startswith("__Secure-gw_player=")]
     assert gone and "Path=/protection/" in gone[0] and "Expires=Thu, 01 Jan 1970" in gone[0]
+    # ...and the session is revoked: the copy taken before logout opens nothing any more.
+    assert ask(devsite.url + "/video/1004")["status"] == "error"

@@ -11,7 +11,12 @@ from gateway.settings import SiteSettings
 
 
 def _site(**kw: object) -> SiteSettings:
+    kw.setdefault("identities", ("p",))
     return SiteSettings("s", "https://v.example.com", "k", "s", "t", "ts", **kw)  # type: ignore[arg-type]
+
+
+def _visitor(email: str, **kw: object) -> Identity:
+    return Identity(email, provider="p", **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -44,24 +49,24 @@ def test_email_domain(email: str, domain: str | None) -> None:
 
 def test_domain_policy_is_exact() -> None:
     site = _site(allow_email_domains=("example.com",))
-    assert decide(site, Identity("x@EXAMPLE.com")).allowed
+    assert decide(site, _visitor("x@EXAMPLE.com")).allowed
     for email in (
         "x@evil-example.com",
         "x@example.com.evil.com",
         "x@sub.example.com",
         "x@example.co",
     ):
-        assert decide(site, Identity(email)).code == "domain_not_allowed", email
+        assert decide(site, _visitor(email)).code == "domain_not_allowed", email
 
 
 def test_groups_verification_and_entitlements() -> None:
     site = _site(allow_groups=("video",))
-    assert decide(site, Identity("x@a.com", groups=("video", "x"))).allowed
-    assert decide(site, Identity("x@a.com", groups=("staff",))).code == "group_not_allowed"
-    assert decide(_site(), Identity("x@a.com", email_verified=False)).code == "email_unverified"
+    assert decide(site, _visitor("x@a.com", groups=("video", "x"))).allowed
+    assert decide(site, _visitor("x@a.com", groups=("staff",))).code == "group_not_allowed"
+    assert decide(_site(), _visitor("x@a.com", email_verified=False)).code == "email_unverified"
     paid = _site(require_entitlement="gold")
-    assert decide(paid, Identity("x@a.com")).code == "entitlement_required"
-    assert decide(paid, Identity("x@a.com", entitlements=("gold",))).allowed
+    assert decide(paid, _visitor("x@a.com")).code == "entitlement_required"
+    assert decide(paid, _visitor("x@a.com", entitlements=("gold",))).allowed
 
 
 def test_session_round_trip_and_expiry() -> None:

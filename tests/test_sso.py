@@ -308,12 +308,19 @@ def test_existing_users_mode(world: World) -> None:
 
 def test_logout_ends_the_gateway_and_provider_sessions(world: World) -> None:
     browser, _ = oidc_login(world, "alice")
-    out = browser.get(f"{world.gateway}/sso/intranet/logout", allow_redirects=False, timeout=15)
-    assert out.status_code == 302
+    copied = browser.cookies.get(COOKIE)  # what an attacker could have taken before logout
+    page = browser.get(f"{world.gateway}/sso/intranet/logout", allow_redirects=False, timeout=15)
+    assert page.status_code == 200 and "Sign out" in page.text  # a GET only asks
+    out = browser.submit(page, follow=False)
+    assert out.status_code == 303
     assert out.headers["Location"].startswith(f"{world.idp.issuer}/session/end")
     assert COOKIE in out.headers["Set-Cookie"] and "Max-Age=0" in out.headers["Set-Cookie"]
     after = browser.get(f"{world.gateway}/sso/intranet/login", allow_redirects=False, timeout=15)
     assert after.headers["Location"].startswith(world.idp.issuer)  # must sign in again
+    thief = requests.Session()
+    thief.cookies.set(COOKIE, copied)
+    stolen = thief.get(f"{world.gateway}/sso/intranet/login", allow_redirects=False, timeout=15)
+    assert stolen.headers["Location"].startswith(world.idp.issuer)  # the copy is worthless
 
 
 def test_session_cookie_flags(world: World) -> None:

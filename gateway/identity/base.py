@@ -1,11 +1,33 @@
-"""What every identity provider produces, and the small protocol they all implement."""
+"""What every identity provider produces, the small core protocol they all implement, and the
+optional capabilities ``web/`` discovers by protocol (never by class).
+
+Core: ``begin`` either knows the visitor at once (an Identity) or answers with what the visitor
+must do next (a redirect to an IdP, a form). Providers never call 23 and never import ``web``.
+
+Capabilities, each a separate small protocol:
+
+* ``HasRoutes``: the provider's own steps under ``/sso/<kind>/<identity>/<step>`` (an OIDC
+  callback, a SAML assertion consumer, a Stripe return), mounted by one generic dispatcher;
+  a step that finishes a sign-in returns ``Completed``.
+* ``IdentifiesEachRequest``: knows the visitor from the request alone (a trusted proxy's
+  headers), so visitor endpoints need no sign-in round trip.
+* ``BeforeChooser``: honoured before any chooser or session reuse (a paywall's token).
+* ``EndsIdpSession``: can end the visitor's session at the IdP (RP-initiated logout).
+* ``ReceivesWebhooks``: accepts signed events from its service (Stripe).
+* ``on_chooser = False``: never offered as a button on the chooser.
+* ``sells_entitlements = True``: offered as "Subscribe"/"Renew" to a visitor who lacks a
+  site's ``require_entitlement``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlencode
 
 from flask import Request
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
 
@@ -19,9 +41,11 @@ class Identity:
     provider: str = ""  # the [identity.<name>] that vouched
     email_verified: bool = True
     entitlements: tuple[str, ...] = ()
+    subject: str = ""  # the IdP's stable id for the person (OIDC ``sub``), when it has one
+    idp_session: str = ""  # the IdP's session id (OIDC ``sid``), for back-channel logout
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "email": self.email,
             "name": self.name,
             "groups": list(self.groups),
@@ -29,16 +53,23 @@ class Identity:
             "email_verified": self.email_verified,
             "entitlements": list(self.entitlements),
         }
+        if self.subject:
+            out["sub"] = self.subject
+        if self.idp_session:
+            out["sid"] = self.idp_session
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Identity:
         return cls(
             email=str(data["email"]),
             name=str(data.get("name", "")),
-            groups=tuple(data.get("groups", ())),
+            groups=tuple(str(g) for g in data.get("groups", ())),
             provider=str(data.get("provider", "")),
             email_verified=bool(data.get("email_verified", True)),
-            entitlements=tuple(data.get("entitlements", ())),
+            entitlements=tuple(str(e) for e in data.get("entitlements", ())),
+            subject=str(data.get("sub", "")),
+            idp_session=str(data.get("sid", "")),
         )
 
 
@@ -50,13 +81,42 @@ class PendingLogin:
     return_url: str
     next: str = ""  # a gateway page (/embed/..., /download/...) to return to instead of 23
 
+    def to_json(self) -> dict[str, str]:
+        """The one serialized form, used in every cookie, store entry and signed link."""
+        return {"s": self.site, "r": self.return_url, "x": self.next}
+
+    @classmethod
+    def from_json(cls, data: Any) -> PendingLogin | None:
+        """The pending login in ``data``, or None when it is not one."""
+        if not isinstance(data, dict):
+            return None
+        site, url, nxt = data.get("s"), data.get("r"), data.get("x", "")
+        if not (isinstance(site, str) and isinstance(url, str) and isinstance(nxt, str)):
+            return None
+        return cls(site, url, nxt)
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A provider step that finished a sign-in: who, and for which pending login."""
+
+    identity: Identity
+    pending: PendingLogin
+
+
+StepResult = Response | Completed
+
+
+@dataclass(frozen=True)
+class Route:
+    """One of a provider's own steps: the HTTP methods it answers and its handler."""
+
+    methods: tuple[str, ...]
+    handler: Callable[[Request], StepResult]
+
 
 class Provider(Protocol):
-    """One configured ``[identity.<name>]``.
-
-    ``begin`` either knows the visitor at once (an Identity) or answers with what the
-    visitor must do next (a redirect to an IdP, a login form). Providers never call 23.
-    """
+    """One configured ``[identity.<name>]``."""
 
     name: str
     label: str
@@ -64,7 +124,53 @@ class Provider(Protocol):
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity: ...
 
 
-class CallbackProvider(Provider, Protocol):
-    """A provider the visitor leaves and comes back to (OIDC)."""
+@runtime_checkable
+class HasRoutes(Protocol):
+    kind: str  # the URL segment: /sso/<kind>/<identity>/<step>
 
-    def complete(self, request: Request) -> tuple[Identity, PendingLogin]: ...
+    def routes(self) -> Mapping[str, Route]: ...
+
+
+@runtime_checkable
+class IdentifiesEachRequest(Protocol):
+    def identify(self, request: Request) -> Identity | None:
+        """The visitor this request alone proves, or None (never raises for a stranger)."""
+        ...
+
+
+@runtime_checkable
+class BeforeChooser(Provider, Protocol):
+    def before_chooser(self, request: Request) -> bool:
+        """Whether this request carries something for this provider to take first."""
+        ...
+
+    def peek(self, request: Request) -> Identity:
+        """Who that something vouches for, checked but not used up (``begin`` uses it)."""
+        ...
+
+
+@runtime_checkable
+class EndsIdpSession(Protocol):
+    def end_session_url(self, post_logout_redirect_uri: str, state: str) -> str | None: ...
+
+
+@runtime_checkable
+class ReceivesWebhooks(Protocol):
+    webhook_kind: str  # /webhooks/<webhook_kind>
+
+    def receive_webhook(self, payload: bytes, headers: Headers) -> Response | None:
+        """The answer to a webhook this provider verified, or None when it is not its own."""
+        ...
+
+
+def login_url(public_url: str, pending: PendingLogin, provider: str = "") -> str:
+    """The site's sign-in again, for the same return URL and gateway link."""
+    query = {"return_url": pending.return_url, "next": pending.next, "provider": provider}
+    return f"{public_url}/sso/{pending.site}/login?" + urlencode(
+        {k: v for k, v in query.items() if v}
+    )
+
+
+def on_chooser(provider: Provider) -> bool:
+    """Whether the chooser offers this provider as a button."""
+    return bool(getattr(provider, "on_chooser", True))

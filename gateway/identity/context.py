@@ -1,11 +1,14 @@
-"""What providers may use from the gateway: settings, shared store, rate limiter, entitlements."""
+"""What providers may use from the gateway: settings, shared store, rate limiter, entitlements,
+the session revocations (back-channel logout) and the cookie jar. Nothing from ``web``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.cookies import CookieJar
 from gateway.entitlements import EntitlementStore
 from gateway.ratelimit import RateLimiter
+from gateway.sessions import Sessions
 from gateway.settings import GatewaySettings
 from gateway.store import Store
 
@@ -15,4 +18,6 @@ class ProviderContext:
     gateway: GatewaySettings
     store: Store
     limiter: RateLimiter
+    sessions: Sessions
+    cookies: CookieJar
     entitlements: EntitlementStore | None = None  # present when any site or identity needs it

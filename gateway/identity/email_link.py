@@ -5,7 +5,8 @@ use) through the configured SMTP server with the standard library's ``smtplib``.
 page is the same whoever asks, so the form does not reveal who is a subscriber; the site's
 policy (entitlements included) decides after the link is used. Opening the link shows a
 "continue" button and only its POST signs in, so mail scanners that fetch links cannot use up
-the link or sign anyone in.
+the link or sign anyone in. That POST carries a form token bound to the browser that opened
+the link, so another site cannot post a link of its own choosing (login CSRF).
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from email.message import EmailMessage
 from typing import Any
 
 from flask import Request, render_template
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired
 from werkzeug.wrappers import Response
 
+from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
-from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.base import Completed, Identity, PendingLogin, Route
 from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
-from gateway.policy import email_domain
 from gateway.settings import IdentitySettings
+from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.email")
 
@@ -59,6 +61,7 @@ def verify_path(identity_name: str) -> str:
 
 class EmailLinkProvider:
     label = "E-mail me a sign-in link"
+    kind = "email"
 
     def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
         self.name = settings.name
@@ -66,11 +69,13 @@ class EmailLinkProvider:
         self._o = settings.options
         self._ctx = ctx
         self._ttl = int(self._o["link_ttl"])
-        self._links = URLSafeTimedSerializer(
-            list(reversed(ctx.gateway.secret_keys)), salt=f"email-link:{self.name}"
-        )
-        self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.gateway.secure_cookies)
+        self._links = timed_serializer(ctx.gateway.secret_keys, f"email-link:{self.name}")
+        self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.cookies)
+        self._confirm = FormGuard(f"email-verify:{self.name}", ctx.gateway.secret_keys, ctx.cookies)
         self.verify_url = ctx.gateway.public_url + verify_path(self.name)
+
+    def routes(self) -> dict[str, Route]:
+        return {"verify": Route(("GET", "POST"), self._verify)}
 
     # ------------------------------------------------------------------ asking for a link
 
@@ -86,13 +91,7 @@ class EmailLinkProvider:
         limiter.limit(f"email-link-ip:{self.name}:{ip}", LINKS_PER_IP, 600)
         limiter.limit(f"email-link:{self.name}:{email.lower()}", LINKS_PER_ADDRESS, 600)
         token = self._links.dumps(
-            {
-                "e": email,
-                "s": pending.site,
-                "r": pending.return_url,
-                "x": pending.next,
-                "n": secrets.token_urlsafe(16),
-            }
+            {"e": email, "p": pending.to_json(), "n": secrets.token_urlsafe(16)}
         )
         self._send(email, f"{self.verify_url}?token={token}")
         audit("sign_in_link_sent", identity=self.name, site=pending.site, email=email)
@@ -131,34 +130,40 @@ class EmailLinkProvider:
 
     # ------------------------------------------------------------------ using the link
 
-    def _read(self, token: str) -> dict[str, Any]:
+    def _read(self, token: str) -> tuple[str, PendingLogin, str]:
+        """(e-mail, pending login, nonce) of a valid link, else SignInLinkInvalid."""
         try:
-            data = self._links.loads(token, max_age=self._ttl)
+            data: Any = self._links.loads(token, max_age=self._ttl)
         except (SignatureExpired, BadSignature):
             raise SignInLinkInvalid() from None
-        if not isinstance(data, dict) or not all(k in data for k in "esrxn"):
+        pending = PendingLogin.from_json(data.get("p")) if isinstance(data, dict) else None
+        if pending is None or not all(isinstance(data.get(k), str) for k in "en"):
             raise SignInLinkInvalid()
-        return data
+        return data["e"], pending, data["n"]
+
+    def _verify(self, request: Request) -> Response | Completed:
+        if request.method == "GET":
+            return self.confirm_page(request)
+        return Completed(*self.complete(request))
 
     def confirm_page(self, request: Request) -> Response:
         """What opening the link shows: one button, so only a person's click signs in."""
         token = request.args.get("token", "")
-        data = self._read(token)
-        page = render_template(
+        email, pending, _ = self._read(token)
+        response = self._confirm.render(
             "email_confirm.html",
-            site=data["s"],
-            email=data["e"],
+            site=pending.site,
+            email=email,
             token=token,
             action=verify_path(self.name),
         )
-        response = Response(page, mimetype="text/html")
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
     def complete(self, request: Request) -> tuple[Identity, PendingLogin]:
-        data = self._read(request.form.get("token", ""))
-        marker = f"email-link:{self.name}:" + hashlib.sha256(data["n"].encode()).hexdigest()
+        self._confirm.check(request)
+        email, pending, nonce = self._read(request.form.get("token", ""))
+        marker = f"email-link:{self.name}:" + hashlib.sha256(nonce.encode()).hexdigest()
         if not self._ctx.store.add(marker, 1, ttl=self._ttl + 60):
             raise SignInLinkUsed()
-        identity = Identity(email=data["e"], provider=self.name)
-        return identity, PendingLogin(data["s"], data["r"], data["x"])
+        return Identity(email=email, provider=self.name), pending

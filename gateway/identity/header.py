@@ -1,15 +1,21 @@
-"""Identity from an authenticating reverse proxy's headers, believed only from trusted peers."""
+"""Identity from an authenticating reverse proxy's headers, believed only from trusted peers.
+
+The proxy vouches for the visitor on every request, so this provider also identifies visitors
+on ``/embed``, ``/download`` and ``/protection`` directly (no sign-in round trip).
+"""
 
 from __future__ import annotations
 
 from flask import Request
 from werkzeug.wrappers import Response
 
+from gateway.clientip import is_trusted
 from gateway.errors import Unauthorized
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.settings import IdentitySettings
-from gateway.web.clientip import is_trusted
+
+MAX_GROUPS = 100
 
 
 class HeaderProvider:
@@ -23,14 +29,27 @@ class HeaderProvider:
 
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
         # The TCP peer itself must be the proxy: X-Forwarded-For is no proof of anything here.
-        if not is_trusted(request.remote_addr or "", self._trusted):
+        if not self._from_proxy(request):
             raise Unauthorized(
                 "Sign-in headers are accepted only from the trusted proxy.", code="untrusted_proxy"
             )
+        identity = self.identify(request)
+        if identity is None:
+            raise Unauthorized("The proxy did not say who you are.", code="no_identity_header")
+        return identity
+
+    def identify(self, request: Request) -> Identity | None:
+        if not self._from_proxy(request):
+            return None
         email = request.headers.get(self._options["email_header"], "").strip()
         if not email:
-            raise Unauthorized("The proxy did not say who you are.", code="no_identity_header")
+            return None
         name = request.headers.get(self._options["name_header"], "").strip()
         raw_groups = request.headers.get(self._options["groups_header"], "")
         groups = tuple(g.strip() for g in raw_groups.split(",") if g.strip())
-        return Identity(email=email, name=name[:200], groups=groups[:100], provider=self.name)
+        return Identity(
+            email=email, name=name[:200], groups=groups[:MAX_GROUPS], provider=self.name
+        )
+
+    def _from_proxy(self, request: Request) -> bool:
+        return is_trusted(request.remote_addr or "", self._trusted)

@@ -5,6 +5,11 @@ short-lived cookie bound to the browser; a state is also remembered as used in t
 store, so a callback can never be replayed, even within the cookie's lifetime. The ID token is
 checked for signature (JWKS, refetched once when a new key id appears), issuer, audience,
 expiry and nonce before anything reaches 23.
+
+Logout: RP-initiated (``end_session_url``) and OpenID Connect Back-Channel Logout 1.0 at
+``POST /sso/oidc/<identity>/backchannel-logout``: a ``logout_token`` signed with the
+provider's keys (iss, aud, iat, a single-use jti, the back-channel event, no nonce) revokes
+every gateway session of its ``sid`` (or, without one, of its ``sub``).
 """
 
 from __future__ import annotations
@@ -20,23 +25,28 @@ from urllib.parse import urlencode
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
-from flask import Request, redirect
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import Request, jsonify, redirect
+from itsdangerous import BadSignature, SignatureExpired
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 from werkzeug.wrappers import Response
 
+from gateway.cookies import OIDC_STATE
 from gateway.errors import BadRequest, GatewayError, Unauthorized
-from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.base import Completed, Identity, PendingLogin, Route
 from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
+from gateway.logs import audit
 from gateway.settings import IdentitySettings
+from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.oidc")
 
-STATE_COOKIE = "gw_oidc"
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_MAX_AGE = 600  # seconds: an older logout_token is refused (and its jti forgotten)
+MAX_TOKEN_LENGTH = 16384
 STATE_MAX_AGE = 600  # seconds a visitor may spend at the provider
 MAX_PENDING = 3  # sign-ins in flight per browser (several tabs)
 METADATA_TTL = 3600
@@ -71,12 +81,25 @@ class SignInCancelled(Unauthorized):
     default_message = "Sign-in was cancelled."
 
 
+class LogoutTokenRefused(Exception):
+    """A back-channel logout_token failed a check; ``reason`` says which (for the audit)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def callback_path(identity_name: str) -> str:
     return f"/sso/oidc/{identity_name}/callback"
 
 
+def backchannel_logout_path(identity_name: str) -> str:
+    return f"/sso/oidc/{identity_name}/backchannel-logout"
+
+
 class OidcProvider:
     label = "Sign in with your company account"
+    kind = "oidc"
 
     def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
         self.name = settings.name
@@ -88,13 +111,17 @@ class OidcProvider:
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
         self._http = requests.Session()
         self._http.trust_env = False
-        self._states = URLSafeTimedSerializer(
-            list(reversed(ctx.gateway.secret_keys)), salt=f"oidc-state:{self.name}"
-        )
+        self._states = timed_serializer(ctx.gateway.secret_keys, f"oidc-state:{self.name}")
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
         self.jwks = RemoteKeySet(self._jwks_document)
+
+    def routes(self) -> dict[str, Route]:
+        return {
+            "callback": Route(("GET",), lambda request: Completed(*self.complete(request))),
+            "backchannel-logout": Route(("POST",), self.backchannel_logout),
+        }
 
     # ------------------------------------------------------------------ provider documents
 
@@ -154,30 +181,23 @@ class OidcProvider:
         in_flight[state] = {
             "n": nonce,
             "v": verifier,
-            "s": pending.site,
-            "r": pending.return_url,
-            "x": pending.next,
+            "p": pending.to_json(),
             "t": int(time.time()),
         }
         newest = sorted(in_flight.items(), key=lambda kv: kv[1]["t"])[-MAX_PENDING:]
         response = redirect(url)
-        response.set_cookie(
-            STATE_COOKIE,
-            self._states.dumps(dict(newest)),
-            max_age=STATE_MAX_AGE,
-            httponly=True,
-            samesite="Lax",
-            path="/sso/",
-            secure=self._ctx.gateway.secure_cookies,
-        )
+        self._ctx.cookies.set(response, OIDC_STATE, self._states.dumps(dict(newest)), STATE_MAX_AGE)
         return response
 
     def _pending_states(self, request: Request) -> dict[str, dict[str, Any]]:
         try:
-            data = self._states.loads(request.cookies.get(STATE_COOKIE, ""), max_age=STATE_MAX_AGE)
+            raw = self._ctx.cookies.get(request, OIDC_STATE)
+            data = self._states.loads(raw, max_age=STATE_MAX_AGE)
         except (BadSignature, SignatureExpired):
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, dict) and "t" in v}
 
     # ------------------------------------------------------------------ callback
 
@@ -194,7 +214,8 @@ class OidcProvider:
         state = request.args.get("state", "")
         code = request.args.get("code", "")
         pending = self._pending_states(request).get(state) if state else None
-        if not pending or not code:
+        login = PendingLogin.from_json(pending.get("p")) if pending else None
+        if not pending or not code or login is None:
             raise SignInFailed(
                 "This sign-in link is not valid for this browser. Please start again.",
                 code="invalid_state",
@@ -210,7 +231,7 @@ class OidcProvider:
         if self._o["email_claim"] not in claims and tokens.get("access_token"):
             claims = {**self._userinfo(tokens["access_token"], claims["sub"]), **claims}
         identity = self._identity(claims)
-        return identity, PendingLogin(pending["s"], pending["r"], pending.get("x", ""))
+        return identity, login
 
     def _exchange(self, code: str, verifier: str) -> dict[str, Any]:
         meta = self.metadata()
@@ -300,11 +321,13 @@ class OidcProvider:
             else (),
             provider=self.name,
             email_verified=email_verified or not self._o["require_email_verified"],
+            subject=str(claims["sub"]),
+            idp_session=claims["sid"] if isinstance(claims.get("sid"), str) else "",
         )
 
     # ------------------------------------------------------------------ logout
 
-    def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
+    def end_session_url(self, post_logout_redirect_uri: str, state: str) -> str | None:
         """RP-initiated logout at the provider, when it offers one."""
         try:
             endpoint = self.metadata().get("end_session_endpoint")
@@ -316,6 +339,76 @@ class OidcProvider:
             {
                 "client_id": self._o["client_id"],
                 "post_logout_redirect_uri": post_logout_redirect_uri,
+                "state": state,
             }
         )
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+
+    def backchannel_logout(self, request: Request) -> Response:
+        """OpenID Connect Back-Channel Logout 1.0: the provider says a session has ended."""
+        try:
+            claims = self._verify_logout_token(request.form.get("logout_token", ""))
+        except LogoutTokenRefused as exc:
+            audit("backchannel_logout_refused", provider=self.name, reason=exc.reason)
+            body = {"error": "invalid_request", "error_description": "logout_token refused"}
+            response = jsonify(body)
+            response.status_code = 400
+            return response
+        except ProviderUnavailable:
+            audit("backchannel_logout_refused", provider=self.name, reason="keys_unavailable")
+            response = jsonify({"error": "temporarily_unavailable"})
+            response.status_code = 503
+            return response
+        sid, sub = claims.get("sid"), claims.get("sub")
+        if isinstance(sid, str) and sid:
+            self._ctx.sessions.revoke_at_idp(self.name, idp_session=sid)
+        else:
+            self._ctx.sessions.revoke_at_idp(self.name, subject=str(sub))
+        audit(
+            "sso_backchannel_logout",
+            provider=self.name,
+            by="sid" if isinstance(sid, str) and sid else "sub",
+        )
+        return Response("", 200, headers={"Cache-Control": "no-store"})
+
+    def _verify_logout_token(self, token: str) -> dict[str, Any]:
+        if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            raise LogoutTokenRefused("malformed")
+        try:
+            header = extract_compact(token.encode()).headers()
+        except (JoseError, ValueError):
+            raise LogoutTokenRefused("malformed") from None
+        if header.get("typ") not in (None, "JWT", "logout+jwt"):
+            raise LogoutTokenRefused("wrong_type")
+        kid = header.get("kid")
+        keys = self._keys(kid if isinstance(kid, str) else None)
+        try:
+            decoded = jwt.decode(token, keys, algorithms=ID_TOKEN_ALGORITHMS)
+            jwt.JWTClaimsRegistry(
+                leeway=LEEWAY,
+                iss={"essential": True, "value": self._issuer},
+                aud={"essential": True, "value": self._o["client_id"]},
+                iat={"essential": True},
+                jti={"essential": True},
+            ).validate(decoded.claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise LogoutTokenRefused(type(exc).__name__) from None
+        claims = dict(decoded.claims)
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
+            raise LogoutTokenRefused("no_logout_event")
+        if "nonce" in claims:
+            raise LogoutTokenRefused("nonce_present")  # an ID token passed off as a logout token
+        sid, sub = claims.get("sid"), claims.get("sub")
+        if not (isinstance(sid, str) and sid) and not (isinstance(sub, str) and sub):
+            raise LogoutTokenRefused("no_sid_or_sub")
+        iat = claims.get("iat")
+        if not isinstance(iat, int | float) or abs(time.time() - iat) > LOGOUT_TOKEN_MAX_AGE:
+            raise LogoutTokenRefused("stale")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti or len(jti) > 256:
+            raise LogoutTokenRefused("bad_jti")
+        marker = f"bcl-jti:{self.name}:" + hashlib.sha256(jti.encode()).hexdigest()
+        if not self._ctx.store.add(marker, 1, ttl=2 * LOGOUT_TOKEN_MAX_AGE + LEEWAY):
+            raise LogoutTokenRefused("replayed")
+        return claims

@@ -5,6 +5,10 @@ checked with joserfc: HS256 with the shared ``secret``, or RS256/ES256 with the 
 ``jwks_url`` (fetched again when a new key id appears); ``iss``, ``aud``, ``exp`` (required),
 ``nbf`` and ``iat`` with ``leeway``; ``jti`` is required and accepted once (remembered in the
 shared store until the token expires). Claims map to e-mail, name and entitlements.
+
+The token is honoured before any chooser or session reuse (``before_chooser``), but never
+silently over another signed-in visitor: ``peek`` checks it without using it up, so the web
+layer can ask "continue as ...?" first (login CSRF).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class PaywallKeysUnavailable(GatewayError):
 
 class PaywallJwtProvider:
     label = "Continue from the paywall"
+    on_chooser = False  # the token comes from the paywall, never from a button here
 
     def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
         self.name = settings.name
@@ -87,22 +92,29 @@ class PaywallJwtProvider:
         except (requests.RequestException, ValueError):
             raise KeySetUnavailable() from None
 
+    def before_chooser(self, request: Request) -> bool:
+        return bool(_token(request))
+
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
-        token = (request.values.get("jwt") or "").strip()
+        token = _token(request)
         if not token:
             raise PaywallTokenMissing()
         return self.identity_from(token)
 
-    def identity_from(self, token: str, now: float | None = None) -> Identity:
+    def peek(self, request: Request) -> Identity:
+        """Who the request's token vouches for, checked but not used up."""
+        return self.identity_from(_token(request), consume=False)
+
+    def identity_from(self, token: str, now: float | None = None, consume: bool = True) -> Identity:
         """The visitor the token vouches for; a refusal is audited (never the token)."""
         try:
-            return self._identity(token, time.time() if now is None else now)
+            return self._identity(token, time.time() if now is None else now, consume)
         except (PaywallTokenRefused, PaywallTokenReplayed) as exc:
             audit("paywall_refused", identity=self.name, reason=exc.code)
             raise
 
-    def _identity(self, token: str, now: float) -> Identity:
-        claims = self._verified_claims(token, now)
+    def _identity(self, token: str, now: float, consume: bool) -> Identity:
+        claims = self._verified_claims(token, now, consume)
         email = claims.get(self._o["email_claim"])
         if not isinstance(email, str) or not email.strip():
             raise PaywallTokenRefused("The paywall did not say who you are.", code="no_email")
@@ -135,7 +147,7 @@ class PaywallJwtProvider:
         except KeySetUnavailable:
             raise PaywallKeysUnavailable() from None
 
-    def _verified_claims(self, token: str, now: float) -> dict[str, Any]:
+    def _verified_claims(self, token: str, now: float, consume: bool) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             raise PaywallTokenRefused()
         key = self._key(token)
@@ -165,6 +177,13 @@ class PaywallJwtProvider:
             )
         # Accepted once: remembered until it could no longer pass the expiry check anyway.
         marker = f"jwt-jti:{self.name}:" + hashlib.sha256(jti.encode()).hexdigest()
-        if not self._store.add(marker, 1, ttl=max(exp - now + self._leeway, 1)):
+        if not consume:
+            if self._store.get(marker) is not None:
+                raise PaywallTokenReplayed()
+        elif not self._store.add(marker, 1, ttl=max(exp - now + self._leeway, 1)):
             raise PaywallTokenReplayed()
         return claims
+
+
+def _token(request: Request) -> str:
+    return (request.values.get("jwt") or "").strip()

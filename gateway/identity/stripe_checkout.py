@@ -4,8 +4,12 @@ Entry: a "subscribe to watch" page whose form creates a Checkout Session for the
 price (``client_reference_id`` names the pending login, kept in the shared store; a signed
 cookie binds it to this browser). Return: the success URL makes the gateway *retrieve* the
 session (no waiting for a webhook), require it complete and paid for the price, record the
-entitlement and continue the handoff. Webhooks keep entitlements current afterwards; every
-event is answered by re-reading the object from Stripe, so order and duplicates do not matter.
+entitlement and continue the handoff. Webhooks (``POST /webhooks/stripe``) keep entitlements
+current afterwards; every event is answered by re-reading the object from Stripe, so order and
+duplicates do not matter. The signature (Stripe's scheme, checked by the ``stripe`` library,
+300 s tolerance) must match this identity's webhook secret; each event id is applied once, and
+when Stripe cannot be reached the event is forgotten and answered 502, so Stripe's retry
+applies it later.
 """
 
 from __future__ import annotations
@@ -18,24 +22,28 @@ from collections.abc import Mapping
 from typing import Any
 
 import stripe
-from flask import Request, redirect, render_template
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Request, jsonify, redirect
+from itsdangerous import BadSignature
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
+from gateway.cookies import CHECKOUT
+from gateway.emails import email_domain
 from gateway.entitlements import EntitlementStore, Grant
 from gateway.errors import BadRequest, GatewayError
-from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.base import Completed, Identity, PendingLogin, Route, login_url
 from gateway.identity.context import ProviderContext
-from gateway.identity.forms import visitor_ip
+from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
-from gateway.policy import email_domain
+from gateway.pages import message_page
 from gateway.settings import IdentitySettings
+from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.stripe")
 
 stripe.enable_telemetry = False  # no request metrics sent back to Stripe
 
-CHECKOUT_COOKIE = "gw_checkout"
+MAX_EVENT_BYTES = 512 * 1024  # Stripe's events are far smaller
 PENDING_TTL = 86400  # a visitor may take a day between "subscribe" and paying
 MAX_PENDING = 5
 GRANTING = frozenset({"active", "trialing"})
@@ -92,6 +100,9 @@ def _price_ids(items: Any) -> set[str]:
 
 class StripeCheckoutProvider:
     label = "Subscribe to watch"
+    kind = "stripe"
+    webhook_kind = "stripe"
+    sells_entitlements = True
 
     def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
         self.name = settings.name
@@ -109,9 +120,8 @@ class StripeCheckoutProvider:
             http_client=stripe.RequestsClient(timeout=timeout),
             max_network_retries=1,
         )
-        self._cookies = URLSafeTimedSerializer(
-            list(reversed(ctx.gateway.secret_keys)), salt=f"stripe-checkout:{self.name}"
-        )
+        self._refs = timed_serializer(ctx.gateway.secret_keys, f"stripe-checkout:{self.name}")
+        self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.cookies)
         base = ctx.gateway.public_url
         # Stripe fills in {CHECKOUT_SESSION_ID} itself.
         self.success_url = (
@@ -125,11 +135,18 @@ class StripeCheckoutProvider:
         assert store is not None  # built whenever a stripe identity is configured
         return store
 
+    def routes(self) -> dict[str, Route]:
+        return {
+            "return": Route(("GET",), lambda request: Completed(*self.complete(request))),
+            "cancel": Route(("GET",), self.cancelled),
+        }
+
     # ------------------------------------------------------------------ entry
 
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
         if request.method != "POST":
             return self._page(pending)
+        self._forms.check(request)
         email = request.form.get("email", "").strip()
         if email and email_domain(email) is None:
             return self._page(pending, "That does not look like an e-mail address.", 400)
@@ -150,48 +167,36 @@ class StripeCheckoutProvider:
         # Stripe's own pages are https; only a configured stand-in (tests) may differ.
         if not isinstance(url, str) or not (url.startswith("https://") or self._o["api_base"]):
             raise PaymentProviderUnavailable()
-        self._ctx.store.set(
-            f"checkout:{ref}",
-            {"s": pending.site, "r": pending.return_url, "x": pending.next},
-            ttl=PENDING_TTL,
-        )
+        self._ctx.store.set(f"checkout:{ref}", pending.to_json(), ttl=PENDING_TTL)
         response = redirect(url, code=303)
         refs = [*self._browser_refs(request), ref][-MAX_PENDING:]
-        response.set_cookie(
-            CHECKOUT_COOKIE,
-            self._cookies.dumps(refs),
-            max_age=PENDING_TTL,
-            httponly=True,
-            samesite="Lax",
-            path="/sso/",
-            secure=self._ctx.gateway.secure_cookies,
-        )
+        self._ctx.cookies.set(response, CHECKOUT, self._refs.dumps(refs), PENDING_TTL)
         return response
 
     def _page(self, pending: PendingLogin, error: str = "", status: int = 200) -> Response:
-        page = render_template(
-            "subscribe.html",
-            site=pending.site,
-            return_url=pending.return_url,
-            next=pending.next,
-            provider=self.name,
-            error=error,
-        )
-        return Response(page, status=status, mimetype="text/html")
+        return self._forms.page("subscribe.html", pending, status, error=error)
 
     def _browser_refs(self, request: Request) -> list[str]:
         try:
-            raw = request.cookies.get(CHECKOUT_COOKIE, "")
-            refs = self._cookies.loads(raw, max_age=PENDING_TTL)
+            refs = self._refs.loads(self._ctx.cookies.get(request, CHECKOUT), max_age=PENDING_TTL)
         except BadSignature:
             return []
         return [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
 
     def pending_for(self, ref: str) -> PendingLogin | None:
-        data = self._ctx.store.get(f"checkout:{ref}") if ref else None
-        if not isinstance(data, dict):
-            return None
-        return PendingLogin(data["s"], data["r"], data.get("x", ""))
+        return PendingLogin.from_json(self._ctx.store.get(f"checkout:{ref}") if ref else None)
+
+    def cancelled(self, request: Request) -> Response:
+        """Stripe's cancel URL: nothing was charged; offer the way back to the sign-in."""
+        pending = self.pending_for(request.args.get("ref", "")[:64])
+        retry = login_url(self._ctx.gateway.public_url, pending) if pending is not None else None
+        return message_page(
+            200,
+            "checkout_cancelled",
+            "You left the payment page before paying. Nothing was charged.",
+            title="Payment cancelled",
+            retry_url=retry,
+        )
 
     # ------------------------------------------------------------------ return
 
@@ -302,6 +307,34 @@ class StripeCheckoutProvider:
         return email if isinstance(email, str) and email_domain(email) is not None else None
 
     # ------------------------------------------------------------------ webhooks
+
+    def receive_webhook(self, payload: bytes, headers: Headers) -> Response | None:
+        """``POST /webhooks/stripe``: None unless signed with this identity's secret."""
+        signature = headers.get("Stripe-Signature")
+        if not signature or len(payload) > MAX_EVENT_BYTES:
+            return None
+        event = self.verify_event(payload, signature)
+        if event is None:
+            return None
+        store = self.entitlements
+        event_id, kind = str(event["id"]), str(event["type"])
+        if not store.first_delivery(event_id):
+            return jsonify({"received": True, "duplicate": True})
+        try:
+            grant = self.handle_event(event)
+        except CheckoutUnknown:
+            grant = None  # Stripe no longer shows the object: nothing to apply
+        except Exception:
+            store.forget_delivery(event_id)  # so Stripe's retry is applied, not skipped
+            raise
+        audit(
+            "stripe_event",
+            identity=self.name,
+            event_id=event_id,
+            event_type=kind,
+            applied=grant is not None,
+        )
+        return jsonify({"received": True})
 
     def handle_event(self, event: Any) -> Grant | None:
         """Apply one verified event by re-reading its object; the grant recorded, if any."""

@@ -9,6 +9,8 @@ import json
 import logging
 import random
 import re
+import socket
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +32,30 @@ from gateway.settings import SiteSettings
 
 log = logging.getLogger("gateway.upstream")
 
+# 23's documented error codes (reference §1.6): anything else is counted as "other", so a
+# misbehaving site cannot grow the metrics' label set without bound.
+KNOWN_CODES = frozenset(
+    {
+        "couldnt_create_album",
+        "couldnt_create_user",
+        "couldnt_update_album",
+        "error_processing_upload",
+        "invalid_album",
+        "invalid_album_token",
+        "invalid_input",
+        "invalid_photo_token",
+        "invalid_signature",
+        "no_file",
+        "no_such_album",
+        "no_such_photo",
+        "no_such_tag",
+        "no_such_user",
+        "permission_denied",
+        "token_required",
+        "user_already_exists",
+    }
+)
+
 _METHOD_RE = re.compile(r"^[a-z0-9-]+(/[a-z0-9-]+){0,3}$")
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -42,6 +68,7 @@ class ApiResponse:
 
     method: str
     envelope: Mapping[str, Any]
+    site: str = ""
 
     @property
     def permission_level(self) -> str:
@@ -53,7 +80,12 @@ class ApiResponse:
             return self.envelope["data"]
         if legacy_key in self.envelope:
             return self.envelope[legacy_key]
-        raise UpstreamBadResponse(f"The video site's answer to {self.method} had no {legacy_key}.")
+        raise UpstreamBadResponse(
+            f"The video site's answer to {self.method} had no {legacy_key}.",
+            site=self.site,
+            method=self.method,
+            cause="no_payload",
+        )
 
     def items(self, legacy_key: str) -> list[Mapping[str, Any]]:
         """The payload as a list of objects (a lone object becomes a list of one)."""
@@ -61,7 +93,12 @@ class ApiResponse:
         if isinstance(value, dict):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise UpstreamBadResponse(f"The video site's {legacy_key} list was not a list.")
+            raise UpstreamBadResponse(
+                f"The video site's {legacy_key} list was not a list.",
+                site=self.site,
+                method=self.method,
+                cause="bad_payload",
+            )
         return value
 
 
@@ -117,16 +154,29 @@ class TwentyThreeClient:
             while True:
                 attempt += 1
                 try:
-                    return self._once(method, fields, read)
+                    return self._once(method, fields, read, self.site.name)
                 except UpstreamUnavailable:
                     if not read or attempt >= self.attempts:
                         raise
                     time.sleep(0.05 * 2**attempt + random.uniform(0, 0.05))  # noqa: S311
-        except UpstreamRejected as exc:
-            outcome = exc.upstream_code
-            raise
         except UpstreamError as exc:
+            exc.located(self.site.name, method)
             outcome = exc.code
+            if isinstance(exc, UpstreamRejected):
+                outcome = exc.upstream_code if exc.upstream_code in KNOWN_CODES else "other"
+            # An unknown photo is an answer, not a failure; everything else is worth a warning.
+            level = logging.INFO if outcome == "no_such_photo" else logging.WARNING
+            log.log(
+                level,
+                "upstream failure",
+                extra={
+                    "site": self.site.name,
+                    "api_method": method,
+                    "url": self.base + method,  # never the query: it can carry a token
+                    "cause": exc.cause,
+                    "code": exc.code,
+                },
+            )
             raise
         finally:
             elapsed = time.perf_counter() - started
@@ -142,7 +192,7 @@ class TwentyThreeClient:
                 },
             )
 
-    def _once(self, method: str, fields: dict[str, str], read: bool) -> ApiResponse:
+    def _once(self, method: str, fields: dict[str, str], read: bool, site: str) -> ApiResponse:
         url = self.base + method
         try:
             if read:
@@ -167,10 +217,36 @@ class TwentyThreeClient:
             with response:
                 body = _read_capped(response)
         except requests.Timeout:
-            raise UpstreamTimeout() from None
-        except requests.RequestException:  # refused, reset, TLS failure, broken chunking
-            raise UpstreamUnavailable() from None
-        return _parse(method, response.status_code, body)
+            raise UpstreamTimeout(cause="timeout") from None
+        except requests.RequestException as exc:  # refused, reset, TLS failure, broken chunking
+            raise UpstreamUnavailable(cause=failure_cause(exc)) from None
+        return _parse(method, response.status_code, body, site)
+
+
+def failure_cause(exc: BaseException) -> str:
+    """A short class for a failed connection: ``dns``, ``refused``, ``tls``, ``reset``..."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:  # walk requests -> urllib3 -> socket
+        seen.add(id(node))
+        if isinstance(node, requests.exceptions.SSLError | ssl.SSLError):
+            return "tls"
+        if isinstance(node, socket.gaierror) or "NameResolution" in type(node).__name__:
+            return "dns"
+        if isinstance(node, ConnectionRefusedError):
+            return "refused"
+        if isinstance(node, ConnectionResetError):
+            return "reset"
+        if isinstance(node, requests.exceptions.ChunkedEncodingError):
+            return "broken_body"
+        nxt = node.__cause__ or node.__context__
+        if nxt is None and node.args and isinstance(node.args[0], BaseException):
+            nxt = node.args[0]
+        if nxt is None:
+            reason = getattr(node, "reason", None)
+            nxt = reason if isinstance(reason, BaseException) else None
+        node = nxt
+    return "connection"
 
 
 def _read_capped(response: requests.Response) -> bytes:
@@ -184,19 +260,21 @@ def _read_capped(response: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(method: str, status: int, body: bytes) -> ApiResponse:
+def _parse(method: str, status: int, body: bytes, site: str = "") -> ApiResponse:
     """Apply the rule "success only if HTTP is 2xx AND status == ok"."""
     if status >= 500:
-        raise UpstreamUnavailable(f"The video site answered HTTP {status}.")
+        raise UpstreamUnavailable(f"The video site answered HTTP {status}.", cause=f"http_{status}")
     try:
         envelope = json.loads(body)
     except ValueError:
-        raise UpstreamBadResponse() from None
+        raise UpstreamBadResponse(cause="not_json") from None
     if not isinstance(envelope, dict) or "status" not in envelope:
-        raise UpstreamBadResponse()
+        raise UpstreamBadResponse(cause="no_envelope")
     if envelope["status"] != "ok":
         code = envelope.get("code") or envelope.get("error_code") or ""
         raise UpstreamRejected(str(code)[:64], str(envelope.get("message", ""))[:300])
     if not 200 <= status < 300:
-        raise UpstreamBadResponse(f"The video site answered HTTP {status} with status ok.")
-    return ApiResponse(method=method, envelope=envelope)
+        raise UpstreamBadResponse(
+            f"The video site answered HTTP {status} with status ok.", cause=f"http_{status}"
+        )
+    return ApiResponse(method=method, envelope=envelope, site=site)

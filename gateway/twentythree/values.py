@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+MAX_PHOTO_ID = 2**53 - 1  # what a JSON number can hold exactly
+# ASCII digits only: "²" and "١٢٣" are digits to str.isdigit() but no photo's id.
+_PHOTO_ID_RE = re.compile(r"[1-9][0-9]{0,15}")
 
 _TRUE = frozenset({"1", "t", "true", "yes"})
 _FALSE = frozenset({"0", "f", "false", "no", ""})
@@ -31,4 +36,21 @@ def as_flag(value: Any) -> bool | None:
             return True
         if lowered in _FALSE:
             return False
+    return None
+
+
+def photo_id(value: Any) -> int | None:
+    """A photo id from a JSON number or a decimal string (ASCII digits), else None.
+
+    The one parser for every place an id arrives: the mint API, pingbacks, visitor links and
+    the player's protection calls.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not _PHOTO_ID_RE.fullmatch(value):
+            return None
+        value = int(value)
+    if isinstance(value, int) and 0 < value <= MAX_PHOTO_ID:
+        return value
     return None

@@ -6,10 +6,11 @@ from typing import cast
 
 from flask import current_app, request
 
-from gateway.errors import NotFound
+from gateway.clientip import client_ip
+from gateway.errors import BadRequest, NotFound
 from gateway.services import Services
 from gateway.settings import SiteSettings
-from gateway.web.clientip import client_ip
+from gateway.twentythree.values import photo_id
 
 
 def services() -> Services:
@@ -26,3 +27,12 @@ def site_or_404(name: str) -> SiteSettings:
 def visitor_ip() -> str:
     trusted = services().settings.gateway.trusted_proxies
     return client_ip(request.remote_addr or "", request.headers.get("X-Forwarded-For"), trusted)
+
+
+def photo_id_or_400(
+    raw: object, message: str = "The photo id must be a positive whole number."
+) -> int:
+    found = photo_id(raw)
+    if found is None:
+        raise BadRequest(message, code="invalid_photo_id")
+    return found

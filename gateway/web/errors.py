@@ -8,8 +8,8 @@ import re
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from gateway.errors import GatewayError, UpstreamError
-from gateway.web.pages import message_page, wants_html
+from gateway.errors import GatewayError
+from gateway.pages import message_page, wants_html
 
 log = logging.getLogger("gateway.web")
 
@@ -21,19 +21,18 @@ def _snake(name: str) -> str:
 def error_response(error: GatewayError) -> Response:
     if wants_html():
         page = message_page(error.status, error.code, error.message)
-        page.headers.update(error.headers)
+        page.headers.update(error.response_headers())
         return page  # type: ignore[return-value]
     response = jsonify(error.to_dict())
     response.status_code = error.status
-    response.headers.update(error.headers)
+    response.headers.update(error.response_headers())
     return response
 
 
 def register_error_handlers(app: Flask) -> None:
+    # Upstream failures are logged where they happen (site, API method, URL, cause).
     @app.errorhandler(GatewayError)
     def gateway_error(error: GatewayError) -> Response:
-        if isinstance(error, UpstreamError):
-            log.warning("upstream failure", extra={"code": error.code})
         return error_response(error)
 
     @app.errorhandler(HTTPException)

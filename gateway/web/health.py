@@ -1,10 +1,16 @@
-"""Operator endpoints: liveness, readiness (a cached signed call per site) and metrics."""
+"""Operator endpoints: liveness, readiness (a cached signed call per site) and metrics.
+
+``/metrics`` needs ``Authorization: Bearer <metrics_token>`` when ``[gateway] metrics_token``
+is set (compared in constant time), so the public port does not publish the gateway's
+traffic to anyone who asks.
+"""
 
 from __future__ import annotations
 
+import hmac
 import os
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -13,6 +19,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from gateway.errors import Unauthorized
 from gateway.web.context import services
 
 bp = Blueprint("health", __name__)
@@ -40,6 +47,17 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    token = services().settings.gateway.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise Unauthorized(
+                "Metrics need 'Authorization: Bearer <metrics_token>'.",
+                code="metrics_token_required",
+                challenge='Bearer realm="23-gateway-metrics"',
+            )
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -25,9 +25,14 @@ class OrjsonProvider(JSONProvider):
         try:
             return orjson.loads(s)
         except orjson.JSONDecodeError:
-            # orjson refuses integers beyond 64 bits; the standard parser reads them so that
-            # validation can say "invalid photo id" rather than "invalid JSON".
+            pass
+        # orjson refuses integers beyond 64 bits; the standard parser reads them so that
+        # validation can say "invalid photo id" rather than "invalid JSON". A document nested
+        # deeper than the parser's stack is no request at all: a ValueError, so a 400.
+        try:
             return json.loads(s)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)

@@ -2,29 +2,27 @@
 
 A signed-in visitor whom the site's policy allows gets a 302 to 23 with a token minted just now
 (lifetime: the site's ``visitor_ttl``). Anyone else goes through the site's sign-in and comes
-back here (``next``), without a 23 session being made for it.
+back here (``next``), without a 23 session being made for it. Unpublished videos stay
+unpublished for visitors (404) unless the site sets ``visitor_unpublished``; backends with an
+API key still mint them.
 """
 
 from __future__ import annotations
-
-import re
 
 from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.errors import BadRequest, NotFound, UpstreamRejected
+from gateway.errors import NotFound, UpstreamRejected
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.settings import SiteSettings
 from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, PhotoInfo
-from gateway.web.context import services, site_or_404
+from gateway.web.context import photo_id_or_400, services, site_or_404
 from gateway.web.visitor import NotSignedIn, allowed_visitor, keep_alive
 
 bp = Blueprint("links", __name__)
-
-PHOTO_ID_RE = re.compile(r"[1-9][0-9]{0,15}")  # a positive id that fits in a JSON number
 
 
 class NoSuchVideo(NotFound):
@@ -37,19 +35,16 @@ class NoSuchFormat(NotFound):
     default_message = "This video has no file in that format."
 
 
-def parse_photo_id(raw: str) -> int:
-    if not PHOTO_ID_RE.fullmatch(raw):
-        raise BadRequest("The photo id must be a positive whole number.", code="invalid_photo_id")
-    return int(raw)
-
-
 def visitor_photo(site: SiteSettings, photo_id: int) -> PhotoInfo:
-    """What 23 says about a video (cached); 23's "no such photo" becomes a 404."""
+    """What 23 says about a video a visitor may see (cached): 23's "no such photo", and an
+    unpublished video on a site that keeps those to itself, are both a 404."""
     found = services().minters[site.name].photos([photo_id])[photo_id]
     if isinstance(found, UpstreamRejected):
         if found.upstream_code == NO_SUCH_PHOTO:
             raise NoSuchVideo()
         raise found
+    if not found.published and not site.visitor_unpublished:
+        raise NoSuchVideo()  # the same answer as unknown: ids cannot be probed
     return found
 
 
@@ -97,7 +92,7 @@ def _send(
 @bp.get("/embed/<site_name>/<raw_id>")
 def embed(site_name: str, raw_id: str) -> Response:
     site = site_or_404(site_name)
-    photo_id = parse_photo_id(raw_id)
+    photo_id = photo_id_or_400(raw_id)
     identity = _signed_in_or_login(site)
     if isinstance(identity, Response):
         return identity
@@ -109,7 +104,7 @@ def embed(site_name: str, raw_id: str) -> Response:
 @bp.get("/download/<site_name>/<raw_id>/<fmt>")
 def download(site_name: str, raw_id: str, fmt: str) -> Response:
     site = site_or_404(site_name)
-    photo_id = parse_photo_id(raw_id)
+    photo_id = photo_id_or_400(raw_id)
     if not urls.FORMAT_RE.fullmatch(fmt):
         raise NoSuchFormat()
     identity = _signed_in_or_login(site)

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from gateway.errors import BadRequest
-from gateway.web.context import services, site_or_404, visitor_ip
+from gateway.web.context import photo_id_or_400, services, site_or_404, visitor_ip
 
 bp = Blueprint("pingback", __name__)
 log = logging.getLogger("gateway.pingback")
@@ -25,9 +25,7 @@ def pingback(site_name: str) -> Response:
     raw_id = request.values.get("photo_id", "")
     if kind != "photo":
         raise BadRequest("type must be 'photo'.", code="invalid_type")
-    if not raw_id.isdigit() or len(raw_id) > 16 or int(raw_id) <= 0:
-        raise BadRequest("photo_id must be a positive whole number.", code="invalid_photo_id")
-    photo_id = int(raw_id)
+    photo_id = photo_id_or_400(raw_id, "photo_id must be a positive whole number.")
     svc.caches[site.name].invalidate(photo_id)
     log.info("pingback", extra={"site": site.name, "photo_id": photo_id})
     return jsonify({"status": "ok"})

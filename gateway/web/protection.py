@@ -5,6 +5,11 @@ checked before anything else and is the only input that reaches the body; the JS
 so it stays inert in any context. After the callback check every answer is the callback form
 (a script with a 4xx status would never run, and the player would wait forever); a 23 outage
 keeps its 502/504 status with the error form as the body.
+
+Any page may include a ``<script>`` from here, and the browser sends it the visitor's
+cookies; so a protected token is given only when the Referer is a page of this video site (or
+one of its ``return_hosts``), whatever proves the visitor (Lax cookie, player cookie, a proxy's
+headers). A sibling subdomain's page gets "Sign in", as a stranger would.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from werkzeug.wrappers import Response
 from gateway import metrics
 from gateway.errors import BadRequest, GatewayError, UpstreamError
 from gateway.logs import audit
+from gateway.redirects import is_site_page
 from gateway.settings import SiteSettings
+from gateway.twentythree.values import photo_id
 from gateway.web.context import site_or_404
-from gateway.web.links import PHOTO_ID_RE, visitor_photo
-from gateway.web.visitor import allowed_visitor
+from gateway.web.links import visitor_photo
+from gateway.web.visitor import NotSignedIn, allowed_visitor
 
 bp = Blueprint("protection", __name__)
 
@@ -82,11 +89,13 @@ def protection(site_name: str) -> Response:
 
 
 def _protected_token(site: SiteSettings) -> dict[str, Any]:
-    object_id = request.args.get("object_id", "")
-    if request.args.get("object_type", "photo") != "photo" or not PHOTO_ID_RE.fullmatch(object_id):
+    object_id = photo_id(request.args.get("object_id", ""))
+    if request.args.get("object_type", "photo") != "photo" or object_id is None:
         raise NotProtectable()
+    if not is_site_page(request.referrer, site):
+        raise NotSignedIn()  # not asked from the video site's own page: a stranger's answer
     identity = allowed_visitor(site, player=True)
-    info = visitor_photo(site, int(object_id))
+    info = visitor_photo(site, object_id)
     if not info.protected_token:
         raise NotProtected()
     audit(

@@ -1,37 +1,54 @@
-"""Site access: ``/sso/<site>/login`` -> identity provider -> policy -> 23 session -> redeem URL."""
+"""Site access: ``/sso/<site>/login`` -> identity provider -> policy -> 23 session -> redeem URL,
+the providers' own steps (``/sso/<kind>/<identity>/<step>``) and logout.
+
+Providers are reached through their capabilities (``gateway.identity.base``), never by class.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from itsdangerous import BadSignature
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.errors import BadRequest, Forbidden, NotFound, UpstreamError
-from gateway.identity.base import CallbackProvider, Identity, PendingLogin, Provider
-from gateway.identity.email_link import EmailLinkProvider
-from gateway.identity.oidc import OidcProvider
-from gateway.identity.paywall_jwt import PaywallJwtProvider
-from gateway.identity.stripe_checkout import StripeCheckoutProvider
+from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, UpstreamError
+from gateway.identity.base import (
+    BeforeChooser,
+    Completed,
+    EndsIdpSession,
+    HasRoutes,
+    Identity,
+    PendingLogin,
+    Provider,
+    on_chooser,
+)
+from gateway.identity.forms import FormGuard
 from gateway.logs import audit
-from gateway.redirects import safe_next, safe_return_url
+from gateway.pages import message_page, wants_html
+from gateway.redirects import on_site, safe_next, safe_return_url
 from gateway.settings import SiteSettings
+from gateway.signing import timed_serializer
 from gateway.twentythree.signin import NoAccount, session_redirect, user_login_redirect
 from gateway.web.context import services, site_or_404
-from gateway.web.pages import message_page, wants_html
 from gateway.web.visitor import (
     SignInNotConfigured,
     access_decision,
-    current_visitor,
+    current_session,
     end_session,
     start_session,
+    visitor_for,
 )
 
 bp = Blueprint("sso", __name__)
 
+SIGNED_OUT_STATE_AGE = 3600  # seconds the IdP may take to send the visitor back after logout
+PAYWALL_CODES = frozenset({"entitlement_required", "subscription_lapsed"})
 
-def _site_providers(site: SiteSettings) -> list[Provider]:
-    providers = services().providers
-    return [providers[name] for name in site.identities if name in providers]
+
+def _guard(purpose: str) -> FormGuard:
+    svc = services()
+    return FormGuard(purpose, svc.settings.gateway.secret_keys, svc.cookies)
 
 
 @bp.route("/sso/<site_name>/login", methods=["GET", "POST"])
@@ -40,20 +57,21 @@ def login(site_name: str) -> Response:
     source = request.form if request.method == "POST" else request.args
     return_url = safe_return_url(source.get("return_url"), site)  # 400 before anything else
     pending = PendingLogin(site.name, return_url, safe_next(source.get("next"), site))
-    providers = _site_providers(site)
+    providers = services().site_providers[site.name]
+    early = next(
+        (p for p in providers if isinstance(p, BeforeChooser) and p.before_chooser(request)), None
+    )
+    if early is not None:
+        return _before_chooser(site, early, pending)
     chosen = source.get("provider", "")
-    # A paywall's token is honoured first, whoever the visitor was: it may carry new rights.
-    paywall = next((p for p in providers if isinstance(p, PaywallJwtProvider)), None)
-    if paywall is not None and source.get("jwt"):
-        return _finish(site, paywall.identity_from(source["jwt"]), pending)
-    visitor = current_visitor()
-    if visitor is not None and request.method == "GET" and not chosen:
-        return _finish(site, visitor.identity, pending)  # known visitor: no IdP round trip
+    if request.method == "GET" and not chosen:
+        visitor = visitor_for(site)  # this site's own session, or a trusted proxy's headers
+        if visitor is not None:
+            return _finish(site, visitor, pending)  # no IdP round trip
 
     if not providers:
         raise SignInNotConfigured()
-    # A paywall token comes from the paywall, not from a button here.
-    choices = [p for p in providers if not isinstance(p, PaywallJwtProvider)] or providers
+    choices = [p for p in providers if on_chooser(p)] or list(providers)
     if chosen:
         provider = next((p for p in providers if p.name == chosen), None)
         if provider is None:
@@ -61,14 +79,7 @@ def login(site_name: str) -> Response:
     elif len(choices) == 1:
         provider = choices[0]
     else:
-        page = render_template(
-            "chooser.html",
-            site=site.name,
-            return_url=return_url,
-            next=pending.next,
-            choices=choices,
-        )
-        return Response(page, mimetype="text/html")
+        return _chooser(site, pending, choices)
 
     outcome = provider.begin(request, pending)
     if isinstance(outcome, Identity):
@@ -76,57 +87,83 @@ def login(site_name: str) -> Response:
     return outcome
 
 
-def _returned(identity_name: str, kind: type[CallbackProvider]) -> Response:
-    """A visitor back from a provider they left (OIDC, Stripe, an e-mail link)."""
+def _chooser(site: SiteSettings, pending: PendingLogin, choices: list[Provider]) -> Response:
+    page = render_template(
+        "chooser.html",
+        site=site.name,
+        return_url=pending.return_url,
+        next=pending.next,
+        choices=choices,
+    )
+    return Response(page, mimetype="text/html")
+
+
+def _before_chooser(site: SiteSettings, provider: BeforeChooser, pending: PendingLogin) -> Response:
+    """Something a provider takes before anything else (a paywall's token). It never silently
+    replaces another signed-in visitor, and it signs in directly only on a top-level
+    navigation; otherwise the visitor confirms on a page of ours first (login CSRF)."""
+    name = provider.name
+    guard = _guard(f"continue:{name}")
+    if request.method == "POST":
+        guard.check(request)
+    else:
+        vouched = provider.peek(request)
+        current = current_session()
+        switching = current is not None and current.identity.email.lower() != vouched.email.lower()
+        navigated = request.headers.get("Sec-Fetch-Dest", "document") == "document" and (
+            request.headers.get("Sec-Fetch-Mode", "navigate") == "navigate"
+        )
+        if switching or not navigated:
+            return guard.render(
+                "continue_as.html",
+                site=site.name,
+                email=vouched.email,
+                current=current.identity.email if switching and current else "",
+                token=request.values.get("jwt", ""),
+                provider=name,
+                return_url=pending.return_url,
+                next=pending.next,
+                back=on_site(site, pending.return_url),
+            )
+    outcome = provider.begin(request, pending)
+    if isinstance(outcome, Identity):
+        return _finish(site, outcome, pending)
+    return outcome
+
+
+@bp.route("/sso/<kind>/<identity_name>/<step>", methods=["GET", "POST"])
+def provider_step(kind: str, identity_name: str, step: str) -> Response:
+    """A provider's own step (an OIDC callback, a Stripe return, an e-mail link...)."""
     provider = services().providers.get(identity_name)
-    if not isinstance(provider, kind):
+    if not isinstance(provider, HasRoutes) or provider.kind != kind:
         raise NotFound()
-    identity, pending = provider.complete(request)
-    site = site_or_404(pending.site)
+    route = provider.routes().get(step)
+    if route is None:
+        raise NotFound()
+    if request.method not in route.methods:
+        raise MethodNotAllowed(valid_methods=list(route.methods))
+    try:
+        result = route.handler(request)
+    except GatewayError as exc:
+        if exc.status >= 400:
+            audit("sso_failed", provider=identity_name, step=step, detail=exc.code)
+        raise
+    if isinstance(result, Completed):
+        return _returned(identity_name, result)
+    return result
+
+
+def _returned(identity_name: str, done: Completed) -> Response:
+    """A visitor back from a provider they left (OIDC, Stripe, an e-mail link)."""
+    site = site_or_404(done.pending.site)
     if identity_name not in site.identities:
         raise BadRequest("This sign-in does not belong to this site.", code="invalid_state")
     checked = PendingLogin(
-        site.name, safe_return_url(pending.return_url, site), safe_next(pending.next, site)
+        site.name,
+        safe_return_url(done.pending.return_url, site),
+        safe_next(done.pending.next, site),
     )
-    return _finish(site, identity, checked)
-
-
-@bp.get("/sso/oidc/<identity_name>/callback")
-def oidc_callback(identity_name: str) -> Response:
-    return _returned(identity_name, OidcProvider)
-
-
-@bp.get("/sso/stripe/<identity_name>/return")
-def stripe_return(identity_name: str) -> Response:
-    return _returned(identity_name, StripeCheckoutProvider)
-
-
-@bp.get("/sso/stripe/<identity_name>/cancel")
-def stripe_cancel(identity_name: str) -> Response:
-    provider = services().providers.get(identity_name)
-    if not isinstance(provider, StripeCheckoutProvider):
-        raise NotFound()
-    pending = provider.pending_for(request.args.get("ref", "")[:64])
-    retry = None
-    if pending is not None and pending.site in services().settings.sites:
-        retry = _login_url(pending)
-    return message_page(
-        200,
-        "checkout_cancelled",
-        "You left the payment page before paying. Nothing was charged.",
-        title="Payment cancelled",
-        retry_url=retry,
-    )
-
-
-@bp.route("/sso/email/<identity_name>/verify", methods=["GET", "POST"])
-def email_verify(identity_name: str) -> Response:
-    provider = services().providers.get(identity_name)
-    if not isinstance(provider, EmailLinkProvider):
-        raise NotFound()
-    if request.method == "GET":
-        return provider.confirm_page(request)
-    return _returned(identity_name, EmailLinkProvider)
+    return _finish(site, done.identity, checked)
 
 
 def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Response:
@@ -165,13 +202,10 @@ def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Re
     return response
 
 
-PAYWALL_CODES = frozenset({"entitlement_required", "subscription_lapsed"})
-
-
 def _subscribe_url(site: SiteSettings, pending: PendingLogin) -> str | None:
     """Where a visitor without the site's entitlement can get it, when the site sells it."""
-    for provider in _site_providers(site):
-        if isinstance(provider, StripeCheckoutProvider):
+    for provider in services().site_providers[site.name]:
+        if getattr(provider, "sells_entitlements", False):
             return _login_url(pending, provider.name)
     return None
 
@@ -199,39 +233,77 @@ def _record(site: SiteSettings, identity: Identity, outcome: str, detail: str) -
     )
 
 
-@bp.get("/sso/<site_name>/logout")
+# ---------------------------------------------------------------------- logout
+
+
+@bp.route("/sso/<site_name>/logout", methods=["GET", "POST"])
 def logout(site_name: str) -> Response:
+    """The site's remote logout URL. GET asks (a page with a button); POST ends the gateway
+    session for every worker and instance, then the IdP's session where it offers that."""
     site = site_or_404(site_name)
-    visitor = current_visitor()
-    response: Response | None = None
-    if visitor is not None:
-        audit(
-            "sso_signed_out",
+    source = request.form if request.method == "POST" else request.args
+    given = source.get("return_url")
+    return_url = safe_return_url(given, site) if given else ""  # validated like login's
+    session = current_session()
+    guard = _guard("logout")
+    if request.method == "GET":
+        if session is None:
+            return _signed_out_page(site, return_url)
+        return guard.render(
+            "logout.html",
             site=site.name,
-            email=visitor.identity.email,
-            provider=visitor.identity.provider,
+            email=session.identity.email,
+            return_url=return_url,
+            back=on_site(site, return_url or "/"),
         )
-        provider = services().providers.get(visitor.identity.provider)
-        if isinstance(provider, OidcProvider):
+    response: Response | None = None
+    if session is not None:
+        guard.check(request)
+        services().sessions.revoke(session)
+        identity = session.identity
+        audit("sso_signed_out", site=site.name, email=identity.email, provider=identity.provider)
+        provider = services().providers.get(identity.provider)
+        if isinstance(provider, EndsIdpSession):
+            signer = timed_serializer(services().settings.gateway.secret_keys, "signed-out")
+            state = signer.dumps({"s": site.name, "r": return_url})
             done = services().settings.gateway.public_url + "/sso/signed-out"
-            url = provider.end_session_url(done)
+            url = provider.end_session_url(done, state)
             if url:
-                response = redirect(url, code=302)
+                response = redirect(url, code=303)
     if response is None:
-        response = _signed_out_page()
+        response = redirect(on_site(site, return_url), 303) if return_url else None
+    if response is None:
+        response = _signed_out_page(site, "")
     end_session(response)
     return response
 
 
 @bp.get("/sso/signed-out")
 def signed_out() -> Response:
-    return _signed_out_page()
+    """Where the IdP sends the visitor after its own logout (the post-logout redirect URI)."""
+    signer = timed_serializer(services().settings.gateway.secret_keys, "signed-out")
+    try:
+        data = signer.loads(request.args.get("state", ""), max_age=SIGNED_OUT_STATE_AGE)
+    except (BadSignature, ValueError):
+        data = None
+    site = services().settings.sites.get(data.get("s", "")) if isinstance(data, dict) else None
+    if site is None or not isinstance(data, dict):
+        return _signed_out_page(None, "")
+    try:
+        return_url = safe_return_url(str(data.get("r") or ""), site)
+    except BadRequest:
+        return_url = ""
+    if return_url and data.get("r"):
+        return redirect(on_site(site, return_url), 303)
+    return _signed_out_page(site, "")
 
 
-def _signed_out_page() -> Response:
+def _signed_out_page(site: SiteSettings | None, return_url: str) -> Response:
     return message_page(
         200,
         "",
         "You have been signed out of the video sign-in service.",
         title="You are signed out",
+        retry_url=on_site(site, return_url or "/") if site is not None else None,
+        retry_label="Back to the videos" if site is not None else None,
     )

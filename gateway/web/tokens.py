@@ -10,12 +10,11 @@ from flask import Blueprint, Response, jsonify, request
 from gateway import metrics
 from gateway.errors import BadRequest, Forbidden, UnsupportedMediaType
 from gateway.logs import audit
-from gateway.web.context import services, site_or_404
+from gateway.web.context import photo_id_or_400, services, site_or_404
 
 bp = Blueprint("tokens", __name__)
 
 MAX_IDS = 100
-MAX_PHOTO_ID = 2**53 - 1  # what a JSON number can hold exactly
 LONGEST_TTL = 366 * 86400  # beyond any max_ttl: such a request is a mistake, not a wish
 DEFAULT_TTL = 3600
 _ALLOWED_KEYS = frozenset({"photo_ids", "ttl", "expire"})
@@ -23,14 +22,6 @@ _ALLOWED_KEYS = frozenset({"photo_ids", "ttl", "expire"})
 
 def _bad(code: str, message: str) -> BadRequest:
     return BadRequest(message, code=code)
-
-
-def _photo_id(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 16:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_PHOTO_ID:
-        raise _bad("invalid_photo_id", "Every photo id must be a positive whole number.")
-    return value
 
 
 def _whole(name: str, value: Any) -> int:
@@ -52,7 +43,7 @@ def parse_mint_request(body: Any, max_ttl: int, now: int) -> tuple[list[int], in
         raise _bad("invalid_photo_ids", "photo_ids must be a non-empty list.")
     if len(ids) > MAX_IDS:
         raise _bad("too_many_photo_ids", f"At most {MAX_IDS} photo ids per call.")
-    photo_ids = [_photo_id(v) for v in ids]
+    photo_ids = [photo_id_or_400(v, "Every photo id must be a positive whole number.") for v in ids]
     if "ttl" in body and "expire" in body:
         raise _bad("ttl_and_expire", "Give ttl or expire, not both.")
     if "expire" in body:

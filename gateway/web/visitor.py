@@ -1,10 +1,13 @@
-"""The visitor's gateway session cookie, read once per request.
+"""Who the visitor is, as one site may see them; read once per request.
 
-Two copies of the same signed value: ``gw_session`` (SameSite=Lax, every path) for the gateway's
-own pages, and, when the gateway is on https, ``gw_player`` (SameSite=None, only under
-``/protection/``) because the 23 player asks ``/protection`` from the video site's page, which
-is often another site, where a Lax cookie is not sent. The player copy only reaches the one
-read-only JSON-P path and is believed only with a Referer from the video site itself.
+Two copies of the same signed session: ``gw_session`` (SameSite=Lax, every path) for the
+gateway's own pages, and, when the gateway is on https, ``gw_player`` (SameSite=None, only
+under ``/protection/``) because the 23 player asks ``/protection`` from the video site's page,
+which is often another site, where a Lax cookie is not sent. ``/protection`` answers only
+requests whose Referer is a page of the video site, whatever proves the identity.
+
+A site sees a session only when one of its own providers produced it (``policy.trusts``);
+a provider that identifies each request (a trusted proxy's headers) counts on every request.
 """
 
 from __future__ import annotations
@@ -12,35 +15,45 @@ from __future__ import annotations
 from flask import g, request
 from werkzeug.wrappers import Response
 
+from gateway import cookies
 from gateway.errors import Forbidden, GatewayError
 from gateway.identity.base import Identity
 from gateway.logs import audit
-from gateway.policy import Decision, decide
-from gateway.redirects import is_site_page
-from gateway.sessions import COOKIE, VisitorSession
+from gateway.policy import Decision, decide, trusts
+from gateway.sessions import VisitorSession
 from gateway.settings import SiteSettings
 from gateway.web.context import services
 
-PLAYER_COOKIE = "gw_player"
-PLAYER_PATH = "/protection/"
 
-
-def current_visitor() -> VisitorSession | None:
+def current_session() -> VisitorSession | None:
+    """The visitor's gateway session (the Lax cookie), unless forged, expired or revoked."""
     if "visitor" not in g:
-        g.visitor = services().sessions.load(request.cookies.get(COOKIE))
-    visitor: VisitorSession | None = g.visitor
-    return visitor
+        svc = services()
+        g.visitor = svc.sessions.load(svc.cookies.get(request, cookies.SESSION))
+    session: VisitorSession | None = g.visitor
+    return session
 
 
-def player_visitor(site: SiteSettings) -> VisitorSession | None:
-    """The visitor as the 23 player's script request shows them: the Lax cookie (same-site
-    page), else the SameSite=None copy, believed only when the Referer is a page of this
-    video site, so another site's page cannot read a visitor's answers through JSON-P."""
-    visitor = current_visitor()
-    if visitor is None and is_site_page(request.referrer, site):
-        visitor = services().sessions.load(request.cookies.get(PLAYER_COOKIE))
-        g.visitor = visitor
-    return visitor
+def _player_session() -> VisitorSession | None:
+    """The session as the 23 player's script request shows it: the Lax cookie when the page
+    is same-site, else the SameSite=None copy. Callers check the Referer first."""
+    session = current_session()
+    if session is None:
+        svc = services()
+        session = svc.sessions.load(svc.cookies.get(request, cookies.PLAYER))
+    return session
+
+
+def visitor_for(site: SiteSettings, *, player: bool = False) -> Identity | None:
+    """The visitor as ``site`` may see them, or None for a stranger there."""
+    for provider in services().request_identifiers[site.name]:
+        identity = provider.identify(request)
+        if identity is not None:
+            return identity
+    session = _player_session() if player else current_session()
+    if session is not None and trusts(site, session.identity):
+        return session.identity
+    return None
 
 
 class NotSignedIn(GatewayError):
@@ -62,70 +75,57 @@ def access_decision(site: SiteSettings, identity: Identity) -> Decision:
 
 
 def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:
-    """The signed-in visitor (seen as the player sees them when ``player``), when the site's
-    policy lets them in.
+    """The visitor (as the player sees them when ``player``), when the site's policy lets
+    them in.
 
-    Raises NotSignedIn (no session; SignInNotConfigured when the site has no way to sign in)
-    or Forbidden with the policy's reason, which is audited like a refused sign-in.
+    Raises NotSignedIn (a stranger here; SignInNotConfigured when the site has no way to sign
+    in) or Forbidden with the policy's reason, which is audited like a refused sign-in.
     """
-    visitor = player_visitor(site) if player else current_visitor()
-    if visitor is None:
+    identity = visitor_for(site, player=player)
+    if identity is None:
         raise NotSignedIn() if site.identities else SignInNotConfigured()
-    decision = access_decision(site, visitor.identity)
+    decision = access_decision(site, identity)
     if not decision.allowed:
         audit(
             "access_denied",
             site=site.name,
-            email=visitor.identity.email,
-            provider=visitor.identity.provider,
+            email=identity.email,
+            provider=identity.provider,
             detail=decision.code,
             path=request.path,
         )
         raise Forbidden(decision.message, code=decision.code)
-    return visitor.identity
+    return identity
 
 
 def _set(response: Response, session: VisitorSession) -> None:
     svc = services()
     value = svc.sessions.dump(session)
-    secure = svc.settings.gateway.secure_cookies
-    max_age = svc.sessions.max_age
-    response.set_cookie(
-        COOKIE, value, max_age=max_age, httponly=True, samesite="Lax", path="/", secure=secure
-    )
-    if secure:  # browsers refuse SameSite=None without Secure
-        response.set_cookie(
-            PLAYER_COOKIE,
-            value,
-            max_age=max_age,
-            httponly=True,
-            samesite="None",
-            path=PLAYER_PATH,
-            secure=True,
-        )
+    svc.cookies.set(response, cookies.SESSION, value, svc.sessions.max_age)
+    svc.cookies.set(response, cookies.PLAYER, value, svc.sessions.max_age)  # https only
 
 
 def start_session(response: Response, identity: Identity) -> None:
-    """Remember the visitor (a new session unless the same identity is already signed in)."""
-    visitor = current_visitor()
-    if visitor is not None and visitor.identity == identity:
+    """Remember the visitor: the same session when the same identity is signed in already,
+    else a new one (and the browser's previous session, of someone else, ends everywhere)."""
+    current = current_session()
+    if current is not None and current.identity == identity:
         keep_alive(response)
         return
+    if current is not None:
+        services().sessions.revoke(current)
     _set(response, services().sessions.new(identity))
 
 
 def keep_alive(response: Response) -> None:
     """Slide the idle expiry of a visitor who is using the gateway (at most once a minute)."""
-    visitor = current_visitor()
-    refreshed = None if visitor is None else services().sessions.touched(visitor)
+    current = current_session()
+    refreshed = None if current is None else services().sessions.touched(current)
     if refreshed is not None:
         _set(response, refreshed)
 
 
 def end_session(response: Response) -> None:
-    secure = services().settings.gateway.secure_cookies
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=secure)
-    if secure:
-        response.delete_cookie(
-            PLAYER_COOKIE, path=PLAYER_PATH, httponly=True, samesite="None", secure=True
-        )
+    svc = services()
+    svc.cookies.delete(response, cookies.SESSION)
+    svc.cookies.delete(response, cookies.PLAYER)
