@@ -1,8 +1,9 @@
-"""gunicorn settings for ``gunicorn app:app -c gunicorn.conf.py``: the same as ``gateway serve``."""
+"""gunicorn settings for ``gunicorn app:app -c gunicorn.conf.py``: the same counts as
+``gateway serve``, gevent workers (slow clients hold no thread), JSON logs."""
 
 import os
 
-from gateway.serve import gunicorn_options
+from gateway.serve.gunicorn_server import gunicorn_options
 from gateway.settings import load_settings_or_exit
 
 _settings = load_settings_or_exit()  # $GATEWAY_CONFIG; exits with every problem listed if invalid

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 __version__ = "0.1.0"
+MAX_BODY = 64 * 1024  # bytes of request body, for every endpoint
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -29,12 +30,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         tokens,
         webhooks,
     )
+    from gateway.web.bodylimit import ChunkedBodyLimit
     from gateway.web.jsonprovider import GatewayFlask
 
     settings = settings or load_settings()
     configure_logging(settings.gateway.log_level)
     app = GatewayFlask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY)  # type: ignore[method-assign]
     # "//x" must not become a redirect built from the Host header: merged slashes are a 404.
     app.url_map.merge_slashes = False
     services = Services.build(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.serve import run
     from gateway.settings import config_path
 
-    run(str(config_path(args.config)), f"{args.host}:{args.port}")
+    run(str(config_path(args.config)), args.host, args.port, args.server)
     return 0
 
 
@@ -125,10 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="run the service with gunicorn")
-    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server's job is to listen
-    p.add_argument("--port", type=_port, default=8000)
+    p = sub.add_parser("serve", help="run the service (granian, or gunicorn)")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
+    p.add_argument(
+        "--server",
+        choices=("granian", "gunicorn"),
+        default=os.environ.get("GATEWAY_SERVER") or "granian",
+        help="HTTP server (default granian; $GATEWAY_SERVER)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a config file and list every problem")

@@ -97,3 +97,69 @@ def make_settings(sites: dict[str, dict[str, Any]], **sections: Any) -> Settings
 
 
 __all__ = ["DEMO_READ", "DEMO_SUPER", "Devsite", "LiveServer", "make_settings", "site_table"]
+
+
+class ServedGateway:
+    """``gateway serve`` (or gunicorn with gunicorn.conf.py) as a real process on a free port,
+    with a config file written for the test; its output is kept for the test to read."""
+
+    def __init__(
+        self,
+        config_text: str,
+        tmp: Any,
+        *,
+        server: str = "granian",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = Path(tmp) / "gateway.toml"
+        config.write_text(config_text)
+        self.log_path = Path(tmp) / f"{server}.log"
+        bin_dir = Path(sys.executable).parent
+        full_env = {**os.environ, "GATEWAY_CONFIG": str(config), **(env or {})}
+        if server == "gunicorn-conf":
+            full_env["GATEWAY_BIND"] = f"127.0.0.1:{self.port}"
+            command = [str(bin_dir / "gunicorn"), "app:app", "-c", "gunicorn.conf.py"]
+        else:
+            command = [str(bin_dir / "gateway"), "serve", "--host", "127.0.0.1"]
+            command += ["--port", str(self.port), "--server", server]
+        self._log = self.log_path.open("w")
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(
+            command, cwd=root, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self._wait()
+
+    def _wait(self) -> None:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the gateway exited: {self.output()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the gateway did not start: {self.output()[-2000:]}")
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except Exception:
+            self.proc.kill()
+        self._log.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import requests
+from joserfc.jwk import RSAKey
 
 HERE = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "gateway"
@@ -22,6 +25,8 @@ class OidcProviderProcess:
         redirect_uris: list[str],
         logout_uris: list[str],
         id_token_claims: bool = False,
+        backchannel_uri: str = "",
+        auth_method: str = "client_secret_basic",
     ) -> None:
         self.port = port
         self.issuer = f"http://127.0.0.1:{port}"
@@ -33,10 +38,19 @@ class OidcProviderProcess:
             "OIDC_CLIENT_ID": CLIENT_ID,
             "OIDC_CLIENT_SECRET": CLIENT_SECRET,
             "OIDC_ID_TOKEN_CLAIMS": "1" if id_token_claims else "0",
+            "OIDC_BACKCHANNEL_URI": backchannel_uri,
+            "OIDC_AUTH_METHOD": auth_method,
         }
         self.proc: subprocess.Popen[str] | None = None
+        self.signing_key: RSAKey | None = None
 
     def start(self) -> None:
+        """Start with a fresh signing key (so a restart is a key rotation), kept here so that
+        tests can sign tokens as the provider itself would."""
+        self.signing_key = RSAKey.generate_key(2048, {"kid": str(uuid.uuid4()), "use": "sig"})
+        self._env["OIDC_JWK"] = json.dumps(
+            {**self.signing_key.as_dict(private=True), "alg": "RS256"}
+        )
         node = shutil.which("node")
         if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError("the test OIDC provider is not installed: run `make test-deps`")
@@ -63,6 +77,6 @@ class OidcProviderProcess:
             self.proc = None
 
     def restart(self) -> None:
-        """A restart is a key rotation: the provider makes a new signing key each start."""
+        """A restart is a key rotation: a new signing key each start."""
         self.stop()
         self.start()

@@ -14,6 +14,9 @@ from tests.helpers import Devsite, LiveServer, free_port, make_settings, site_ta
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProviderProcess
 
 TEAM_PASSWORD = "correct horse battery staple"
+PORTAL_SECRET = "portal-shared-secret-0123456789abcdef"
+PORTAL_ISSUER = "https://portal.example.test"
+PORTAL_AUDIENCE = "23-gateway"
 
 
 @dataclass
@@ -32,12 +35,35 @@ class World:
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]
 
+    def portal_token(self, email: str, **claims: Any) -> str:
+        """A paywall JWT from the "portal" identity, as a portal would mint it."""
+        import secrets
+        import time
+
+        from joserfc import jwt
+        from joserfc.jwk import OctKey
+
+        now = int(time.time())
+        payload = {
+            "iss": PORTAL_ISSUER,
+            "aud": PORTAL_AUDIENCE,
+            "email": email,
+            "iat": now,
+            "exp": now + 300,
+            "jti": secrets.token_hex(8),
+            **claims,
+        }
+        return jwt.encode({"alg": "HS256"}, payload, OctKey.import_key(PORTAL_SECRET))
+
 
 def running_world() -> Iterator[World]:
     gw_port, idp_port = free_port(), free_port()
     gateway = f"http://127.0.0.1:{gw_port}"
     idp = OidcProviderProcess(
-        idp_port, [f"{gateway}/sso/oidc/corp/callback"], [f"{gateway}/sso/signed-out"]
+        idp_port,
+        [f"{gateway}/sso/oidc/corp/callback"],
+        [f"{gateway}/sso/signed-out"],
+        backchannel_uri=f"{gateway}/sso/oidc/corp/backchannel-logout",
     )
     idp.start()
     devsite = Devsite(
@@ -55,6 +81,7 @@ def running_world() -> Iterator[World]:
             "users": site_table(devsite.url, identity="team", login_mode="user"),
             "nosso": site_table(devsite.url),
             "staffonly": site_table(devsite.url, identity="team", allow_groups=["staff"]),
+            "portal": site_table(devsite.url, identity=["portal", "team"]),
         },
         gateway={"public_url": gateway, "trusted_proxies": ["127.0.0.1/32"]},
         identity={
@@ -78,6 +105,12 @@ def running_world() -> Iterator[World]:
                 ],
             },
             "proxy": {"type": "header"},
+            "portal": {
+                "type": "jwt",
+                "issuer": PORTAL_ISSUER,
+                "audience": PORTAL_AUDIENCE,
+                "secret": PORTAL_SECRET,
+            },
         },
     )
     app = create_app(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 from gateway.errors import UpstreamError, UpstreamRejected
 from gateway.twentythree.client import TwentyThreeClient
+
+log = logging.getLogger("gateway.readiness")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ class ReadinessProbe:
             if cached:
                 return cached
             result = self._check(name)
+            if not result.ok:
+                log.warning(
+                    "readiness check failed",
+                    extra={"site": name, "code": result.code, "reason": result.message},
+                )
             self._results[name] = result
             return result
 

@@ -8,6 +8,7 @@ const port = Number(process.env.OIDC_PORT || 0);
 const issuer = `http://127.0.0.1:${port}`;
 const redirectUris = (process.env.OIDC_REDIRECT_URIS || '').split(',').filter(Boolean);
 const logoutUris = (process.env.OIDC_POST_LOGOUT_URIS || '').split(',').filter(Boolean);
+const backchannelUri = process.env.OIDC_BACKCHANNEL_URI || undefined;
 
 const users = {
   alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Example', groups: ['staff', 'video'] },
@@ -16,9 +17,15 @@ const users = {
   carol: { email: 'Carol@Example.com', email_verified: true, name: 'Carol Case', groups: ['video'] },
 };
 
-// A fresh signing key each start: restarting the provider is a key rotation.
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
+// The signing key comes from the test (OIDC_JWK), so tests can sign hostile tokens with the
+// provider's own key; otherwise a fresh one each start.
+let jwk;
+if (process.env.OIDC_JWK) {
+  jwk = JSON.parse(process.env.OIDC_JWK);
+} else {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
+}
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -29,6 +36,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     grant_types: ['authorization_code'],
     token_endpoint_auth_method: process.env.OIDC_AUTH_METHOD || 'client_secret_basic',
+    ...(backchannelUri ? { backchannel_logout_uri: backchannelUri, backchannel_logout_session_required: true } : {}),
   }],
   pkce: { methods: ['S256'], required: () => true },
   scopes: ['openid', 'email', 'profile', 'groups'],
@@ -44,6 +52,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
   },
   findAccount: async (ctx, id) => ({
     accountId: id,

@@ -1,0 +1,27 @@
+"""Serving the gateway: the one room that decides the server, its workers and its timeouts.
+
+``gateway serve`` runs granian by default (``--server gunicorn`` for gunicorn); the design
+card's ``gunicorn app:app -c gunicorn.conf.py`` keeps working with the same counts. Either
+way no slow client holds a thread that others need.
+"""
+
+from __future__ import annotations
+
+SERVERS = ("granian", "gunicorn")
+DEFAULT_SERVER = "granian"
+
+
+def run(config_file: str, host: str, port: int, server: str = DEFAULT_SERVER) -> None:
+    """Run the gateway in this process (``gateway serve``)."""
+    from gateway.settings import load_settings_or_exit
+
+    settings = load_settings_or_exit(config_file)  # fail fast, before any worker starts
+    shared = bool(settings.store.url)
+    if server == "gunicorn":
+        from gateway.serve.gunicorn_server import run_gunicorn
+
+        run_gunicorn(config_file, f"{host}:{port}", shared)
+    else:
+        from gateway.serve.granian_server import run_granian
+
+        run_granian(config_file, host, port, shared)
