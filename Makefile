@@ -34,9 +34,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || scripts/apt-install.sh wrk
-	$(BIN)/python bench/bench_tokens.py
-	$(BIN)/python bench/bench_mint.py
-	$(BIN)/python bench/bench_handoff.py
+	$(BIN)/python -m bench.bench_tokens
+	$(BIN)/python -m bench.bench_mint
+	$(BIN)/python -m bench.bench_servers
+	$(BIN)/python -m bench.bench_handoff
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

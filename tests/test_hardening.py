@@ -403,6 +403,11 @@ secret = "{s["paywall"]}"
 """
 
 
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "gateway"), "check-config", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
 def assert_no_secret(text: str, where: str) -> None:
     for name, value in SECRETS.items():
         assert value not in text, f"{name} leaked in {where}"
@@ -426,13 +431,7 @@ def test_secrets_never_show(devsite: Devsite, tmp_path: Path) -> None:
         assert_no_secret(repr(site), "repr(site)")
     for ident in settings.identities.values():
         assert_no_secret(repr(ident), "repr(identity)")
-    checked = subprocess.run(
-        [str(Path(sys.executable).parent / "gateway"), "check-config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = check_config(config)
     assert checked.returncode == 0, checked.stderr
     assert_no_secret(checked.stdout + checked.stderr, "check-config")
     broken = tmp_path / "broken.toml"
@@ -441,13 +440,7 @@ def test_secrets_never_show(devsite: Devsite, tmp_path: Path) -> None:
             'secret_key = "SECRET-gateway-key-7f3a91c2"', 'secret_key = "SECRET-short"'
         )
     )
-    bad = subprocess.run(
-        [str(Path(sys.executable).parent / "gateway"), "check-config", str(broken)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = check_config(broken)
     assert bad.returncode == 2 and "gateway.secret_key" in bad.stderr
     assert "SECRET-short" not in bad.stderr
     client = create_app(settings).test_client()

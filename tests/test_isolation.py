@@ -62,8 +62,15 @@ def proxy_session(world: World) -> FormClient:
     return browser
 
 
-def player(browser: requests.Session, world: World, site: str, referer: str | None = "site") -> Any:
-    headers = {}
+def player(
+    browser: requests.Session,
+    world: World,
+    site: str,
+    referer: str | None = "site",
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """The player's JSON-P call for video 1004, from the site's page (or ``referer``)."""
+    headers = dict(headers or {})
     if referer == "site":
         headers["Referer"] = world.devsite.url + "/video/1004"
     elif referer is not None:
@@ -137,13 +144,8 @@ def test_the_trusted_proxy_opens_visitor_endpoints_directly(world: World) -> Non
     assert requests.get(embed.headers["Location"], timeout=15).status_code == 200
     download = hop(browser, f"{world.gateway}/download/proxied/1002/video_hd", headers=headers)
     assert download.status_code == 302 and "/video_hd/" in download.headers["Location"]
-    ok = requests.get(
-        f"{world.gateway}/protection/proxied",
-        params={"callback": "cb", "object_type": "photo", "object_id": "1004"},
-        headers={**headers, "Referer": world.devsite.url + "/video/1004"},
-        timeout=15,
-    )
-    assert '"status": "ok"' in ok.text and "protected_token" in ok.text
+    ok = player(requests.Session(), world, "proxied", headers=headers)
+    assert ok["status"] == "ok" and ok["protectedtoken"]["protected_token"]
     # The policy still applies: not in the "video" group.
     refused = hop(
         browser, f"{world.gateway}/embed/proxied/1001", headers={"X-Forwarded-Email": "bob@x.org"}
@@ -163,16 +165,10 @@ def test_jsonp_needs_a_page_of_the_video_site_whatever_the_proof(
     assert player(browser, world, "team")["status"] == "ok"
     answer = player(browser, world, "team", referer=referer)
     assert answer["status"] == "error" and "protectedtoken" not in answer
-    headers = {"X-Forwarded-Email": "alice@example.com", "X-Forwarded-Groups": "video"}
-    if referer is not None:
-        headers["Referer"] = referer
-    by_proxy = requests.get(
-        f"{world.gateway}/protection/proxied",
-        params={"callback": "cb", "object_type": "photo", "object_id": "1004"},
-        headers=headers,
-        timeout=15,
-    )
-    assert "protectedtoken" not in by_proxy.text
+    proxy = {"X-Forwarded-Email": "alice@example.com", "X-Forwarded-Groups": "video"}
+    assert player(requests.Session(), world, "proxied", headers=proxy)["status"] == "ok"
+    by_proxy = player(requests.Session(), world, "proxied", referer=referer, headers=proxy)
+    assert by_proxy["status"] == "error" and "protectedtoken" not in by_proxy
 
 
 # ---------------------------------------------------------------- revocable sessions

@@ -527,3 +527,40 @@ def test_smtp_down_is_502(paywall: PaywallWorld, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(provider, "_o", {**provider._o, "smtp_port": 9})  # nothing listens
     _, sent = request_link(paywall, unique_email())
     assert sent.status_code == 502 and "could not be sent" in sent.text
+
+
+# ---------------------------------------------------------------- login CSRF on paywall forms
+
+
+def test_an_email_link_cannot_be_posted_from_another_page(paywall: PaywallWorld) -> None:
+    """Attack: the attacker requests a link for their own address and makes the victim's
+    browser post it (the victim then watches as the attacker). The POST needs the form token
+    of the confirm page that browser opened."""
+    email = unique_email()
+    request_link(paywall, email)
+    token = parse_qs(urlsplit(mailed_link(paywall, email)).query)["token"][0]
+    victim = requests.Session()
+    forged = victim.post(
+        f"{paywall.gateway}/sso/email/mail/verify",
+        data={"token": token},
+        headers={"Accept": "application/json"},
+        allow_redirects=False,
+        timeout=15,
+    )
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "invalid_form"
+    assert "gw_session" not in forged.headers.get("Set-Cookie", "")
+    assert paywall.calls("session/get-token") == []
+
+
+def test_the_subscribe_form_needs_its_form_token(paywall: PaywallWorld) -> None:
+    forged = requests.post(
+        f"{paywall.gateway}/sso/shop/login",
+        data={"provider": "gold", "return_url": "/", "email": "victim@example.com"},
+        headers={"Accept": "application/json"},
+        allow_redirects=False,
+        timeout=15,
+    )
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "invalid_form"
+    assert paywall.stripe.sessions == {} or all(
+        s.get("customer_email") != "victim@example.com" for s in paywall.stripe.sessions.values()
+    )

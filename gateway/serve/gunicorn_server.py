@@ -19,13 +19,15 @@ from gateway.serve.counts import Counts, worker_counts
 
 
 def gunicorn_options(shared_store: bool, bind: str = "0.0.0.0:8000") -> dict[str, Any]:
-    """Options for one logical gateway (see ``worker_counts``)."""
+    """Options for one logical gateway (see ``worker_counts``). ``GATEWAY_WORKER_CLASS``
+    picks another worker class (``gthread``), for comparison."""
     counts: Counts = worker_counts(shared_store)
     gevent = importlib.util.find_spec("gevent") is not None
+    worker_class = os.environ.get("GATEWAY_WORKER_CLASS") or ("gevent" if gevent else "gthread")
     options: dict[str, Any] = {
         "bind": bind,
         "workers": counts.workers,
-        "worker_class": "gevent" if gevent else "gthread",
+        "worker_class": worker_class,
         "threads": counts.threads,
         "worker_connections": 1000,
         "timeout": 30,  # a worker silent this long is restarted; 23 calls time out long before

@@ -1,0 +1,135 @@
+"""Which HTTP server should run the gateway? All of them measured in one run on this machine.
+
+For gunicorn with gthread workers, gunicorn with gevent workers, and granian (behind the
+gateway's RSGI bridge), each with one worker process as the in-process store requires:
+
+* a bare Flask JSON view (the server's own ceiling),
+* the gateway's /healthz, a mint of 1 cached id, a mint of 100 cached ids,
+* /healthz while 64 clients trickle their headers a byte a second.
+
+Printed: req/s per server, and the ratios the gateway's goals are stated in:
+mint ÷ bare Flask on the same server (goal >= 0.8), healthz with 64 slow clients ÷ without
+(goal >= 0.5).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench.common import (
+    BIN,
+    devsite,
+    free_port,
+    gateway_config,
+    healthz_under_slow_clients,
+    mint_once,
+    need_wrk,
+    post_script,
+    process,
+    wait,
+    wrk,
+)
+
+SERVERS = ("gunicorn-gthread", "gunicorn-gevent", "granian")
+
+
+def gateway_command(server: str, port: int) -> tuple[list[str], dict[str, str]]:
+    if server == "granian":
+        command = [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        return [*command, "--server", "granian"], {}
+    env = {"GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKER_CLASS": server.split("-")[1]}
+    return [str(BIN / "gunicorn"), "app:app", "-c", "gunicorn.conf.py"], env
+
+
+def bare_command(server: str, port: int, folder: Path) -> list[str]:
+    if server == "granian":
+        return [
+            str(BIN / "granian"),
+            "--interface",
+            "rsgi",
+            "--factory",
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-log",
+            "bench.bare_app:rsgi_app",
+        ]
+    worker = server.split("-")[1]
+    empty = folder / "bare.conf.py"  # not the repository's gunicorn.conf.py
+    empty.write_text("")
+    return [
+        str(BIN / "gunicorn"),
+        "bench.bare_app:app",
+        "-k",
+        worker,
+        "-w",
+        "1",
+        "--threads",
+        "8",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "-c",
+        str(empty),
+    ]
+
+
+def measure(server: str, folder: Path, devsite_port: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    port = free_port()
+    with process(bare_command(server, port, folder)):
+        wait(f"http://127.0.0.1:{port}/healthz")
+        figures["bare"] = wrk(f"http://127.0.0.1:{port}/healthz")
+    port = free_port()
+    config = gateway_config(folder, port, devsite_port)
+    command, env = gateway_command(server, port)
+    log = folder / f"{server}.log"
+    with process(command, log, {**env, "GATEWAY_CONFIG": str(config)}):
+        base = f"http://127.0.0.1:{port}"
+        wait(f"{base}/healthz")
+        batch_ids = list(range(2001, 2101))
+        mint_once(base, batch_ids)
+        mint_once(base, [1001])
+        url = f"{base}/api/v1/sites/demo/tokens"
+        figures["healthz"] = wrk(f"{base}/healthz")
+        figures["mint"] = wrk(url, post_script(folder, "single", {"photo_ids": [1001]}))
+        figures["batch"] = wrk(url, post_script(folder, "batch", {"photo_ids": batch_ids})) * 100
+        figures["slow"] = healthz_under_slow_clients(base, port)
+    return figures
+
+
+def main() -> None:
+    need_wrk()
+    folder = Path(tempfile.mkdtemp(prefix="gw-bench-servers-"))
+    results = {}
+    with devsite() as devsite_port:
+        for server in SERVERS:
+            results[server] = measure(server, folder, devsite_port)
+    print(
+        "server              bare flask   healthz  mint 1 id  mint 100 (tokens/s)  healthz+64 slow"
+    )
+    for server, f in results.items():
+        print(
+            f"{server:<18} {f['bare']:11,.0f} {f['healthz']:9,.0f} {f['mint']:10,.0f}"
+            f" {f['batch']:20,.0f} {f['slow']:16,.0f}"
+        )
+    print()
+    for server, f in results.items():
+        print(
+            f"{server:<18} mint / bare flask = {f['mint'] / f['bare']:.2f} (goal >= 0.8)   "
+            f"healthz with 64 slow clients / without = {f['slow'] / f['healthz']:.2f} (goal >= 0.5)"
+        )
+    best = max(
+        results,
+        key=lambda s: (results[s]["slow"] / results[s]["healthz"] >= 0.5, results[s]["mint"]),
+    )
+    print(f"\nfastest server that survives slow clients: {best}")
+
+
+if __name__ == "__main__":
+    main()
