@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from gateway.settings import IPNetwork
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:

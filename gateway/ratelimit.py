@@ -1,4 +1,10 @@
-"""Fixed-window rate limits kept in the shared store, so all workers count together."""
+"""Rate limits kept in the shared store, so all workers and instances count together.
+
+A sliding window, approximated from two fixed ones: the count of the current window plus the
+previous window's count weighted by how much of it still overlaps the last ``window``
+seconds. Unlike a plain fixed window, a burst straddling a window boundary cannot get twice
+the limit through (five guesses at 12:00:59 and five more at 12:01:00 count as ten).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +23,17 @@ class RateLimiter:
         """At most ``count`` calls per ``window`` seconds, else TooManyRequests (Retry-After)."""
         now = time.time() if now is None else now
         slot = int(now // window)
-        if self._store.incr(f"rl:{name}:{slot}", ttl=window + 1) > count:
+        current = self._store.incr(f"rl:{name}:{slot}", ttl=2 * window + 1)
+        if current > count:
             raise TooManyRequests(retry_after=math.ceil((slot + 1) * window - now))
+        previous = self._store.get(f"rl:{name}:{slot - 1}")
+        if not isinstance(previous, int) or previous <= 0:
+            return
+        overlap = 1.0 - (now - slot * window) / window
+        if current + previous * overlap > count:
+            # Waiting until the previous window has slid out far enough.
+            excess = current + previous * overlap - count
+            raise TooManyRequests(retry_after=math.ceil(excess / previous * window))
 
     def per_second(self, name: str, rate: float, now: float | None = None) -> None:
         """A configured rate (calls per second; 0 = unlimited). Rates below one a second get a

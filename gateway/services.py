@@ -42,7 +42,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
         g = settings.gateway
-        store = store or open_store(settings.store.url)
+        store = store or open_store(settings.store.url.get_secret_value())
         clients = {
             name: TwentyThreeClient(
                 site,
@@ -100,6 +100,6 @@ def open_entitlements(settings: Settings) -> EntitlementStore | None:
     )
     if not needed:
         return None
-    store = EntitlementStore(settings.store.database_url)
+    store = EntitlementStore(settings.store.database_url.get_secret_value())
     store.create_schema()
     return store

@@ -1,33 +1,62 @@
-"""Configuration: one TOML file -> frozen, typed settings, with every problem reported at once.
+"""Configuration: one TOML file -> frozen, typed settings (pydantic), every problem at once.
 
-Each problem names its dotted key (``sites.intranet.url: must be https ...``). Values are never
-echoed in problems, because any of them may be a secret.
+Each problem names its dotted key (``sites.intranet.url: must be https ...``) and never
+echoes the value, because any value may be a secret. ``"env:NAME"`` strings are read from the
+environment first. Each identity type's model lives beside its provider and is found through
+``identity/registry.py`` (a discriminated union on ``type``).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-DEFAULT_CONFIG_PATH = "config/gateway.toml"
+from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, TypeAdapter, ValidationError
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from gateway.clientip import IPNetwork
+from gateway.settings_fields import (
+    Domains,
+    Flag,
+    Hosts,
+    IdentityModel,
+    Integer,
+    Model,
+    Named,
+    Names,
+    Number,
+    Origin,
+    RequiredSecret,
+    RequiredText,
+    Secret,
+    Strings,
+    Text,
+    Url,
+    as_names,
+    is_loopback_host,
+    problem,
+)
+
+DEFAULT_CONFIG_PATH = "config/gateway.toml"
+MIN_SECRET_KEY_LENGTH = 16
+SECTIONS = ("gateway", "sites", "store", "identity", "api_keys")
+# Named in the contract but not built in this version: say so instead of "unknown type".
+PLANNED_IDENTITY_TYPES = ("saml", "ldap")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _ENV_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 _HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-MIN_SECRET_KEY_LENGTH = 16
+
+__all__ = ["ConfigError", "IPNetwork", "Settings", "is_loopback_host", "load_settings"]
 
 
 class ConfigError(Exception):
@@ -38,44 +67,114 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-# --------------------------------------------------------------------------- typed settings
+# --------------------------------------------------------------------------- value types
 
 
-@dataclass(frozen=True)
-class GatewaySettings:
-    public_url: str
-    secret_keys: tuple[str, ...] = field(repr=False)
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    upstream_connect_timeout: float = 3.05
-    upstream_read_timeout: float = 5.0
-    readiness_interval: float = 30.0
-    log_level: str = "info"
-    session_idle: int = 1800
-    session_max_age: int = 43200
-    metrics_token: str = field(default="", repr=False)
+def _secret_keys(value: Any) -> tuple[SecretStr, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise problem("must be a string or a non-empty list of strings")
+    keys = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
+    if not all(isinstance(k, str) for k in keys):
+        raise problem("must be a string or a non-empty list of strings")
+    if any(len(k) < MIN_SECRET_KEY_LENGTH for k in keys):
+        raise problem(f"every key must be at least {MIN_SECRET_KEY_LENGTH} characters")
+    return tuple(SecretStr(k) for k in keys)
+
+
+def _list(value: Any) -> tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise problem("must be a list")
+    return tuple(value)
+
+
+def _network(value: Any) -> IPNetwork:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except (ValueError, TypeError):
+        raise problem("must be an IP address or CIDR block") from None
+
+
+def _store_url(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value
+    if not isinstance(value, str) or not (
+        value == "" or value.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        raise problem("must be empty (in-process) or a redis:// URL")
+    return value
+
+
+def _hex64(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str) or not _HEX64_RE.fullmatch(value):
+        raise problem("must be 64 hex digits (sha256 of the key)")
+    return bytes.fromhex(value)
+
+
+def _site_names(value: Any) -> tuple[str, ...]:
+    names = as_names(value)
+    if not names:
+        raise problem("must name at least one site")
+    return names
+
+
+SecretKeys = Annotated[tuple[SecretStr, ...], BeforeValidator(_secret_keys)]
+Networks = Annotated[
+    tuple[Annotated[IPNetwork, BeforeValidator(_network)], ...], BeforeValidator(_list)
+]
+StoreUrl = Annotated[SecretStr, BeforeValidator(_store_url)]
+KeyDigest = Annotated[bytes, BeforeValidator(_hex64)]
+SiteNames = Annotated[tuple[str, ...], BeforeValidator(_site_names)]
+
+
+# --------------------------------------------------------------------------- the models
+
+
+class GatewaySettings(Model):
+    public_url: Url  # how visitors reach the gateway
+    secret_key: SecretKeys  # the first signs, all verify (rotation)
+    trusted_proxies: Networks = ()
+    upstream_connect_timeout: Number = Field(3.05, ge=0.1, le=10)
+    upstream_read_timeout: Number = Field(5.0, ge=0.1, le=12)
+    readiness_interval: Number = Field(30.0, ge=1, le=3600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    session_idle: Integer = Field(1800, ge=60, le=86400)
+    session_max_age: Integer = Field(43200, ge=300, le=30 * 86400)
+    metrics_token: Secret = SecretStr("")
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        return tuple(k.get_secret_value() for k in self.secret_key)
 
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
 
 
-@dataclass(frozen=True)
-class SiteSettings:
-    name: str
-    url: str  # origin, no trailing slash
-    consumer_key: str
-    consumer_secret: str = field(repr=False)
-    access_token: str
-    access_token_secret: str = field(repr=False)
-    identities: tuple[str, ...] = ()
-    allow_email_domains: tuple[str, ...] = ()
-    allow_groups: tuple[str, ...] = ()
-    return_hosts: tuple[str, ...] = ()
-    login_mode: str = "session"
-    expire_bucket: int = 0
-    require_entitlement: str = ""
-    visitor_ttl: int = 3600
-    visitor_unpublished: bool = False
+class SiteSettings(Named):
+    url: Origin  # the site's own origin; the API is under <url>/api/
+    consumer_key: RequiredText
+    consumer_secret: RequiredSecret
+    access_token: RequiredText
+    access_token_secret: RequiredSecret
+    identity: Names = ()
+    allow_email_domains: Domains = ()
+    allow_groups: Strings = ()
+    return_hosts: Hosts = ()
+    login_mode: Literal["session", "user"] = "session"
+    expire_bucket: Integer = Field(0, ge=0, le=86400)
+    require_entitlement: Text = ""
+    visitor_ttl: Integer = Field(3600, ge=60, le=7 * 86400)
+    visitor_unpublished: Flag = False
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        return self.identity
 
     @property
     def host(self) -> str:
@@ -83,336 +182,128 @@ class SiteSettings:
         return urlsplit(self.url).netloc.lower()
 
 
-@dataclass(frozen=True)
-class StoreSettings:
-    url: str = field(default="", repr=False)  # may hold a password
-    database_url: str = field(default="sqlite:///gateway.db", repr=False)
+class StoreSettings(Model):
+    url: StoreUrl = SecretStr("")  # "" = in-process; "redis://..." (may hold a password)
+    database_url: Secret = SecretStr("sqlite:///gateway.db")  # entitlements
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.url.get_secret_value())
 
 
-@dataclass(frozen=True)
-class IdentitySettings:
-    name: str
-    type: str
-    options: Mapping[str, Any] = field(repr=False)
+class ApiKeySettings(Named):
+    key_sha256: KeyDigest = Field(repr=False)  # the key itself is never stored
+    sites: SiteNames
+    max_ttl: Integer = Field(86400, ge=1, le=366 * 86400)
+    rate_limit: Number = Field(0.0, ge=0)  # mint calls per second; 0 = unlimited
 
 
-@dataclass(frozen=True)
-class ApiKeySettings:
-    name: str
-    key_sha256: bytes = field(repr=False)
-    sites: frozenset[str]
-    max_ttl: int = 86400
-    rate_limit: float = 0.0
-
-
-@dataclass(frozen=True)
-class Settings:
+class Settings(Model):
     gateway: GatewaySettings
     sites: Mapping[str, SiteSettings]
-    store: StoreSettings
-    identities: Mapping[str, IdentitySettings]
-    api_keys: Mapping[str, ApiKeySettings]
-    source: str = "<memory>"
+    store: StoreSettings = StoreSettings()
+    identity: Mapping[str, IdentityModel] = Field(default_factory=dict)  # _identity_adapter
+    api_keys: Mapping[str, ApiKeySettings] = Field(default_factory=dict)
+    _source: str = PrivateAttr("<memory>")
+
+    @property
+    def identities(self) -> Mapping[str, IdentityModel]:
+        return self.identity
+
+    @property
+    def source(self) -> str:
+        return self._source
 
 
-# --------------------------------------------------------------------------- value checks
+# --------------------------------------------------------------------------- identity union
 
 
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+@cache
+def _identity_adapter(types: tuple[tuple[str, type[IdentityModel]], ...]) -> TypeAdapter[Any]:
+    """dict[name, one of the registered identity models, chosen by ``type``]."""
+    models = tuple(model for _, model in types)
+    union: Any = models[0] if len(models) == 1 else Union[models]  # noqa: UP007 - built at run time
+    tagged: Any = Annotated[union, Field(discriminator="type")]
+    return TypeAdapter(dict[str, tagged])
 
 
-def _check_url(value: str, *, origin_only: bool) -> str | None:
-    """Return a problem sentence for a bad URL, or None."""
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an absolute http(s) URL"
-    if parts.username is not None or parts.password is not None:
-        return "must not contain user info"
-    if parts.query or parts.fragment:
-        return "must not contain a query or fragment"
-    if origin_only and parts.path not in ("", "/"):
-        return "must be an origin (scheme, host and optional port) without a path"
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        return "must be https (http:// is accepted only for loopback hosts)"
-    return None
+def _registered() -> tuple[tuple[str, type[IdentityModel]], ...]:
+    from gateway.identity.registry import PROVIDER_TYPES
+
+    return tuple((name, entry.settings) for name, entry in PROVIDER_TYPES.items())
 
 
-def _check_domain(value: str) -> str | None:
-    labels = value.split(".")
-    if len(value) > 253 or len(labels) < 2 or not all(_LABEL_RE.fullmatch(x) for x in labels):
-        return "must hold plain lower-case domain names (like example.com)"
-    return None
+# --------------------------------------------------------------------------- problems
 
 
-def _check_host(value: str) -> str | None:
-    host, _, port = value.partition(":")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        return "must hold host names with an optional :port"
-    if is_loopback_host(host):
-        return None
-    return _check_domain(host)
+def _messages(error: Mapping[str, Any], known: list[str]) -> str:
+    """Our sentence for one pydantic error (never the input value)."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "gateway":
+        return str(error["msg"])
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        near = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.7)
+        return f"unknown key (did you mean `{near[0]}`?)" if near else "unknown key"
+    if kind == "literal_error":
+        return "must be one of " + str(ctx.get("expected", "")).replace(" or ", ", ")
+    bounds = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most")}
+    if kind in bounds:
+        key, words = bounds[kind]
+        return f"must be {words} {float(ctx[key]):g}"
+    if kind in ("model_type", "model_attributes_type", "dict_type", "mapping_type"):
+        return "must be a table"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return "must be one of " + ", ".join(sorted(n for n, _ in _registered()))
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"])
 
 
-# --------------------------------------------------------------------------- table reader
-
-_REQUIRED: Any = object()
-
-
-@dataclass(frozen=True)
-class _Key:
-    """One accepted key: how to read it, its default, and an optional extra check."""
-
-    kind: str  # str | url | origin | int | float | bool | str_list | name_list | raw
-    default: Any = _REQUIRED
-    check: Callable[[Any], str | None] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-
-
-class _Reader:
-    """Reads the keys of one table against a spec, collecting problems with dotted keys."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append(f"{key}: {message}")
-
-    def table(self, raw: Any, prefix: str, spec: Mapping[str, _Key]) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            self.problem(prefix, "must be a table")
-            raw = {}
-        out: dict[str, Any] = {}
-        for key in sorted(set(raw) - set(spec)):
-            self.problem(f"{prefix}.{key}", "unknown key")
-        for key, rule in spec.items():
-            dotted = f"{prefix}.{key}"
-            if key not in raw:
-                if rule.default is _REQUIRED:
-                    self.problem(dotted, "is required")
-                out[key] = None if rule.default is _REQUIRED else rule.default
-                continue
-            out[key] = self.value(dotted, raw[key], rule)
-        return out
-
-    def value(self, dotted: str, value: Any, rule: _Key) -> Any:
-        kind = rule.kind
-        converted: Any
-        if kind in ("str", "url", "origin"):
-            if not isinstance(value, str):
-                self.problem(dotted, "must be a string")
-                return None
-            if rule.default is _REQUIRED and not value:
-                self.problem(dotted, "must not be empty")
-                return None
-            converted = value
-            if kind in ("url", "origin") and value:
-                problem = _check_url(value, origin_only=kind == "origin")
-                if problem:
-                    self.problem(dotted, problem)
-                    return None
-                converted = value.rstrip("/")
-            if rule.choices and value not in rule.choices:
-                self.problem(dotted, "must be one of " + ", ".join(map(repr, rule.choices)))
-                return None
-        elif kind in ("int", "float"):
-            is_number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not is_number or (kind == "int" and not isinstance(value, int)):
-                self.problem(dotted, f"must be {'an integer' if kind == 'int' else 'a number'}")
-                return None
-            number = float(value)
-            if rule.minimum is not None and number < rule.minimum:
-                self.problem(dotted, f"must be at least {rule.minimum:g}")
-                return None
-            if rule.maximum is not None and number > rule.maximum:
-                self.problem(dotted, f"must be at most {rule.maximum:g}")
-                return None
-            converted = value if kind == "int" else number
-        elif kind == "bool":
-            if not isinstance(value, bool):
-                self.problem(dotted, "must be true or false")
-                return None
-            converted = value
-        elif kind in ("str_list", "name_list"):
-            if kind == "name_list" and isinstance(value, str):
-                value = [value] if value else []
-            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                self.problem(dotted, "must be a list of non-empty strings")
-                return None
-            converted = tuple(value)
-        elif kind == "raw":
-            converted = value
-        else:  # pragma: no cover - a programming error in a spec
-            raise AssertionError(kind)
-        if rule.check is not None and converted is not None:
-            problem = rule.check(converted)
-            if problem:
-                self.problem(dotted, problem)
-                return None
-        return converted
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the table at ``loc`` accepts (for "did you mean")."""
+    if len(loc) <= 1:
+        return list(SECTIONS)
+    models: dict[str, type[Model]] = {
+        "gateway": GatewaySettings,
+        "store": StoreSettings,
+        "sites": SiteSettings,
+        "api_keys": ApiKeySettings,
+    }
+    if loc[0] == "identity" and len(loc) > 3:
+        model: type[Model] | None = dict(_registered()).get(str(loc[2]))
+    else:
+        model = models.get(str(loc[0]))
+    return list(model.model_fields) if model else []
 
 
-def _each(check: Callable[[str], str | None]) -> Callable[[Any], str | None]:
-    def run(values: Any) -> str | None:
-        for value in values:
-            problem = check(value)
-            if problem:
-                return problem
-        return None
-
-    return run
-
-
-# --------------------------------------------------------------------------- specs
-
-_GATEWAY_SPEC = {
-    "public_url": _Key("url"),
-    "secret_key": _Key("raw"),
-    "trusted_proxies": _Key("str_list", ()),
-    "upstream_connect_timeout": _Key("float", 3.05, minimum=0.1, maximum=10),
-    "upstream_read_timeout": _Key("float", 5.0, minimum=0.1, maximum=12),
-    "readiness_interval": _Key("float", 30.0, minimum=1, maximum=3600),
-    "log_level": _Key("str", "info", choices=("debug", "info", "warning", "error")),
-    "session_idle": _Key("int", 1800, minimum=60, maximum=86400),
-    "session_max_age": _Key("int", 43200, minimum=300, maximum=30 * 86400),
-    "metrics_token": _Key("str", ""),
-}
-
-_SITE_SPEC = {
-    "url": _Key("origin"),
-    "consumer_key": _Key("str"),
-    "consumer_secret": _Key("str"),
-    "access_token": _Key("str"),
-    "access_token_secret": _Key("str"),
-    "identity": _Key("name_list", ()),
-    "allow_email_domains": _Key(
-        "str_list", (), check=_each(lambda d: _check_domain(d.lower().lstrip("@")))
-    ),
-    "allow_groups": _Key("str_list", ()),
-    "return_hosts": _Key("str_list", (), check=_each(lambda h: _check_host(h.lower()))),
-    "login_mode": _Key("str", "session", choices=("session", "user")),
-    "expire_bucket": _Key("int", 0, minimum=0, maximum=86400),
-    "require_entitlement": _Key("str", ""),
-    "visitor_ttl": _Key("int", 3600, minimum=60, maximum=7 * 86400),
-    "visitor_unpublished": _Key("bool", False),
-}
-
-_STORE_SPEC = {
-    "url": _Key(
-        "str",
-        "",
-        check=lambda v: (
-            None
-            if v == "" or v.startswith(("redis://", "rediss://", "unix://"))
-            else "must be empty (in-process) or a redis:// URL"
-        ),
-    ),
-    "database_url": _Key("str", "sqlite:///gateway.db"),
-}
-
-_API_KEY_SPEC = {
-    "key_sha256": _Key(
-        "str",
-        check=lambda v: (
-            None if _HEX64_RE.fullmatch(v) else "must be 64 hex digits (sha256 of the key)"
-        ),
-    ),
-    "sites": _Key("name_list"),
-    "max_ttl": _Key("int", 86400, minimum=1, maximum=366 * 86400),
-    "rate_limit": _Key("float", 0.0, minimum=0),
-}
-
-_CLAIM = _Key("str", "email")
+def _dotted(loc: tuple[Any, ...], tagged: bool) -> str:
+    """("sites", "x", "url") -> "sites.x.url"; list indexes as [0]; a union's tag skipped."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if tagged and i == 2:
+            continue  # ("identity", name, <type tag>, key...)
+        if isinstance(part, int) and parts:
+            parts[-1] += f"[{part}]"
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
 
 
-def _header(default: str) -> _Key:
-    return _Key(
-        "str",
-        default,
-        check=lambda v: None if _HEADER_RE.fullmatch(v) else "must be an HTTP header name",
-    )
-
-
-def _check_static_users(users: Any) -> str | None:
-    if not isinstance(users, list) or not users:
-        return "must be a non-empty list of {email, name, password_hash, groups} tables"
-    for user in users:
-        if not isinstance(user, dict) or set(user) - {"email", "name", "password_hash", "groups"}:
-            return "each user has only the keys email, name, password_hash, groups"
-        if not all(isinstance(user.get(k), str) and user[k] for k in ("email", "password_hash")):
-            return "each user needs a non-empty email and password_hash"
-        if not user["password_hash"].startswith("scrypt$"):
-            return "password_hash must come from `gateway hash-password`"
-        groups = user.get("groups", [])
-        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            return "groups must be a list of strings"
-    return None
-
-
-IDENTITY_SPECS: Mapping[str, Mapping[str, _Key]] = {
-    "header": {
-        "email_header": _header("X-Forwarded-Email"),
-        "name_header": _header("X-Forwarded-User"),
-        "groups_header": _header("X-Forwarded-Groups"),
-    },
-    "oidc": {
-        "issuer": _Key("url"),
-        "client_id": _Key("str"),
-        "client_secret": _Key("str"),
-        "scopes": _Key("str_list", ("openid", "email", "profile")),
-        "email_claim": _Key("str", "email"),
-        "name_claim": _Key("str", "name"),
-        "groups_claim": _Key("str", "groups"),
-        "require_email_verified": _Key("bool", True),
-        "token_endpoint_auth_method": _Key(
-            "str", "client_secret_basic", choices=("client_secret_basic", "client_secret_post")
-        ),
-    },
-    "jwt": {
-        "issuer": _Key("str"),
-        "audience": _Key("str"),
-        "secret": _Key("str", ""),
-        "jwks_url": _Key("url", ""),
-        "email_claim": _Key("str", "email"),
-        "name_claim": _Key("str", "name"),
-        "entitlements_claim": _Key("str", "entitlements"),
-        "leeway": _Key("int", 30, minimum=0, maximum=300),
-    },
-    "stripe": {
-        "secret_key": _Key("str"),
-        "webhook_secret": _Key("str"),
-        "price": _Key("str"),
-        "product": _Key("str"),
-        "grace_days": _Key("int", 3, minimum=0, maximum=60),
-        "api_base": _Key("url", ""),
-        "mode": _Key("str", "subscription", choices=("subscription", "payment")),
-    },
-    "email": {
-        "smtp_host": _Key("str"),
-        "smtp_port": _Key("int", 587, minimum=1, maximum=65535),
-        "smtp_user": _Key("str", ""),
-        "smtp_password": _Key("str", ""),
-        "starttls": _Key("bool", True),
-        "sender": _Key("str"),
-        "link_ttl": _Key("int", 900, minimum=60, maximum=86400),
-    },
-    "static": {"users": _Key("raw", check=_check_static_users)},
-}
-
-# Named in the interface but not built in this version: say so instead of "unknown type".
-_PLANNED_IDENTITY_TYPES = ("saml", "ldap")
+def _problems(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[str]:
+    found = []
+    for item in error.errors():
+        loc = prefix + tuple(item["loc"])
+        if item["type"] == "extra_forbidden" and len(loc) == 1:
+            found.append(f"{loc[0]}: unknown section")
+            continue
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, "type")  # the tag is the key at fault
+        # A discriminated union puts the type tag after the identity's name: skip it.
+        tagged = bool(prefix) and len(loc) >= 3 and loc[2] in dict(_registered())
+        found.append(f"{_dotted(loc, tagged)}: {_messages(item, _fields_at(loc))}")
+    return found
 
 
 # --------------------------------------------------------------------------- loading
@@ -430,145 +321,68 @@ def _resolve_env(node: Any, path: str, env: Mapping[str, str], problems: list[st
         match = _ENV_RE.fullmatch(node)
         if not match:
             problems.append(f"{path}: env: must be followed by a variable name")
-            return None
+            return _UNSET
         name = match.group(1)
         if name not in env:
             problems.append(f"{path}: environment variable {name} is not set")
-            return None
+            return _UNSET
         return env[name]
     return node
 
 
-def _gateway(reader: _Reader, raw: Any) -> GatewaySettings | None:
-    values = reader.table(raw, "gateway", _GATEWAY_SPEC)
-    secret = values["secret_key"]
-    keys: tuple[str, ...] = ()
-    if isinstance(secret, str):
-        keys = (secret,)
-    elif isinstance(secret, list) and secret and all(isinstance(k, str) for k in secret):
-        keys = tuple(secret)
-    elif secret is not None:
-        reader.problem("gateway.secret_key", "must be a string or a non-empty list of strings")
-    if any(len(k) < MIN_SECRET_KEY_LENGTH for k in keys):
-        reader.problem(
-            "gateway.secret_key", f"every key must be at least {MIN_SECRET_KEY_LENGTH} characters"
-        )
-    proxies: list[IPNetwork] = []
-    for i, cidr in enumerate(values["trusted_proxies"] or ()):
-        try:
-            proxies.append(ipaddress.ip_network(cidr, strict=False))
-        except ValueError:
-            reader.problem(f"gateway.trusted_proxies[{i}]", "must be an IP address or CIDR block")
-    if values["public_url"] is None or not keys:
-        return None
-    return GatewaySettings(
-        public_url=values["public_url"],
-        secret_keys=keys,
-        trusted_proxies=tuple(proxies),
-        upstream_connect_timeout=values["upstream_connect_timeout"],
-        upstream_read_timeout=values["upstream_read_timeout"],
-        readiness_interval=values["readiness_interval"],
-        log_level=values["log_level"],
-        session_idle=values["session_idle"],
-        session_max_age=values["session_max_age"],
-        metrics_token=values["metrics_token"],
-    )
+class _Unset:
+    """A value already reported (an unset variable): its other problems are not repeated."""
 
 
-def _named_tables(reader: _Reader, raw: Any, prefix: str) -> dict[str, Any]:
-    if raw is None:
+_UNSET = _Unset()
+
+
+def _drop_unset(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_unset(v) for k, v in node.items() if v is not _UNSET}
+    if isinstance(node, list):
+        return [_drop_unset(v) for v in node if v is not _UNSET]
+    return node
+
+
+def _named_tables(raw: dict[str, Any], section: str, problems: list[str]) -> dict[str, Any]:
+    tables = raw.get(section)
+    if tables is None:
         return {}
-    if not isinstance(raw, dict):
-        reader.problem(prefix, "must be a table of named tables")
+    if not isinstance(tables, dict):
+        problems.append(f"{section}: must be a table of named tables")
         return {}
-    out = {}
-    for name, table in raw.items():
+    good = {}
+    for name, table in tables.items():
         if not _NAME_RE.fullmatch(name):
-            reader.problem(
-                f"{prefix}.{name}", "name must be letters, digits, '-' or '_' (up to 63)"
+            problems.append(
+                f"{section}.{name}: name must be letters, digits, '-' or '_' (up to 63)"
             )
+        else:
+            good[name] = table
+    return good
+
+
+def _cross_references(raw: dict[str, Any], problems: list[str]) -> None:
+    """What no single table can check: names that must exist, keys that must differ."""
+    identities = raw.get("identity") or {}
+    for name, site in (raw.get("sites") or {}).items():
+        wanted = site.get("identity", ()) if isinstance(site, dict) else ()
+        for ident in [wanted] if isinstance(wanted, str) else wanted:
+            if isinstance(ident, str) and ident and ident not in identities:
+                problems.append(f"sites.{name}.identity: names no [identity.{ident}] table")
+    digests = []
+    for name, key in (raw.get("api_keys") or {}).items():
+        if not isinstance(key, dict):
             continue
-        out[name] = table
-    return out
-
-
-def _identity(reader: _Reader, name: str, raw: Any) -> IdentitySettings | None:
-    prefix = f"identity.{name}"
-    if not isinstance(raw, dict):
-        reader.problem(prefix, "must be a table")
-        return None
-    kind = raw.get("type")
-    if not isinstance(kind, str):
-        reader.problem(f"{prefix}.type", "must be one of " + ", ".join(sorted(IDENTITY_SPECS)))
-        return None
-    if kind in _PLANNED_IDENTITY_TYPES:
-        reader.problem(f"{prefix}.type", f"{kind!r} is not supported by this version")
-        return None
-    if kind not in IDENTITY_SPECS:
-        reader.problem(f"{prefix}.type", "must be one of " + ", ".join(sorted(IDENTITY_SPECS)))
-        return None
-    spec = {"type": _Key("str"), "label": _Key("str", ""), **IDENTITY_SPECS[kind]}
-    before = len(reader.problems)
-    options = reader.table(raw, prefix, spec)
-    jwt_keys = (options.get("secret"), options.get("jwks_url"))
-    if kind == "jwt" and None not in jwt_keys and bool(jwt_keys[0]) == bool(jwt_keys[1]):
-        reader.problem(prefix, "set exactly one of secret (HS256) or jwks_url (RS256/ES256)")
-    if len(reader.problems) > before:
-        return None
-    options.pop("type")
-    return IdentitySettings(name=name, type=kind, options=MappingProxyType(options))
-
-
-def _site(
-    reader: _Reader, name: str, raw: Any, identities: Mapping[str, Any]
-) -> SiteSettings | None:
-    prefix = f"sites.{name}"
-    before = len(reader.problems)
-    v = reader.table(raw, prefix, _SITE_SPEC)
-    for ident in v["identity"] or ():
-        if ident not in identities:
-            reader.problem(f"{prefix}.identity", f"names no [identity.{ident}] table")
-    if len(reader.problems) > before:
-        return None
-    return SiteSettings(
-        name=name,
-        url=v["url"],
-        consumer_key=v["consumer_key"],
-        consumer_secret=v["consumer_secret"],
-        access_token=v["access_token"],
-        access_token_secret=v["access_token_secret"],
-        identities=v["identity"],
-        allow_email_domains=tuple(d.lower().lstrip("@") for d in v["allow_email_domains"]),
-        allow_groups=v["allow_groups"],
-        return_hosts=tuple(h.lower() for h in v["return_hosts"]),
-        login_mode=v["login_mode"],
-        expire_bucket=v["expire_bucket"],
-        require_entitlement=v["require_entitlement"],
-        visitor_ttl=v["visitor_ttl"],
-        visitor_unpublished=v["visitor_unpublished"],
-    )
-
-
-def _api_key(
-    reader: _Reader, name: str, raw: Any, sites: Mapping[str, Any]
-) -> ApiKeySettings | None:
-    prefix = f"api_keys.{name}"
-    before = len(reader.problems)
-    v = reader.table(raw, prefix, _API_KEY_SPEC)
-    if v["sites"] is not None and not v["sites"]:
-        reader.problem(f"{prefix}.sites", "must name at least one site")
-    for site in v["sites"] or ():
-        if site not in sites:
-            reader.problem(f"{prefix}.sites", f"names no [sites.{site}] table")
-    if len(reader.problems) > before:
-        return None
-    return ApiKeySettings(
-        name=name,
-        key_sha256=bytes.fromhex(v["key_sha256"]),
-        sites=frozenset(v["sites"]),
-        max_ttl=v["max_ttl"],
-        rate_limit=v["rate_limit"],
-    )
+        sites = key.get("sites", ())
+        for site in [sites] if isinstance(sites, str) else sites:
+            if isinstance(site, str) and site and site not in (raw.get("sites") or {}):
+                problems.append(f"api_keys.{name}.sites: names no [sites.{site}] table")
+        if isinstance(key.get("key_sha256"), str):
+            digests.append(key["key_sha256"].lower())
+    if len(digests) != len(set(digests)):
+        problems.append("api_keys: two keys share the same key_sha256")
 
 
 def parse_settings(
@@ -576,38 +390,51 @@ def parse_settings(
 ) -> Settings:
     """Validate a parsed TOML document; raise ConfigError listing every problem."""
     problems: list[str] = []
-    reader = _Reader(problems)
     raw = _resolve_env(dict(data), "", os.environ if env is None else env, problems)
-    for key in sorted(set(raw) - {"gateway", "sites", "store", "identity", "api_keys"}):
-        reader.problem(key, "unknown section")
+    raw = _drop_unset(raw)
+    sections = {"sites": _named_tables(raw, "sites", problems)}
+    if not raw.get("sites"):
+        problems.append("sites: at least one [sites.<name>] table is required")
+    sections["api_keys"] = _named_tables(raw, "api_keys", problems)
+    identities = _named_tables(raw, "identity", problems)
+    for name, table in list(identities.items()):
+        kind = table.get("type") if isinstance(table, dict) else None
+        if kind in PLANNED_IDENTITY_TYPES:
+            problems.append(f"identity.{name}.type: {kind!r} is not supported by this version")
+            del identities[name]
+    _cross_references({**raw, **sections, "identity": raw.get("identity") or {}}, problems)
 
-    gateway = _gateway(reader, raw.get("gateway", {}))
-    store_values = reader.table(raw.get("store", {}), "store", _STORE_SPEC)
+    top = {k: v for k, v in raw.items() if k != "identity"} | sections
+    validated_identities: dict[str, IdentityModel] = {}
+    try:
+        validated_identities = _identity_adapter(_registered()).validate_python(identities)
+    except ValidationError as exc:
+        problems.extend(_problems(exc, ("identity",)))
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(top)
+    except ValidationError as exc:
+        problems.extend(p for p in _problems(exc) if not p.startswith("sites: is required"))
+    if problems or settings is None:
+        raise ConfigError(_unique(problems))
+    return _finish(settings, validated_identities, source)
 
-    raw_identities = _named_tables(reader, raw.get("identity"), "identity")
-    identities = {n: _identity(reader, n, t) for n, t in raw_identities.items()}
 
-    raw_sites = _named_tables(reader, raw.get("sites"), "sites")
-    if raw.get("sites") in (None, {}):
-        reader.problem("sites", "at least one [sites.<name>] table is required")
-    sites = {n: _site(reader, n, t, raw_identities) for n, t in raw_sites.items()}
+def _unique(problems: list[str]) -> list[str]:
+    return list(dict.fromkeys(problems))
 
-    raw_keys = _named_tables(reader, raw.get("api_keys"), "api_keys")
-    api_keys = {n: _api_key(reader, n, t, raw_sites) for n, t in raw_keys.items()}
-    digests = [k.key_sha256 for k in api_keys.values() if k]
-    if len(digests) != len(set(digests)):
-        reader.problem("api_keys", "two keys share the same key_sha256")
 
-    if problems or gateway is None:
-        raise ConfigError(problems or ["gateway: is required"])
-    return Settings(
-        gateway=gateway,
-        sites=MappingProxyType({n: s for n, s in sites.items() if s}),
-        store=StoreSettings(url=store_values["url"], database_url=store_values["database_url"]),
-        identities=MappingProxyType({n: i for n, i in identities.items() if i}),
-        api_keys=MappingProxyType({n: k for n, k in api_keys.items() if k}),
-        source=source,
+def _finish(settings: Settings, identities: dict[str, IdentityModel], source: str) -> Settings:
+    """Name every table after its key, freeze the mappings, remember the file."""
+    done = settings.model_copy(
+        update={
+            "sites": MappingProxyType({n: s.named(n) for n, s in settings.sites.items()}),
+            "identity": MappingProxyType({n: i.named(n) for n, i in identities.items()}),
+            "api_keys": MappingProxyType({n: k.named(n) for n, k in settings.api_keys.items()}),
+        }
     )
+    done._source = source
+    return done
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -637,6 +464,6 @@ def load_settings_or_exit(path: str | os.PathLike[str] | None = None) -> Setting
         return load_settings(path)
     except ConfigError as exc:
         print(f"{config_path(path)}: {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        for found in exc.problems:
+            print(f"  {found}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from gateway.devsite.catalog import DEMO_READ, DEMO_SUPER
-from gateway.settings import Settings, parse_settings
+from gateway.settings import Settings, SiteSettings, parse_settings
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 
@@ -85,6 +85,27 @@ def site_table(
     }
 
 
+def site_settings(
+    name: str,
+    url: str,
+    consumer_key: str = "k",
+    consumer_secret: str = "s",
+    access_token: str = "t",
+    access_token_secret: str = "ts",
+    **extra: Any,
+) -> SiteSettings:
+    """One site's settings, validated as the config file's table would be."""
+    table = {
+        "url": url,
+        "consumer_key": consumer_key,
+        "consumer_secret": consumer_secret,
+        "access_token": access_token,
+        "access_token_secret": access_token_secret,
+        **extra,
+    }
+    return SiteSettings.model_validate(table).named(name)
+
+
 def make_settings(sites: dict[str, dict[str, Any]], **sections: Any) -> Settings:
     gateway = {
         "public_url": "http://127.0.0.1:8000",
@@ -96,7 +117,15 @@ def make_settings(sites: dict[str, dict[str, Any]], **sections: Any) -> Settings
     return parse_settings({"gateway": gateway, "sites": sites, **sections}, env={})
 
 
-__all__ = ["DEMO_READ", "DEMO_SUPER", "Devsite", "LiveServer", "make_settings", "site_table"]
+__all__ = [
+    "DEMO_READ",
+    "DEMO_SUPER",
+    "Devsite",
+    "LiveServer",
+    "make_settings",
+    "site_settings",
+    "site_table",
+]
 
 
 class ServedGateway:

@@ -15,11 +15,11 @@ from gateway.errors import (
 )
 from gateway.settings import SiteSettings
 from gateway.twentythree.client import TwentyThreeClient, _parse
-from tests.helpers import DEMO_READ, DEMO_SUPER, Devsite
+from tests.helpers import DEMO_READ, DEMO_SUPER, Devsite, site_settings
 
 
 def _site(url: str, creds: tuple[str, str, str, str] = DEMO_SUPER) -> SiteSettings:
-    return SiteSettings("demo", url, creds[0], creds[1], creds[2], creds[3])
+    return site_settings("demo", url, *creds)
 
 
 def _client(

@@ -8,15 +8,14 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from requests_oauthlib import OAuth1
 
-from gateway.settings import SiteSettings
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.tokens import time_limited_token
 from gateway.twentythree.urls import embed_url, file_url, mobile_url, thumbnail_url
-from tests.helpers import DEMO_READ, DEMO_SUPER, Devsite
+from tests.helpers import DEMO_READ, DEMO_SUPER, Devsite, site_settings
 
 
 def _client(url: str, creds: tuple[str, str, str, str] = DEMO_SUPER) -> TwentyThreeClient:
-    return TwentyThreeClient(SiteSettings("demo", url, *creds))
+    return TwentyThreeClient(site_settings("demo", url, *creds))
 
 
 def _auth(creds: tuple[str, str, str, str] = DEMO_SUPER, **kw: str) -> OAuth1:

@@ -522,11 +522,33 @@ def test_email_link_requests_are_rate_limited(paywall: PaywallWorld) -> None:
     assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
 
 
-def test_smtp_down_is_502(paywall: PaywallWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = paywall.app.extensions["gateway.services"].providers["mail"]
-    monkeypatch.setattr(provider, "_o", {**provider._o, "smtp_port": 9})  # nothing listens
-    _, sent = request_link(paywall, unique_email())
-    assert sent.status_code == 502 and "could not be sent" in sent.text
+def test_smtp_down_is_502(devsite: Any) -> None:
+    """The mail server refuses connections: the visitor is told, no link is pretended sent."""
+    from gateway import create_app
+    from tests.helpers import free_port, make_settings, site_table
+
+    settings = make_settings(
+        {"shop": site_table(devsite.url, identity="mail")},
+        identity={
+            "mail": {
+                "type": "email",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": free_port(),  # nothing listens
+                "starttls": False,
+                "sender": "videos@example.com",
+            }
+        },
+    )
+    client = create_app(settings).test_client()
+    form = client.get("/sso/shop/login?return_url=/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf
+    sent = client.post(
+        "/sso/shop/login",
+        data={"csrf": csrf.group(1), "provider": "mail", "email": unique_email()},
+        headers={"Accept": "text/html"},
+    )
+    assert sent.status_code == 502 and "could not be sent" in sent.get_data(as_text=True)
 
 
 # ---------------------------------------------------------------- login CSRF on paywall forms

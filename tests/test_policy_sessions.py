@@ -8,11 +8,12 @@ from gateway.identity.base import Identity
 from gateway.policy import decide, email_domain
 from gateway.sessions import SessionCodec
 from gateway.settings import SiteSettings
+from tests.helpers import site_settings
 
 
 def _site(**kw: object) -> SiteSettings:
-    kw.setdefault("identities", ("p",))
-    return SiteSettings("s", "https://v.example.com", "k", "s", "t", "ts", **kw)  # type: ignore[arg-type]
+    kw.setdefault("identity", ["p"])
+    return site_settings("s", "https://v.example.com", **kw)
 
 
 def _visitor(email: str, **kw: object) -> Identity:

@@ -11,12 +11,9 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from gateway.redirects import UnsafeReturnUrl, safe_return_url
-from gateway.settings import SiteSettings
-from tests.helpers import Devsite, make_settings, site_table
+from tests.helpers import Devsite, make_settings, site_settings, site_table
 
-SITE = SiteSettings(
-    "intranet", "https://video.example.com", "k", "s", "t", "ts", return_hosts=("www.example.com",)
-)
+SITE = site_settings("intranet", "https://video.example.com", return_hosts=["www.example.com"])
 
 EVIL_HOSTS = [
     "evil.com",
@@ -201,7 +198,7 @@ def test_benign_return_urls_pass(value: str) -> None:
 
 
 def test_loopback_http_site_accepts_its_own_http_urls() -> None:
-    dev = SiteSettings("dev", "http://127.0.0.1:8023", "k", "s", "t", "ts")
+    dev = site_settings("dev", "http://127.0.0.1:8023")
     assert safe_return_url("http://127.0.0.1:8023/video/1", dev) == "http://127.0.0.1:8023/video/1"
     for value in ("http://127.0.0.1:8024/", "http://localhost:8023/", "http://127.0.0.1/"):
         with pytest.raises(UnsafeReturnUrl):

@@ -66,11 +66,13 @@ def test_the_interface_example_parses() -> None:
     env = {"GATEWAY_SECRET_KEY": "k" * 40, "INTRANET_CS": "from-env", "OIDC_SECRET": "oidc"}
     settings = parse_settings(doc, env=env)
     site = settings.sites["intranet"]
-    assert site.consumer_secret == "from-env" and site.identities == ("corp",)
+    assert site.consumer_secret.get_secret_value() == "from-env"
+    assert site.identities == ("corp",)
     assert site.allow_email_domains == ("example.com",) and site.host == "video.example.com"
     assert settings.gateway.secret_keys == ("k" * 40,)
-    assert settings.identities["corp"].options["scopes"] == ("openid", "email", "profile")
-    assert settings.identities["corp"].options["client_secret"] == "oidc"
+    corp: Any = settings.identities["corp"]
+    assert corp.scopes == ("openid", "email", "profile")
+    assert corp.client_secret.get_secret_value() == "oidc"
     assert settings.api_keys["cms"].key_sha256 == bytes.fromhex(HEX)
     assert "from-env" not in repr(settings)  # secrets stay out of reprs (and so of logs)
 
@@ -223,7 +225,7 @@ def test_visitor_ttl_and_stripe_mode() -> None:
     doc["identity"]["pay"]["mode"] = "payment"
     settings = parse_settings(doc, env={})
     assert settings.sites["intranet"].visitor_ttl == 600
-    assert settings.identities["pay"].options["mode"] == "payment"
+    assert settings.identities["pay"].mode == "payment"
 
 
 def test_duplicate_api_key_hashes() -> None:

@@ -4,13 +4,16 @@ the session revocations (back-channel logout) and the cookie jar. Nothing from `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.cookies import CookieJar
 from gateway.entitlements import EntitlementStore
 from gateway.ratelimit import RateLimiter
 from gateway.sessions import Sessions
-from gateway.settings import GatewaySettings
 from gateway.store import Store
+
+if TYPE_CHECKING:  # settings imports the registry, which imports the providers
+    from gateway.settings import GatewaySettings
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import secrets
 import smtplib
 import ssl
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 from flask import Request, render_template
 from itsdangerous import BadSignature, SignatureExpired
+from pydantic import Field, SecretStr
 from werkzeug.wrappers import Response
 
 from gateway.emails import email_domain
@@ -29,7 +30,7 @@ from gateway.identity.base import Completed, Identity, PendingLogin, Route
 from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
-from gateway.settings import IdentitySettings
+from gateway.settings_fields import Flag, IdentityModel, Integer, RequiredText, Secret, Text
 from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.email")
@@ -55,6 +56,17 @@ class MailUnavailable(GatewayError):
     default_message = "The sign-in e-mail could not be sent right now. Please try again shortly."
 
 
+class EmailLinkSettings(IdentityModel):
+    type: Literal["email"]
+    smtp_host: RequiredText
+    smtp_port: Integer = Field(587, ge=1, le=65535)
+    smtp_user: Text = ""
+    smtp_password: Secret = SecretStr("")
+    starttls: Flag = True
+    sender: RequiredText
+    link_ttl: Integer = Field(900, ge=60, le=86400)
+
+
 def verify_path(identity_name: str) -> str:
     return f"/sso/email/{identity_name}/verify"
 
@@ -63,12 +75,12 @@ class EmailLinkProvider:
     label = "E-mail me a sign-in link"
     kind = "email"
 
-    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+    def __init__(self, settings: EmailLinkSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
-        self.label = settings.options["label"] or self.label
-        self._o = settings.options
+        self.label = settings.label or self.label
+        self._s = settings
         self._ctx = ctx
-        self._ttl = int(self._o["link_ttl"])
+        self._ttl = settings.link_ttl
         self._links = timed_serializer(ctx.gateway.secret_keys, f"email-link:{self.name}")
         self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.cookies)
         self._confirm = FormGuard(f"email-verify:{self.name}", ctx.gateway.secret_keys, ctx.cookies)
@@ -107,7 +119,7 @@ class EmailLinkProvider:
 
     def _send(self, to: str, link: str) -> None:
         message = EmailMessage()
-        message["From"] = self._o["sender"]
+        message["From"] = self._s.sender
         message["To"] = to
         message["Subject"] = "Your sign-in link"
         minutes = self._ttl // 60
@@ -116,13 +128,11 @@ class EmailLinkProvider:
             f"{minutes} minutes:\n\n{link}\n\nIf you did not ask for it, ignore this e-mail.\n"
         )
         try:
-            with smtplib.SMTP(
-                self._o["smtp_host"], int(self._o["smtp_port"]), timeout=SMTP_TIMEOUT
-            ) as smtp:
-                if self._o["starttls"]:
+            with smtplib.SMTP(self._s.smtp_host, self._s.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
+                if self._s.starttls:
                     smtp.starttls(context=ssl.create_default_context())
-                if self._o["smtp_user"]:
-                    smtp.login(self._o["smtp_user"], self._o["smtp_password"])
+                if self._s.smtp_user:
+                    smtp.login(self._s.smtp_user, self._s.smtp_password.get_secret_value())
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("sign-in mail not sent", extra={"reason": type(exc).__name__})

@@ -18,11 +18,10 @@ from flask import Request, render_template, request
 from itsdangerous import BadSignature, SignatureExpired
 from werkzeug.wrappers import Response
 
-from gateway.clientip import client_ip
+from gateway.clientip import IPNetwork, client_ip
 from gateway.cookies import FORM, CookieJar
 from gateway.errors import BadRequest
 from gateway.identity.base import PendingLogin
-from gateway.settings import IPNetwork
 from gateway.signing import timed_serializer
 
 FORM_MAX_AGE = 900

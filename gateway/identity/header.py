@@ -6,6 +6,8 @@ on ``/embed``, ``/download`` and ``/protection`` directly (no sign-in round trip
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Request
 from werkzeug.wrappers import Response
 
@@ -13,18 +15,25 @@ from gateway.clientip import is_trusted
 from gateway.errors import Unauthorized
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
-from gateway.settings import IdentitySettings
+from gateway.settings_fields import HeaderName, IdentityModel
 
 MAX_GROUPS = 100
+
+
+class HeaderSettings(IdentityModel):
+    type: Literal["header"]
+    email_header: HeaderName = "X-Forwarded-Email"
+    name_header: HeaderName = "X-Forwarded-User"
+    groups_header: HeaderName = "X-Forwarded-Groups"  # comma-separated
 
 
 class HeaderProvider:
     label = "Company sign-in"
 
-    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+    def __init__(self, settings: HeaderSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
-        self.label = settings.options["label"] or self.label  # shown on the chooser
-        self._options = settings.options
+        self.label = settings.label or self.label  # shown on the chooser
+        self._s = settings
         self._trusted = ctx.gateway.trusted_proxies
 
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
@@ -41,11 +50,11 @@ class HeaderProvider:
     def identify(self, request: Request) -> Identity | None:
         if not self._from_proxy(request):
             return None
-        email = request.headers.get(self._options["email_header"], "").strip()
+        email = request.headers.get(self._s.email_header, "").strip()
         if not email:
             return None
-        name = request.headers.get(self._options["name_header"], "").strip()
-        raw_groups = request.headers.get(self._options["groups_header"], "")
+        name = request.headers.get(self._s.name_header, "").strip()
+        raw_groups = request.headers.get(self._s.groups_header, "")
         groups = tuple(g.strip() for g in raw_groups.split(",") if g.strip())
         return Identity(
             email=email, name=name[:200], groups=groups[:MAX_GROUPS], provider=self.name

@@ -19,7 +19,7 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import requests
@@ -31,6 +31,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
+from pydantic import Field
 from werkzeug.wrappers import Response
 
 from gateway.cookies import OIDC_STATE
@@ -39,7 +40,15 @@ from gateway.identity.base import Completed, Identity, PendingLogin, Route
 from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
 from gateway.logs import audit
-from gateway.settings import IdentitySettings
+from gateway.settings_fields import (
+    Flag,
+    IdentityModel,
+    RequiredSecret,
+    RequiredText,
+    Strings,
+    Text,
+    Url,
+)
 from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.oidc")
@@ -81,6 +90,21 @@ class SignInCancelled(Unauthorized):
     default_message = "Sign-in was cancelled."
 
 
+class OidcSettings(IdentityModel):
+    type: Literal["oidc"]
+    issuer: Url  # discovery at <issuer>/.well-known/openid-configuration
+    client_id: RequiredText
+    client_secret: RequiredSecret
+    scopes: Strings = ("openid", "email", "profile")
+    email_claim: Text = "email"
+    name_claim: Text = "name"
+    groups_claim: Text = "groups"
+    require_email_verified: Flag = True
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = Field(
+        "client_secret_basic"
+    )
+
+
 class LogoutTokenRefused(Exception):
     """A back-channel logout_token failed a check; ``reason`` says which (for the audit)."""
 
@@ -101,12 +125,12 @@ class OidcProvider:
     label = "Sign in with your company account"
     kind = "oidc"
 
-    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+    def __init__(self, settings: OidcSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
-        self.label = settings.options["label"] or self.label  # shown on the chooser
-        self._o = settings.options
+        self.label = settings.label or self.label  # shown on the chooser
+        self._s = settings
         self._ctx = ctx
-        self._issuer: str = self._o["issuer"]
+        self._issuer = settings.issuer
         self.redirect_uri = ctx.gateway.public_url + callback_path(self.name)
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
         self._http = requests.Session()
@@ -169,8 +193,8 @@ class OidcProvider:
         nonce = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48)
         client = OAuth2Session(
-            self._o["client_id"],
-            scope=" ".join(self._o["scopes"]),
+            self._s.client_id,
+            scope=" ".join(self._s.scopes),
             redirect_uri=self.redirect_uri,
             code_challenge_method="S256",
         )
@@ -228,7 +252,7 @@ class OidcProvider:
             )
         tokens = self._exchange(code, pending["v"])
         claims = self._verify_id_token(tokens.get("id_token"), pending["n"])
-        if self._o["email_claim"] not in claims and tokens.get("access_token"):
+        if self._s.email_claim not in claims and tokens.get("access_token"):
             claims = {**self._userinfo(tokens["access_token"], claims["sub"]), **claims}
         identity = self._identity(claims)
         return identity, login
@@ -236,9 +260,9 @@ class OidcProvider:
     def _exchange(self, code: str, verifier: str) -> dict[str, Any]:
         meta = self.metadata()
         client = OAuth2Session(
-            self._o["client_id"],
-            self._o["client_secret"],
-            token_endpoint_auth_method=self._o["token_endpoint_auth_method"],
+            self._s.client_id,
+            self._s.client_secret.get_secret_value(),
+            token_endpoint_auth_method=self._s.token_endpoint_auth_method,
             redirect_uri=self.redirect_uri,
         )
         client.trust_env = False
@@ -268,7 +292,7 @@ class OidcProvider:
             registry = jwt.JWTClaimsRegistry(
                 leeway=LEEWAY,
                 iss={"essential": True, "value": self._issuer},
-                aud={"essential": True, "value": self._o["client_id"]},
+                aud={"essential": True, "value": self._s.client_id},
                 sub={"essential": True},
                 exp={"essential": True},
                 nonce={"essential": True, "value": nonce},
@@ -281,7 +305,7 @@ class OidcProvider:
             raise SignInFailed() from None
         claims = dict(token.claims)
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if len(audiences) > 1 and claims.get("azp") != self._o["client_id"]:
+        if len(audiences) > 1 and claims.get("azp") != self._s.client_id:
             raise SignInFailed()
         return claims
 
@@ -302,17 +326,17 @@ class OidcProvider:
         return info
 
     def _identity(self, claims: dict[str, Any]) -> Identity:
-        email = claims.get(self._o["email_claim"])
+        email = claims.get(self._s.email_claim)
         if not isinstance(email, str) or not email:
             raise SignInFailed(
                 "Your account has no e-mail address to sign in with.", code="no_email"
             )
         verified = claims.get("email_verified")
         email_verified = verified is True or verified == "true"
-        groups = claims.get(self._o["groups_claim"], [])
+        groups = claims.get(self._s.groups_claim, [])
         if isinstance(groups, str):
             groups = [groups]
-        name = claims.get(self._o["name_claim"], "")
+        name = claims.get(self._s.name_claim, "")
         return Identity(
             email=email,
             name=name if isinstance(name, str) else "",
@@ -320,7 +344,7 @@ class OidcProvider:
             if isinstance(groups, list)
             else (),
             provider=self.name,
-            email_verified=email_verified or not self._o["require_email_verified"],
+            email_verified=email_verified or not self._s.require_email_verified,
             subject=str(claims["sub"]),
             idp_session=claims["sid"] if isinstance(claims.get("sid"), str) else "",
         )
@@ -337,7 +361,7 @@ class OidcProvider:
             return None
         query = urlencode(
             {
-                "client_id": self._o["client_id"],
+                "client_id": self._s.client_id,
                 "post_logout_redirect_uri": post_logout_redirect_uri,
                 "state": state,
             }
@@ -387,7 +411,7 @@ class OidcProvider:
             jwt.JWTClaimsRegistry(
                 leeway=LEEWAY,
                 iss={"essential": True, "value": self._issuer},
-                aud={"essential": True, "value": self._o["client_id"]},
+                aud={"essential": True, "value": self._s.client_id},
                 iat={"essential": True},
                 jti={"essential": True},
             ).validate(decoded.claims)

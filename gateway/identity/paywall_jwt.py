@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import requests
 from flask import Request
@@ -24,6 +24,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey
 from joserfc.jws import extract_compact
+from pydantic import Field, SecretStr, model_validator
 from werkzeug.wrappers import Response
 
 from gateway.errors import GatewayError, Unauthorized
@@ -31,12 +32,30 @@ from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
 from gateway.logs import audit
-from gateway.settings import IdentitySettings
+from gateway.settings_fields import IdentityModel, Integer, OptionalUrl, RequiredText, Secret, Text
 
 log = logging.getLogger("gateway.paywall")
 
 MAX_TOKEN_LENGTH = 8192
 MAX_LIFETIME = 86400  # a sign-in token that lives longer than a day is a mistake: refuse it
+
+
+class PaywallJwtSettings(IdentityModel):
+    type: Literal["jwt"]
+    issuer: RequiredText
+    audience: RequiredText
+    secret: Secret = SecretStr("")  # HS256 ...
+    jwks_url: OptionalUrl = ""  # ... or RS256/ES256 keys from here
+    email_claim: Text = "email"
+    name_claim: Text = "name"
+    entitlements_claim: Text = "entitlements"
+    leeway: Integer = Field(30, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> PaywallJwtSettings:
+        if bool(self.secret.get_secret_value()) == bool(self.jwks_url):
+            raise ValueError("set exactly one of secret (HS256) or jwks_url (RS256/ES256)")
+        return self
 
 
 class PaywallTokenRefused(Unauthorized):
@@ -64,16 +83,16 @@ class PaywallJwtProvider:
     label = "Continue from the paywall"
     on_chooser = False  # the token comes from the paywall, never from a button here
 
-    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+    def __init__(self, settings: PaywallJwtSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
-        self.label = settings.options["label"] or self.label
-        self._o = settings.options
+        self.label = settings.label or self.label
+        self._s = settings
         self._store = ctx.store
-        self._leeway = int(self._o["leeway"])
+        self._leeway = settings.leeway
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
-        if self._o["secret"]:
+        if settings.secret.get_secret_value():
             self._algorithms = ["HS256"]
-            self._secret: OctKey | None = OctKey.import_key(self._o["secret"])
+            self._secret: OctKey | None = OctKey.import_key(settings.secret.get_secret_value())
             self._jwks: RemoteKeySet | None = None
         else:
             self._algorithms = ["RS256", "ES256"]
@@ -85,7 +104,7 @@ class PaywallJwtProvider:
     def _fetch_jwks(self) -> Any:
         try:
             response = self._http.get(
-                self._o["jwks_url"], timeout=self._timeout, allow_redirects=False
+                self._s.jwks_url, timeout=self._timeout, allow_redirects=False
             )
             response.raise_for_status()
             return response.json()
@@ -115,11 +134,11 @@ class PaywallJwtProvider:
 
     def _identity(self, token: str, now: float, consume: bool) -> Identity:
         claims = self._verified_claims(token, now, consume)
-        email = claims.get(self._o["email_claim"])
+        email = claims.get(self._s.email_claim)
         if not isinstance(email, str) or not email.strip():
             raise PaywallTokenRefused("The paywall did not say who you are.", code="no_email")
-        name = claims.get(self._o["name_claim"], "")
-        granted = claims.get(self._o["entitlements_claim"], [])
+        name = claims.get(self._s.name_claim, "")
+        granted = claims.get(self._s.entitlements_claim, [])
         if isinstance(granted, str):
             granted = [granted]
         entitlements = (
@@ -156,8 +175,8 @@ class PaywallJwtProvider:
             registry = jwt.JWTClaimsRegistry(
                 now=int(now),
                 leeway=self._leeway,
-                iss={"essential": True, "value": self._o["issuer"]},
-                aud={"essential": True, "value": self._o["audience"]},
+                iss={"essential": True, "value": self._s.issuer},
+                aud={"essential": True, "value": self._s.audience},
                 exp={"essential": True},
                 jti={"essential": True},
             )

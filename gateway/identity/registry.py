@@ -1,36 +1,44 @@
-"""Which class serves each identity ``type``: a new provider type is one module and one line."""
+"""Which settings model and provider class serve each identity ``type``.
+
+A new provider type is one module (its settings model beside its provider class) and one line
+here; ``settings.py`` builds its discriminated union on ``type`` from this table.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from gateway.identity.base import Provider
 from gateway.identity.context import ProviderContext
-from gateway.identity.email_link import EmailLinkProvider
-from gateway.identity.header import HeaderProvider
-from gateway.identity.oidc import OidcProvider
-from gateway.identity.paywall_jwt import PaywallJwtProvider
-from gateway.identity.static import StaticProvider
-from gateway.identity.stripe_checkout import StripeCheckoutProvider
-from gateway.settings import IdentitySettings
+from gateway.identity.email_link import EmailLinkProvider, EmailLinkSettings
+from gateway.identity.header import HeaderProvider, HeaderSettings
+from gateway.identity.oidc import OidcProvider, OidcSettings
+from gateway.identity.paywall_jwt import PaywallJwtProvider, PaywallJwtSettings
+from gateway.identity.static import StaticProvider, StaticSettings
+from gateway.identity.stripe_checkout import StripeCheckoutProvider, StripeSettings
+from gateway.settings_fields import IdentityModel
 
-# Adding a provider type: one module and one line here.
-PROVIDER_TYPES: Mapping[str, Callable[[IdentitySettings, ProviderContext], Provider]] = {
-    "oidc": OidcProvider,
-    "header": HeaderProvider,
-    "static": StaticProvider,
-    "jwt": PaywallJwtProvider,
-    "stripe": StripeCheckoutProvider,
-    "email": EmailLinkProvider,
+
+class ProviderType(NamedTuple):
+    settings: type[IdentityModel]
+    provider: Callable[[Any, ProviderContext], Provider]
+
+
+PROVIDER_TYPES: dict[str, ProviderType] = {
+    "oidc": ProviderType(OidcSettings, OidcProvider),
+    "header": ProviderType(HeaderSettings, HeaderProvider),
+    "static": ProviderType(StaticSettings, StaticProvider),
+    "jwt": ProviderType(PaywallJwtSettings, PaywallJwtProvider),
+    "stripe": ProviderType(StripeSettings, StripeCheckoutProvider),
+    "email": ProviderType(EmailLinkSettings, EmailLinkProvider),
 }
 
 
 def build_providers(
-    identities: Mapping[str, IdentitySettings], ctx: ProviderContext
+    identities: Mapping[str, IdentityModel], ctx: ProviderContext
 ) -> dict[str, Provider]:
-    """Providers for every configured identity whose type this version can sign in with."""
+    """A provider for every configured identity."""
     return {
-        name: PROVIDER_TYPES[ident.type](ident, ctx)
-        for name, ident in identities.items()
-        if ident.type in PROVIDER_TYPES
+        name: PROVIDER_TYPES[ident.type].provider(ident, ctx) for name, ident in identities.items()
     }

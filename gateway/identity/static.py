@@ -4,27 +4,64 @@ in through the gateway's own password form (limits and audit lines in ``password
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from flask import Request
+from pydantic import BeforeValidator
 from werkzeug.wrappers import Response
 
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.identity.password_form import PasswordForm, Refused
 from gateway.passwords import hash_password, verify_password
-from gateway.settings import IdentitySettings
+from gateway.settings_fields import IdentityModel, problem
+
+
+@dataclass(frozen=True)
+class StaticUser:
+    email: str
+    password_hash: str
+    name: str = ""
+    groups: tuple[str, ...] = ()
+
+
+def _users(value: Any) -> tuple[StaticUser, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise problem("must be a non-empty list of {email, name, password_hash, groups} tables")
+    users = []
+    for user in value:
+        if isinstance(user, StaticUser):
+            users.append(user)
+            continue
+        if not isinstance(user, dict) or set(user) - {"email", "name", "password_hash", "groups"}:
+            raise problem("each user has only the keys email, name, password_hash, groups")
+        if not all(isinstance(user.get(k), str) and user[k] for k in ("email", "password_hash")):
+            raise problem("each user needs a non-empty email and password_hash")
+        if not user["password_hash"].startswith("scrypt$"):
+            raise problem("password_hash must come from `gateway hash-password`")
+        groups = user.get("groups", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise problem("groups must be a list of strings")
+        name = user.get("name", "")
+        if not isinstance(name, str):
+            raise problem("name must be a string")
+        users.append(StaticUser(user["email"], user["password_hash"], name, tuple(groups)))
+    return tuple(users)
+
+
+class StaticSettings(IdentityModel):
+    type: Literal["static"]
+    users: Annotated[tuple[StaticUser, ...], BeforeValidator(_users)]
 
 
 class StaticProvider:
     label = "Sign in with your password"
 
-    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+    def __init__(self, settings: StaticSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
-        self.label = settings.options["label"] or self.label  # shown on the chooser
-        self._users: dict[str, dict[str, Any]] = {
-            u["email"].lower(): u for u in settings.options["users"]
-        }
+        self.label = settings.label or self.label  # shown on the chooser
+        self._users = {u.email.lower(): u for u in settings.users}
         self._form = PasswordForm(self.name, ctx)
         # Checked when the account is unknown, so a miss costs as much time as a hit.
         self._decoy = hash_password(secrets.token_urlsafe(16))
@@ -36,14 +73,9 @@ class StaticProvider:
 
     def _check(self, email: str, password: str) -> Identity | Refused:
         user = self._users.get(email.lower())
-        ok = verify_password(password, user["password_hash"] if user else self._decoy)
+        ok = verify_password(password, user.password_hash if user else self._decoy)
         if user is None:
             return Refused("unknown_account")
         if not ok:
             return Refused("wrong_password")
-        return Identity(
-            email=user["email"],
-            name=user.get("name", ""),
-            groups=tuple(user.get("groups", ())),
-            provider=self.name,
-        )
+        return Identity(email=user.email, name=user.name, groups=user.groups, provider=self.name)

@@ -18,12 +18,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from flask import Request, jsonify, redirect
 from itsdangerous import BadSignature
+from pydantic import Field
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
@@ -36,7 +36,13 @@ from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
 from gateway.pages import message_page
-from gateway.settings import IdentitySettings
+from gateway.settings_fields import (
+    IdentityModel,
+    Integer,
+    OptionalUrl,
+    RequiredSecret,
+    RequiredText,
+)
 from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.stripe")
@@ -49,6 +55,17 @@ MAX_PENDING = 5
 GRANTING = frozenset({"active", "trialing"})
 _SESSION_ID_RE = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 _OBJECT_ID_RE = re.compile(r"[a-z]{2,8}_[A-Za-z0-9_]{1,250}")
+
+
+class StripeSettings(IdentityModel):
+    type: Literal["stripe"]
+    secret_key: RequiredSecret
+    webhook_secret: RequiredSecret
+    price: RequiredText  # a Stripe price id
+    product: RequiredText  # the entitlement it grants (a site's require_entitlement)
+    grace_days: Integer = Field(3, ge=0, le=60)  # how long past_due keeps access
+    api_base: OptionalUrl = ""  # only to point the library at a stand-in
+    mode: Literal["subscription", "payment"] = "subscription"
 
 
 class PaymentProviderUnavailable(GatewayError):
@@ -104,19 +121,19 @@ class StripeCheckoutProvider:
     webhook_kind = "stripe"
     sells_entitlements = True
 
-    def __init__(self, settings: IdentitySettings, ctx: ProviderContext) -> None:
+    def __init__(self, settings: StripeSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
-        self.label = settings.options["label"] or self.label
-        self._o: Mapping[str, Any] = settings.options
+        self.label = settings.label or self.label
+        self._s = settings
         self._ctx = ctx
         self.source = f"stripe:{self.name}"
-        self.price: str = self._o["price"]
-        self.product: str = self._o["product"]
-        self.webhook_secret: str = self._o["webhook_secret"]
+        self.price = settings.price
+        self.product = settings.product
+        self._webhook_secret = settings.webhook_secret
         timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
         self.client = stripe.StripeClient(
-            self._o["secret_key"],
-            base_addresses={"api": self._o["api_base"]} if self._o["api_base"] else None,
+            settings.secret_key.get_secret_value(),
+            base_addresses={"api": settings.api_base} if settings.api_base else None,
             http_client=stripe.RequestsClient(timeout=timeout),
             max_network_retries=1,
         )
@@ -154,7 +171,7 @@ class StripeCheckoutProvider:
         self._ctx.limiter.limit(f"checkout:{self.name}:{ip}", 10, 60)
         ref = secrets.token_urlsafe(24)
         params: Any = {
-            "mode": self._o["mode"],
+            "mode": self._s.mode,
             "line_items": [{"price": self.price, "quantity": 1}],
             "success_url": self.success_url,
             "cancel_url": f"{self.cancel_url}?ref={ref}",
@@ -165,7 +182,7 @@ class StripeCheckoutProvider:
         checkout = self._call(lambda: self.client.v1.checkout.sessions.create(params=params))
         url = _get(checkout, "url")
         # Stripe's own pages are https; only a configured stand-in (tests) may differ.
-        if not isinstance(url, str) or not (url.startswith("https://") or self._o["api_base"]):
+        if not isinstance(url, str) or not (url.startswith("https://") or self._s.api_base):
             raise PaymentProviderUnavailable()
         self._ctx.store.set(f"checkout:{ref}", pending.to_json(), ttl=PENDING_TTL)
         response = redirect(url, code=303)
@@ -269,7 +286,7 @@ class StripeCheckoutProvider:
                 subscription, "items", "data", 0, "current_period_end"
             )
             start = period_end if isinstance(period_end, int) else int(time.time())
-            until = start + int(self._o["grace_days"]) * 86400
+            until = start + self._s.grace_days * 86400
         return Grant(
             source=self.source,
             ref=str(_get(subscription, "id")),
@@ -362,7 +379,8 @@ class StripeCheckoutProvider:
     def verify_event(self, payload: bytes, signature: str | None) -> Any:
         """The event, when signed with this identity's webhook secret within 300 s; else None."""
         try:
-            return self.client.construct_event(payload, signature, self.webhook_secret, 300)
+            secret = self._webhook_secret.get_secret_value()
+            return self.client.construct_event(payload, signature, secret, 300)
         except (stripe.SignatureVerificationError, ValueError):
             return None
 

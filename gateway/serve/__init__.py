@@ -13,10 +13,14 @@ DEFAULT_SERVER = "granian"
 
 def run(config_file: str, host: str, port: int, server: str = DEFAULT_SERVER) -> None:
     """Run the gateway in this process (``gateway serve``)."""
+    if server == "gunicorn":
+        from gateway.serve.gunicorn_server import patch_for_gevent
+
+        patch_for_gevent()
     from gateway.settings import load_settings_or_exit
 
     settings = load_settings_or_exit(config_file)  # fail fast, before any worker starts
-    shared = bool(settings.store.url)
+    shared = settings.store.shared
     if server == "gunicorn":
         from gateway.serve.gunicorn_server import run_gunicorn
 

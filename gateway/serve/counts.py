@@ -1,7 +1,9 @@
-"""How many worker processes and threads make one logical gateway."""
+"""How many worker processes and threads make one logical gateway, and gunicorn's worker
+class. Imports nothing heavy: gunicorn.conf.py reads it before gevent patches the stdlib."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import tempfile
@@ -14,6 +16,12 @@ log = logging.getLogger("gateway.serve")
 class Counts:
     workers: int
     threads: int
+
+
+def worker_class() -> str:
+    """gevent when installed (slow clients hold no thread); ``GATEWAY_WORKER_CLASS`` overrides."""
+    gevent = importlib.util.find_spec("gevent") is not None
+    return os.environ.get("GATEWAY_WORKER_CLASS") or ("gevent" if gevent else "gthread")
 
 
 def worker_counts(shared_store: bool) -> Counts:

@@ -8,26 +8,23 @@ still being read; eight slow clients stop it). gthread is the fallback without g
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import Any
 
 from gunicorn.glogging import Logger
 
 from gateway.serve.access import log_access
-from gateway.serve.counts import Counts, worker_counts
+from gateway.serve.counts import Counts, worker_class, worker_counts
 
 
 def gunicorn_options(shared_store: bool, bind: str = "0.0.0.0:8000") -> dict[str, Any]:
     """Options for one logical gateway (see ``worker_counts``). ``GATEWAY_WORKER_CLASS``
     picks another worker class (``gthread``), for comparison."""
     counts: Counts = worker_counts(shared_store)
-    gevent = importlib.util.find_spec("gevent") is not None
-    worker_class = os.environ.get("GATEWAY_WORKER_CLASS") or ("gevent" if gevent else "gthread")
     options: dict[str, Any] = {
         "bind": bind,
         "workers": counts.workers,
-        "worker_class": worker_class,
+        "worker_class": worker_class(),
         "threads": counts.threads,
         "worker_connections": 1000,
         "timeout": 30,  # a worker silent this long is restarted; 23 calls time out long before
@@ -84,6 +81,15 @@ class JsonAccessLogger(Logger):  # type: ignore[misc]
             request_id=next((v for k, v in resp.headers if k.lower() == "x-request-id"), ""),
             user_agent=environ.get("HTTP_USER_AGENT", ""),
         )
+
+
+def patch_for_gevent() -> None:
+    """gevent must patch the standard library before anything imports ssl or sockets (the
+    settings pull in requests); gunicorn's own patch in the worker would come too late."""
+    if worker_class() == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
 
 
 def run_gunicorn(config_file: str, bind: str, shared_store: bool) -> None:

@@ -122,9 +122,9 @@ class TwentyThreeClient:
         self._legacy = not api2
         self._auth = OAuth1(
             site.consumer_key,
-            client_secret=site.consumer_secret,
+            client_secret=site.consumer_secret.get_secret_value(),
             resource_owner_key=site.access_token,
-            resource_owner_secret=site.access_token_secret,
+            resource_owner_secret=site.access_token_secret.get_secret_value(),
             signature_method="HMAC-SHA1",
             signature_type="AUTH_HEADER",
             realm=f"{site.url}/",

@@ -47,7 +47,7 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    token = services().settings.gateway.metrics_token
+    token = services().settings.gateway.metrics_token.get_secret_value()
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
