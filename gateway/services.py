@@ -12,13 +12,13 @@ from gateway.entitlements import EntitlementStore
 from gateway.identity.base import IdentifiesEachRequest, Provider
 from gateway.identity.context import ProviderContext
 from gateway.identity.registry import build_providers
-from gateway.minting import Minter
 from gateway.ratelimit import RateLimiter
 from gateway.sessions import SessionCodec, Sessions
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.twentythree.cache import PhotoCache
 from gateway.twentythree.client import TwentyThreeClient
+from gateway.twentythree.minting import Minter
 from gateway.twentythree.readiness import ReadinessProbe
 
 

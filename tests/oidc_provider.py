@@ -27,6 +27,7 @@ class OidcProviderProcess:
         id_token_claims: bool = False,
         backchannel_uri: str = "",
         auth_method: str = "client_secret_basic",
+        userinfo: bool = True,
     ) -> None:
         self.port = port
         self.issuer = f"http://127.0.0.1:{port}"
@@ -40,6 +41,7 @@ class OidcProviderProcess:
             "OIDC_ID_TOKEN_CLAIMS": "1" if id_token_claims else "0",
             "OIDC_BACKCHANNEL_URI": backchannel_uri,
             "OIDC_AUTH_METHOD": auth_method,
+            "OIDC_NO_USERINFO": "0" if userinfo else "1",
         }
         self.proc: subprocess.Popen[str] | None = None
         self.signing_key: RSAKey | None = None

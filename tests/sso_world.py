@@ -82,6 +82,7 @@ def running_world() -> Iterator[World]:
             "nosso": site_table(devsite.url),
             "staffonly": site_table(devsite.url, identity="team", allow_groups=["staff"]),
             "portal": site_table(devsite.url, identity=["portal", "team"]),
+            "videogroup": site_table(devsite.url, identity="corp", allow_groups=["video"]),
         },
         gateway={"public_url": gateway, "trusted_proxies": ["127.0.0.1/32"]},
         identity={

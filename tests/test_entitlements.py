@@ -13,6 +13,7 @@ from glob import glob
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from gateway.entitlements import EntitlementStore, Grant, engine_url
 from tests.helpers import free_port
@@ -29,7 +30,7 @@ def postgres_url() -> Iterator[str]:
     folder of its own outside pytest's, which only root may enter)."""
     pg_bin = _pg_bin()
     if pg_bin is None:
-        pytest.skip("PostgreSQL is not installed (make test-deps installs it): skipping its tests")
+        pytest.fail("PostgreSQL is not installed: run `make test-deps`")
     folder = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
     data, sockets = folder / "data", folder / "run"
     sockets.mkdir()
@@ -77,12 +78,16 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EntitlementStore]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ent.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    entitlements = EntitlementStore(url)
+        return f"sqlite:///{tmp_path / 'ent.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture()
+def store(database_url: str) -> Iterator[EntitlementStore]:
+    entitlements = EntitlementStore(database_url)
     entitlements.create_schema()
     entitlements.create_schema()  # start-up twice: the schema step is idempotent
     yield entitlements
@@ -127,7 +132,7 @@ def test_event_ids_are_applied_once(store: EntitlementStore) -> None:
     assert store.first_delivery(event) is True
 
 
-def test_concurrent_first_grants_make_one_row(store: EntitlementStore) -> None:
+def test_concurrent_first_grants_make_one_row(store: EntitlementStore, database_url: str) -> None:
     ref, email = unique("sub"), f"{unique('eve')}@example.com"
     results: list[bool] = []
     threads = [
@@ -139,7 +144,16 @@ def test_concurrent_first_grants_make_one_row(store: EntitlementStore) -> None:
     for thread in threads:
         thread.join()
     assert store.standing(email, "gold") == "active"
-    assert results.count(True) >= 1
+    assert results.count(True) == 1  # one writer inserted; the others found nothing to change
+    engine = create_engine(engine_url(database_url))
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                text("SELECT count(*) FROM gateway_entitlements WHERE ref = :ref"), {"ref": ref}
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert rows == 1
 
 
 def test_postgres_urls_use_psycopg() -> None:

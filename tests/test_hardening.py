@@ -469,4 +469,7 @@ def test_the_served_gateway_logs_no_secret(devsite: Devsite, tmp_path: Path) -> 
     output = served.output()
     assert_no_secret(output, "the server's log")
     for line in output.splitlines():
-        json.loads(line)  # every line is JSON, the server's own included
+        try:
+            json.loads(line)  # every line is JSON, the server's own included
+        except ValueError:
+            raise AssertionError(f"not a JSON line: {output}") from None

@@ -83,8 +83,12 @@ def test_expired_and_tampered_urls_are_refused(client: FlaskClient, devsite: Dev
         item["token"], ("0" if item["token"][0] != "0" else "1") + item["token"][1:]
     )
     assert requests.get(tampered, timeout=5).status_code == 403
-    time.sleep(2.1)
-    assert requests.get(url, timeout=5).status_code == 403
+    assert requests.get(url, timeout=5).status_code == 200
+    # The same photo's token for a second that has passed: the site refuses it.
+    photo = devsite.photos[1001]
+    past = int(time.time()) - 1
+    expired = url.replace(item["token"], time_limited_token(photo.token, 1001, past))
+    assert requests.get(expired, timeout=5).status_code == 403
 
 
 def test_warm_mints_make_no_upstream_call(client: FlaskClient, devsite: Devsite) -> None:
@@ -188,7 +192,7 @@ def test_bad_pingbacks(
 
 def test_pingbacks_are_rate_limited(client: FlaskClient) -> None:
     statuses = [client.post("/pingback/demo?type=photo&photo_id=1").status_code for _ in range(60)]
-    assert 429 in statuses and statuses[0] == 200
+    assert statuses == [200] * 20 + [429] * 40  # 20 a second per site and sender
 
 
 @pytest.mark.parametrize(

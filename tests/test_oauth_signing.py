@@ -46,7 +46,7 @@ def _signed_by_our_client() -> requests.PreparedRequest:
         access_token=TOKEN[0],
         access_token_secret=SecretStr(TOKEN[1]),
     )
-    auth = TwentyThreeClient(site)._auth  # the same OAuth1 object every call uses
+    auth = TwentyThreeClient(site).auth  # the same OAuth1 object every call uses
     auth.client.nonce = "a666b90c2339a866c8ed405e3e2821c3"
     auth.client.timestamp = "1267547771"
     return requests.Request("POST", URL, data={"format": "xml"}, auth=auth).prepare()

@@ -13,9 +13,11 @@ from gateway.store import MemoryStore, Store, open_store
 def store(request: pytest.FixtureRequest) -> Store:
     if request.param == "memory":
         return MemoryStore()
-    found = open_store(request.getfixturevalue("redis_url"))
-    found._redis.flushdb()  # type: ignore[attr-defined]
-    return found
+    import redis
+
+    url = request.getfixturevalue("redis_url")
+    redis.Redis.from_url(url).flushdb()
+    return open_store(url)
 
 
 def allowed(limiter: RateLimiter, name: str, count: int, window: float, now: float) -> bool:

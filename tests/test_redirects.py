@@ -4,10 +4,12 @@ benign forms that must keep working."""
 from __future__ import annotations
 
 import itertools
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import create_app
 from gateway.redirects import UnsafeReturnUrl, safe_return_url
@@ -182,8 +184,21 @@ BENIGN = [
 ]
 
 
-def test_corpus_is_large_enough() -> None:
-    assert len(hostile_corpus()) >= 150
+@settings(max_examples=600, deadline=None)
+@given(
+    st.text(max_size=80) | st.from_regex(r"(https?:)?/{0,3}[\\a-z.@:%0-9/-]{0,40}", fullmatch=True)
+)
+def test_whatever_is_accepted_stays_on_the_site(value: str) -> None:
+    """Any string at all: either refused, or where a browser would go from the site's page
+    is the site's own host (or a return host), over the site's scheme."""
+    try:
+        accepted = safe_return_url(value, SITE)
+    except UnsafeReturnUrl:
+        return
+    landing = urlsplit(urljoin("https://video.example.com/video/1", accepted))
+    assert landing.scheme == "https"
+    assert landing.hostname in ("video.example.com", "www.example.com"), value
+    assert landing.username is None and landing.password is None
 
 
 @pytest.mark.parametrize("value", hostile_corpus())

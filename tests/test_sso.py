@@ -157,14 +157,6 @@ def test_forged_session_cookie_is_ignored(world: World) -> None:
     assert response.status_code == 302 and response.headers["Location"].startswith(world.idp.issuer)
 
 
-def test_provider_key_rotation(world: World) -> None:
-    oidc_login(world, "alice")
-    world.idp.restart()  # a new signing key
-    time.sleep(5.1)  # the gateway refetches keys at most every five seconds
-    _, final = oidc_login(world, "alice")
-    assert final.status_code == 200 and "Welcome, Alice Example" in final.text
-
-
 def test_23_down_is_a_502_page(world: World) -> None:
     browser, callback = _callback(world)
     world.devsite.mode("down")
@@ -185,24 +177,6 @@ def test_23_hanging_is_a_504_within_the_timeout(world: World) -> None:
     assert response.status_code == 504
     assert time.monotonic() - started < 4
     world.devsite.mode("ok")
-
-
-def test_provider_down_is_a_502(world: World) -> None:
-    world.idp.stop()
-    corp = world.app.extensions["gateway.services"].providers["corp"]
-    try:
-        corp._metadata = None  # as after the hour the discovery document is cached
-        response = requests.get(
-            f"{world.gateway}/sso/intranet/login?return_url=/",
-            allow_redirects=False,
-            timeout=15,
-            headers={"Accept": "application/json"},
-        )
-        assert response.status_code == 502
-        assert response.json()["error"]["code"] == "identity_provider_unavailable"
-    finally:
-        world.idp.start()  # a new signing key: forget the old set, as a fresh gateway would
-        corp.jwks.forget()
 
 
 def _static_form(world: World, site: str = "team") -> tuple[FormClient, requests.Response]:
@@ -246,7 +220,7 @@ def test_static_login_attempts_are_rate_limited(world: World) -> None:
     for _ in range(7):
         page = browser.submit(page, email="ghost@example.com", password="wrong")
         statuses.append(page.status_code)
-    assert statuses[:5] == [401] * 5 and 429 in statuses
+    assert statuses == [401] * 5 + [429] * 2
     blocked = browser.submit(page, follow=False, email="ghost@example.com", password=TEAM_PASSWORD)
     assert blocked.status_code == 429  # whatever the password, until the window passes
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from gateway.twentythree.urls import THUMBNAIL_SIZES
+
 LEVELS = ("none", "anonymous", "read", "write", "admin", "super")
 
 # Demo credentials, printed in config/gateway.toml. They open nothing but this emulator.
@@ -22,18 +24,7 @@ DEMO_READ = (
 )
 
 VIDEO_FORMATS = ("video_medium", "video_hd", "video_1080p", "video_mobile_high", "audio")
-STILL_SIZES = (
-    "original",
-    "quad16",
-    "quad50",
-    "quad75",
-    "quad100",
-    "small",
-    "medium",
-    "portrait",
-    "standard",
-    "large",
-)
+STILL_SIZES = tuple(THUMBNAIL_SIZES)  # the named sizes 23 documents
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ created at start-up (one version so far, so no migration tool yet).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     insert,
+    inspect,
     select,
     update,
 )
@@ -31,6 +33,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gateway.errors import GatewayError
 from gateway.logs import audit
+
+log = logging.getLogger("gateway.entitlements")
 
 metadata = MetaData()
 
@@ -62,6 +66,16 @@ class EntitlementStoreUnavailable(GatewayError):
     status = 503
     code = "entitlements_unavailable"
     default_message = "Subscriptions cannot be checked right now. Please try again shortly."
+
+
+def unavailable(exc: SQLAlchemyError, doing: str) -> EntitlementStoreUnavailable:
+    """The error to raise, with the database's own reason logged (never its URL)."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+    log.warning(
+        "entitlement database failed",
+        extra={"doing": doing, "cause": type(exc).__name__, "reason": reason},
+    )
+    return EntitlementStoreUnavailable()
 
 
 @dataclass(frozen=True)
@@ -96,10 +110,25 @@ class EntitlementStore:
         self._engine: Engine = create_engine(url, **options)
 
     def create_schema(self) -> None:
+        """Create the tables if they are missing. Several workers or instances starting at
+        once race for it; whoever loses finds the tables there and goes on."""
+        for attempt in range(3):
+            try:
+                metadata.create_all(self._engine)
+                return
+            except SQLAlchemyError as exc:
+                if self._schema_present():
+                    return
+                if attempt == 2:
+                    raise unavailable(exc, "create_schema") from None
+                time.sleep(0.2)
+
+    def _schema_present(self) -> bool:
         try:
-            metadata.create_all(self._engine)
+            names = set(inspect(self._engine).get_table_names())
         except SQLAlchemyError:
-            raise EntitlementStoreUnavailable() from None
+            return False
+        return set(metadata.tables) <= names
 
     def dispose(self) -> None:
         self._engine.dispose()
@@ -119,8 +148,8 @@ class EntitlementStore:
                 changed = self._write(grant, values, stamp)
             except IntegrityError:  # another worker inserted it first: now it is an update
                 changed = self._write(grant, values, stamp)
-        except SQLAlchemyError:
-            raise EntitlementStoreUnavailable() from None
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "record") from None
         if not changed:
             return False
         audit(
@@ -161,8 +190,8 @@ class EntitlementStore:
         try:
             with self._engine.connect() as db:
                 rows = db.execute(query).all()
-        except SQLAlchemyError:
-            raise EntitlementStoreUnavailable() from None
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "standing") from None
         if any(active and (until is None or until > stamp) for active, until in rows):
             return "active"
         return "lapsed" if rows else "none"
@@ -175,8 +204,8 @@ class EntitlementStore:
                 db.execute(insert(processed_events).values(event_id=event_id, received_at=stamp))
         except IntegrityError:
             return False
-        except SQLAlchemyError:
-            raise EntitlementStoreUnavailable() from None
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "first_delivery") from None
         return True
 
     def forget_delivery(self, event_id: str) -> None:
@@ -184,5 +213,5 @@ class EntitlementStore:
         try:
             with self._engine.begin() as db:
                 db.execute(processed_events.delete().where(processed_events.c.event_id == event_id))
-        except SQLAlchemyError:
-            raise EntitlementStoreUnavailable() from None
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "forget_delivery") from None

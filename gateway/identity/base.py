@@ -163,6 +163,11 @@ class ReceivesWebhooks(Protocol):
         ...
 
 
+def step_path(kind: str, identity: str, step: str) -> str:
+    """Where the dispatcher mounts a provider's step: ``/sso/<kind>/<identity>/<step>``."""
+    return f"/sso/{kind}/{identity}/{step}"
+
+
 def login_url(public_url: str, pending: PendingLogin, provider: str = "") -> str:
     """The site's sign-in again, for the same return URL and gateway link."""
     query = {"return_url": pending.return_url, "next": pending.next, "provider": provider}

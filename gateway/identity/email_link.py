@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
-from gateway.identity.base import Completed, Identity, PendingLogin, Route
+from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
 from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
@@ -67,10 +67,6 @@ class EmailLinkSettings(IdentityModel):
     link_ttl: Integer = Field(900, ge=60, le=86400)
 
 
-def verify_path(identity_name: str) -> str:
-    return f"/sso/email/{identity_name}/verify"
-
-
 class EmailLinkProvider:
     label = "E-mail me a sign-in link"
     kind = "email"
@@ -84,7 +80,8 @@ class EmailLinkProvider:
         self._links = timed_serializer(ctx.gateway.secret_keys, f"email-link:{self.name}")
         self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.cookies)
         self._confirm = FormGuard(f"email-verify:{self.name}", ctx.gateway.secret_keys, ctx.cookies)
-        self.verify_url = ctx.gateway.public_url + verify_path(self.name)
+        self.verify_path = step_path(self.kind, self.name, "verify")
+        self.verify_url = ctx.gateway.public_url + self.verify_path
 
     def routes(self) -> dict[str, Route]:
         return {"verify": Route(("GET", "POST"), self._verify)}
@@ -165,7 +162,7 @@ class EmailLinkProvider:
             site=pending.site,
             email=email,
             token=token,
-            action=verify_path(self.name),
+            action=self.verify_path,
         )
         response.headers["Referrer-Policy"] = "no-referrer"
         return response

@@ -36,7 +36,7 @@ from werkzeug.wrappers import Response
 
 from gateway.cookies import OIDC_STATE
 from gateway.errors import BadRequest, GatewayError, Unauthorized
-from gateway.identity.base import Completed, Identity, PendingLogin, Route
+from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
 from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
 from gateway.logs import audit
@@ -113,14 +113,6 @@ class LogoutTokenRefused(Exception):
         self.reason = reason
 
 
-def callback_path(identity_name: str) -> str:
-    return f"/sso/oidc/{identity_name}/callback"
-
-
-def backchannel_logout_path(identity_name: str) -> str:
-    return f"/sso/oidc/{identity_name}/backchannel-logout"
-
-
 class OidcProvider:
     label = "Sign in with your company account"
     kind = "oidc"
@@ -131,7 +123,7 @@ class OidcProvider:
         self._s = settings
         self._ctx = ctx
         self._issuer = settings.issuer
-        self.redirect_uri = ctx.gateway.public_url + callback_path(self.name)
+        self.redirect_uri = ctx.gateway.public_url + step_path(self.kind, self.name, "callback")
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
         self._http = requests.Session()
         self._http.trust_env = False

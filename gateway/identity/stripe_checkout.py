@@ -31,7 +31,14 @@ from gateway.cookies import CHECKOUT
 from gateway.emails import email_domain
 from gateway.entitlements import EntitlementStore, Grant
 from gateway.errors import BadRequest, GatewayError
-from gateway.identity.base import Completed, Identity, PendingLogin, Route, login_url
+from gateway.identity.base import (
+    Completed,
+    Identity,
+    PendingLogin,
+    Route,
+    login_url,
+    step_path,
+)
 from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
@@ -142,9 +149,9 @@ class StripeCheckoutProvider:
         base = ctx.gateway.public_url
         # Stripe fills in {CHECKOUT_SESSION_ID} itself.
         self.success_url = (
-            f"{base}/sso/stripe/{self.name}/return?session_id={{CHECKOUT_SESSION_ID}}"
+            base + step_path(self.kind, self.name, "return") + "?session_id={CHECKOUT_SESSION_ID}"
         )
-        self.cancel_url = f"{base}/sso/stripe/{self.name}/cancel"
+        self.cancel_url = base + step_path(self.kind, self.name, "cancel")
 
     @property
     def entitlements(self) -> EntitlementStore:

@@ -120,7 +120,7 @@ class TwentyThreeClient:
         self.attempts = max(1, attempts)
         self.base = f"{site.url}/api/2/" if api2 else f"{site.url}/api/"
         self._legacy = not api2
-        self._auth = OAuth1(
+        self.auth = OAuth1(  # the signer on every call (public: the signing tests use it)
             site.consumer_key,
             client_secret=site.consumer_secret.get_secret_value(),
             resource_owner_key=site.access_token,
@@ -193,27 +193,19 @@ class TwentyThreeClient:
             )
 
     def _once(self, method: str, fields: dict[str, str], read: bool, site: str) -> ApiResponse:
-        url = self.base + method
+        # A read is a GET with a signed query; anything else a POST with everything in its
+        # signed form body (23 ignores a POST's query string).
         try:
-            if read:
-                response = self._session.get(
-                    url,
-                    params=fields,
-                    auth=self._auth,
-                    timeout=self.timeout,
-                    stream=True,
-                    allow_redirects=False,
-                )
-            else:
-                # POST: 23 ignores the query string, so everything goes in the signed form body.
-                response = self._session.post(
-                    url,
-                    data=fields,
-                    auth=self._auth,
-                    timeout=self.timeout,
-                    stream=True,
-                    allow_redirects=False,
-                )
+            response = self._session.request(
+                "GET" if read else "POST",
+                self.base + method,
+                params=fields if read else None,
+                data=None if read else fields,
+                auth=self.auth,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
+            )
             with response:
                 body = _read_capped(response)
         except requests.Timeout:

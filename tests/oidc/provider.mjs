@@ -50,6 +50,8 @@ const provider = new Provider(issuer, {
   // as many providers do.
   conformIdTokenClaims: process.env.OIDC_ID_TOKEN_CLAIMS !== '1',
   features: {
+    // OIDC_NO_USERINFO=1: the claims are only in the ID token (as some providers have it).
+    userinfo: { enabled: process.env.OIDC_NO_USERINFO !== '1' },
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },

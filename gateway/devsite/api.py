@@ -1,0 +1,279 @@
+"""The emulated site's API, both envelope styles, strict as 23 is: OAuth signatures verified
+by oauthlib, permission levels enforced, legacy calls without ``format=json&raw=1`` answered
+in XML, POST reading only its body."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, request
+from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
+
+from gateway.devsite.pages import redeem
+from gateway.devsite.site import ApiFailure, EmulatedSite, at_least, current
+
+bp = Blueprint("devsite_api", __name__)
+
+Params = dict[str, str]
+Handler = Callable[[EmulatedSite, Params, str], tuple[str, Any]]
+
+
+def _int_param(params: Params, name: str, required: bool = False) -> int | None:
+    raw = params.get(name, "")
+    if raw == "":
+        if required:
+            raise ApiFailure("invalid_input", f"The parameter {name} is required.")
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        raise ApiFailure("invalid_input", f"The parameter {name} must be a number.")
+    return int(raw)
+
+
+def _page(params: Params, items: list[Any]) -> list[Any]:
+    """One page of ``items`` by 23's ``p`` (1-based) and ``size`` (default 20, at most 100)."""
+    size_raw, page_raw = params.get("size") or "20", params.get("p") or "1"
+    size = min(max(int(size_raw), 1), 100) if size_raw.isdigit() else 20
+    page = max(int(page_raw), 1) if page_raw.isdigit() else 1
+    return items[(page - 1) * size : page * size]
+
+
+# ---------------------------------------------------------------- the methods
+
+
+def photo_list(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
+    photo_id = _int_param(p, "photo_id")
+    token = p.get("token", "")
+    with_unpublished = p.get("include_unpublished_p") == "1" and at_least(level, "read")
+    if photo_id is not None:
+        photo = site.photos.get(photo_id)
+        if photo is None:
+            raise ApiFailure("no_such_photo", "The photo does not exist.")
+        if token:
+            if not site.token_opens(photo, token):
+                raise ApiFailure("invalid_photo_token", "The token for the photo is wrong.")
+            return "photos", [photo.as_api(level)]
+        if not at_least(level, "anonymous"):
+            raise ApiFailure("token_required", "This site needs a token for anonymous access.")
+        visible = photo.published or with_unpublished
+        return "photos", [photo.as_api(level)] if visible else []
+    if token:
+        raise ApiFailure("invalid_input", "A token needs a photo_id.")
+    if not at_least(level, "anonymous"):
+        raise ApiFailure("token_required", "This site needs a token for anonymous access.")
+    listed = [ph for ph in site.photos.values() if ph.published or with_unpublished]
+    return "photos", _page(p, [ph.as_api(level) for ph in listed])
+
+
+def user_list(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
+    term = p.get("search", "").lower()
+    found = []
+    for u in site.users.values():
+        if term and term not in f"{u.username} {u.email} {u.full_name}".lower():
+            continue
+        obj: dict[str, Any] = {
+            "user_id": str(u.user_id),
+            "username": u.username,
+            "display_name": u.full_name,
+            "url": f"/user/{u.username}/",
+        }
+        if at_least(level, "admin"):
+            obj.update(
+                email=u.email, full_name=u.full_name, site_admin="t" if u.site_admin else "f"
+            )
+        found.append(obj)
+    return "users", _page(p, found)
+
+
+def session_get_token(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
+    return_url = p.get("return_url") or "/"
+    data = {
+        "email": p.get("email", ""),
+        "full_name": p.get("full_name", ""),
+        "return_url": return_url,
+        "kind": "visitor",
+    }
+    token = site.state.issue(site.state.session_tokens, data)
+    return "sessiontoken", {"access_token": token, "return_url": return_url}
+
+
+def user_get_login_token(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
+    user = site.users.get(_int_param(p, "user_id", required=True) or 0)
+    if user is None:
+        raise ApiFailure("no_such_user", "The user does not exist.")
+    return_url = p.get("return_url") or "/"
+    data = {
+        "email": user.email,
+        "full_name": user.full_name,
+        "return_url": return_url,
+        "kind": "user",
+    }
+    token = site.state.issue(site.state.login_tokens, data)
+    return "logintoken", {
+        "login_token": token,
+        "return_url": return_url,
+        "user_id": str(user.user_id),
+    }
+
+
+def protection_verify(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
+    photo = site.photos.get(_int_param(p, "object_id", required=True) or 0)
+    if not p.get("protection_method"):
+        raise ApiFailure("invalid_input", "The parameter protection_method is required.")
+    if photo is None:
+        raise ApiFailure("no_such_photo", "The photo does not exist.")
+    if not photo.protected_token:
+        raise ApiFailure("invalid_input", "The object is not protected.")
+    if photo.password and not hmac.compare_digest(
+        p.get("verification_data", "").encode(), photo.password.encode()
+    ):
+        raise ApiFailure("permission_denied", "The password is not correct.")
+    return "protectedtoken", {
+        "object_id": str(photo.photo_id),
+        "object_type": "photo",
+        "protected_token": photo.protected_token,
+    }
+
+
+def echo(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
+    return "echo", dict(p)
+
+
+def site_get(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
+    return "site", {"site_name": site.options.site_name, "domain": request.host}
+
+
+METHODS: dict[str, tuple[str, Handler]] = {  # method -> (lowest level, handler)
+    "photo/list": ("none", photo_list),
+    "user/list": ("anonymous", user_list),
+    "session/get-token": ("super", session_get_token),
+    "user/get-login-token": ("super", user_get_login_token),
+    "protection/verify": ("write", protection_verify),
+    "echo": ("none", echo),
+    "site/get": ("anonymous", site_get),
+}
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+@bp.route("/api/<path:method>", methods=["GET", "POST"])
+def api(method: str) -> BaseResponse:
+    site = current()
+    state = site.state
+    api2 = method.startswith("2/")
+    method = method[2:] if api2 else method
+    if method == "session/redeem-token":
+        return redeem(state.session_tokens, request.args.get("session_token", ""))
+    if method == "user/redeem-login-token":
+        return redeem(state.login_tokens, request.args.get("login_token", ""))
+    if state.mode not in ("ok", "slow"):
+        # Recorded on arrival, so a hang lands in the right test's log.
+        state.record({"method": method, "status": "fault", "mode": state.mode})
+    fault = _fault(site) if state.mode != "ok" else None
+    if fault is not None:
+        return fault
+    body = _form_body()  # read (and cache) the raw body before the form parser consumes it
+    # On POST 23 reads only the body; the query string is ignored entirely.
+    params = dict(request.form if request.method == "POST" else request.args)
+    oauth_given = request.headers.get("Authorization", "").startswith("OAuth ") or any(
+        k.startswith("oauth_") for k in params
+    )
+    level: str | None = "none"
+    if oauth_given:
+        level = site.verifier.level(_signed_uri(), request.method, body, dict(request.headers))
+    public = {k: v for k, v in params.items() if not k.startswith("oauth_")}
+    entry: dict[str, Any] = {
+        "method": method,
+        "http_method": request.method,
+        "api2": api2,
+        "level": level or "invalid",
+        "params": public,
+    }
+    try:
+        if level is None:
+            raise ApiFailure("invalid_signature", "The API signature is invalid.")
+        if method not in METHODS:
+            raise ApiFailure("invalid_input", f"There is no API method {method}.")
+        required, handler = METHODS[method]
+        if not at_least(level, required):
+            raise ApiFailure(
+                "permission_denied",
+                "You don't have the necessary permissions to perform this action "
+                f"(required level: '{required}')",
+            )
+        key, payload = handler(site, public, level)
+        envelope: dict[str, Any] = {"status": "ok", "permission_level": level, "cached": "0"}
+        if api2:
+            envelope["data"] = payload
+        else:
+            envelope[key] = payload
+            envelope["endpoint"] = f"/api/{method}"
+        entry["status"] = "ok"
+    except ApiFailure as exc:
+        envelope = {
+            "status": "error",
+            "code": exc.code,
+            "message": exc.message,
+            "permission_level": level or "none",
+        }
+        entry.update(status="error", code=exc.code)
+    state.record(entry)
+    return _render(envelope, params, api2)
+
+
+def _fault(site: EmulatedSite) -> Response | None:
+    mode = site.state.mode
+    if mode == "down":
+        return Response(
+            "<html><body>503 Service Unavailable</body></html>", 503, mimetype="text/html"
+        )
+    if mode == "garbage":
+        return Response(
+            "<html><body>Oops, something went wrong</body></html>", 200, mimetype="text/html"
+        )
+    if mode == "error":
+        body = {"status": "error", "code": "internal_error", "message": "Internal error"}
+        return Response(json.dumps(body), mimetype="application/json")
+    if mode == "hang":  # the client should give up first; the call never completes
+        time.sleep(site.state.hang_seconds)
+        return Response("<html><body>504 Gateway Timeout</body></html>", 504, mimetype="text/html")
+    if mode == "slow":  # the client should wait; the call then completes normally
+        time.sleep(site.state.hang_seconds)
+    return None
+
+
+def _signed_uri() -> str:
+    if request.method == "POST":
+        return request.base_url
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    return request.host_url.rstrip("/") + raw if raw else request.url
+
+
+def _form_body() -> str:
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return request.get_data(cache=True, as_text=True)
+    return ""  # multipart fields are never signed
+
+
+def _render(envelope: dict[str, Any], params: Params, api2: bool) -> Response:
+    body = json.dumps(envelope)
+    if api2:
+        callback = params.get("callback")
+        if callback:
+            return Response(f"/* */\n{callback}({body});", mimetype="application/javascript")
+        return Response(body, mimetype="application/json")
+    if params.get("format") != "json":
+        attrs = " ".join(f'{k}="{escape(v)}"' for k, v in envelope.items() if isinstance(v, str))
+        return Response(
+            f'<?xml version="1.0" encoding="utf-8"?>\n<response {attrs}/>', mimetype="text/xml"
+        )
+    if "raw" in params:
+        return Response(body, mimetype="application/json")
+    if params.get("callback"):
+        return Response(f"{params['callback']}({body});", mimetype="text/javascript")
+    return Response(f"var {params.get('varname', 'visual')} = {body}", mimetype="text/javascript")

@@ -1,0 +1,109 @@
+"""The emulated site's state: its options, catalogue, users, issued tokens, call log and fault
+mode, shared by its blueprints through ``current()``."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from itsdangerous import URLSafeTimedSerializer
+
+from gateway.devsite.catalog import (
+    LEVELS,
+    Credential,
+    Photo,
+    User,
+    demo_credentials,
+    demo_photos,
+    demo_users,
+)
+from gateway.devsite.oauth import OAuthVerifier
+from gateway.twentythree.tokens import verify_token
+
+TOKEN_LIFETIME = 15 * 60  # session and login tokens, as on 23
+SESSION_IDLE = 30 * 60  # 23's signed sessions die after 30 idle minutes
+COOKIE = "devsite_session"
+MODES = ("ok", "slow", "down", "garbage", "hang", "error")
+
+TokenTable = dict[str, tuple[float, dict[str, str]]]
+
+
+@dataclass
+class DevsiteOptions:
+    remote_login_url: str = "http://127.0.0.1:8000/sso/demo/login"
+    return_param: str = "return_url"
+    credentials: list[Credential] = field(default_factory=demo_credentials)
+    photos: list[Photo] = field(default_factory=demo_photos)
+    users: list[User] = field(default_factory=demo_users)
+    site_name: str = "Demo Video Site"
+
+
+class ApiFailure(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class State:
+    """What changes while the site runs: tokens issued, calls seen, the fault mode."""
+
+    session_tokens: TokenTable = field(default_factory=dict)
+    login_tokens: TokenTable = field(default_factory=dict)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    mode: str = "ok"  # one of MODES
+    hang_seconds: float = 30.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def issue(self, table: TokenTable, data: dict[str, str]) -> str:
+        token = secrets.token_hex(24)
+        with self.lock:
+            now = time.time()
+            for key in [k for k, (exp, _) in table.items() if exp < now]:
+                del table[key]
+            table[token] = (now + TOKEN_LIFETIME, data)
+        return token
+
+    def redeem(self, table: TokenTable, token: str) -> dict[str, str] | None:
+        with self.lock:
+            entry = table.pop(token, None)  # single use: gone whether or not it is still valid
+        if entry is None or entry[0] < time.time():
+            return None
+        return entry[1]
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.calls.append(entry)
+
+
+class EmulatedSite:
+    """Everything one emulated site knows, built once per app."""
+
+    def __init__(self, options: DevsiteOptions) -> None:
+        self.options = options
+        self.state = State()
+        self.verifier = OAuthVerifier(options.credentials)
+        self.photos = {p.photo_id: p for p in options.photos}
+        self.users = {u.user_id: u for u in options.users}
+        self.cookies = URLSafeTimedSerializer(secrets.token_hex(32), salt="devsite-session")
+
+    def token_opens(self, photo: Photo, token: str) -> bool:
+        """The photo's base token, or an unexpired time-limited token made from it."""
+        if hmac.compare_digest(token.encode(), photo.token.encode()):
+            return True
+        return verify_token(photo.token, photo.photo_id, token)
+
+
+def current() -> EmulatedSite:
+    site: EmulatedSite = current_app.extensions["devsite"]
+    return site
+
+
+def at_least(level: str, required: str) -> bool:
+    return LEVELS.index(level) >= LEVELS.index(required)
