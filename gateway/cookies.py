@@ -24,6 +24,9 @@ class Cookie:
     samesite: str = "Lax"
     narrow: bool = False  # must keep its path (never widened to "/" for __Host-)
     https_only: bool = False  # only set on https (browsers refuse SameSite=None without it)
+    # Read on a POST from another site (the SAML HTTP-POST binding): SameSite=None on https,
+    # where Lax would not be sent; Lax on loopback http, where None is refused.
+    cross_site_post: bool = False
 
 
 SESSION = Cookie("gw_session")
@@ -31,7 +34,7 @@ PLAYER = Cookie("gw_player", path="/protection/", samesite="None", narrow=True, 
 OIDC_STATE = Cookie("gw_oidc", path="/sso/")
 FORM = Cookie("gw_form", path="/sso/")
 CHECKOUT = Cookie("gw_checkout", path="/sso/")
-SAML_STATE = Cookie("gw_saml", path="/sso/")
+SAML_STATE = Cookie("gw_saml", path="/sso/", cross_site_post=True)
 ADMIN = Cookie("gw_admin", path="/admin")
 
 
@@ -68,13 +71,16 @@ class CookieJar:
             path=path,
             secure=self.secure,
             httponly=True,
-            samesite=cookie.samesite,
+            samesite=self._samesite(cookie),
         )
+
+    def _samesite(self, cookie: Cookie) -> str:
+        return "None" if cookie.cross_site_post and self.secure else cookie.samesite
 
     def delete(self, response: Response, cookie: Cookie) -> None:
         if cookie.https_only and not self.secure:
             return
         name, path = self._where(cookie)
         response.delete_cookie(
-            name, path=path, secure=self.secure, httponly=True, samesite=cookie.samesite
+            name, path=path, secure=self.secure, httponly=True, samesite=self._samesite(cookie)
         )

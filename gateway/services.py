@@ -65,7 +65,13 @@ class Services:
         entitlements = open_entitlements(settings)
         sessions = Sessions(SessionCodec(g.secret_keys, g.session_idle, g.session_max_age), store)
         cookies = CookieJar(g.public_url)
-        context = ProviderContext(g, store, limiter, sessions, cookies, entitlements)
+        identity_sites = {
+            ident: tuple(n for n, site in settings.sites.items() if ident in site.identities)
+            for ident in settings.identities
+        }
+        context = ProviderContext(
+            g, store, limiter, sessions, cookies, entitlements, identity_sites=identity_sites
+        )
         providers = build_providers(settings.identities, context)
         site_providers = {
             name: tuple(providers[i] for i in site.identities if i in providers)

@@ -50,7 +50,7 @@ DEFAULT_CONFIG_PATH = "config/gateway.toml"
 MIN_SECRET_KEY_LENGTH = 16
 SECTIONS = ("gateway", "sites", "store", "identity", "api_keys")
 # Named in the contract but not built in this version: say so instead of "unknown type".
-PLANNED_IDENTITY_TYPES = ("saml", "ldap")
+PLANNED_IDENTITY_TYPES = ("ldap",)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _ENV_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")

@@ -123,7 +123,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def url_problem(value: str, *, origin_only: bool) -> str | None:
+def url_problem(value: str, *, origin_only: bool, query_ok: bool = False) -> str | None:
     """A sentence saying what is wrong with a URL, or None."""
     from urllib.parse import urlsplit
 
@@ -136,8 +136,8 @@ def url_problem(value: str, *, origin_only: bool) -> str | None:
         return "must be an absolute http(s) URL"
     if parts.username is not None or parts.password is not None:
         return "must not contain user info"
-    if parts.query or parts.fragment:
-        return "must not contain a query or fragment"
+    if parts.fragment or (parts.query and not query_ok):
+        return "must not contain a fragment" if query_ok else "must not contain a query or fragment"
     if origin_only and parts.path not in ("", "/"):
         return "must be an origin (scheme, host and optional port) without a path"
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
@@ -145,15 +145,15 @@ def url_problem(value: str, *, origin_only: bool) -> str | None:
     return None
 
 
-def _url(origin_only: bool, optional: bool) -> Callable[[Any], str]:
+def _url(origin_only: bool, optional: bool, query_ok: bool = False) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = _string(value) if optional else _non_empty(value)
         if not text:
             return ""
-        found = url_problem(text, origin_only=origin_only)
+        found = url_problem(text, origin_only=origin_only, query_ok=query_ok)
         if found:
             raise problem(found)
-        return text.rstrip("/")
+        return text if query_ok else text.rstrip("/")
 
     return check
 
@@ -161,6 +161,10 @@ def _url(origin_only: bool, optional: bool) -> Callable[[Any], str]:
 Url = Annotated[str, BeforeValidator(_url(origin_only=False, optional=False))]
 OptionalUrl = Annotated[str, BeforeValidator(_url(origin_only=False, optional=True))]
 Origin = Annotated[str, BeforeValidator(_url(origin_only=True, optional=False))]
+# A document to fetch (metadata, key sets): a query string is part of its address.
+OptionalFetchUrl = Annotated[
+    str, BeforeValidator(_url(origin_only=False, optional=True, query_ok=True))
+]
 
 
 def domain_problem(value: str) -> str | None:

@@ -5,8 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # redis-server: the shared store; chromium: the visitor flows in a real browser;
-# postgresql: the entitlement store's production database (a throwaway cluster per test run).
-scripts/apt-install.sh redis-server chromium postgresql
+# postgresql: the entitlement store's production database (a throwaway cluster per test run);
+# xmlsec1: SAML signatures (a runtime need too); simplesamlphp + PHP: a real SAML IdP for the
+# tests (nginx satisfies its web-server dependency without Apache; the tests use PHP's own
+# server).
+scripts/apt-install.sh redis-server chromium postgresql xmlsec1 \
+  simplesamlphp php-cli php-cgi php-xml php-mbstring nginx
 
 # A real OpenID provider (panva/oidc-provider) for the SSO tests, pinned by package-lock.json.
 if [[ ! -d tests/oidc/node_modules/oidc-provider || tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]]; then

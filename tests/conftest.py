@@ -89,3 +89,11 @@ def paywall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.paywall_world import running_paywall_world
 
     yield from running_paywall_world(tmp_path_factory.mktemp("paywall"))
+
+
+@pytest.fixture(scope="session")
+def saml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """SimpleSAMLphp, the tests' forging IdP, emulated site and gateway (saml_world.py)."""
+    from tests.saml_world import running_saml_world
+
+    yield from running_saml_world(tmp_path_factory.mktemp("saml"))

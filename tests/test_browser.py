@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -198,5 +199,27 @@ def test_payment_received_page_in_another_browser(
         page.goto(f"{paywall.gateway}/sso/stripe/gold/return?session_id={session_id}")
         assert page.text_content("#title") == "Payment received"
         page.screenshot(path=shots / "payment-received.png")
+    finally:
+        context.close()
+
+
+def test_saml_sign_in_through_simplesamlphp(browser: Browser, saml: Any, shots: Path) -> None:
+    """Closed site -> gateway -> the IdP's own login page -> back -> the site's welcome page."""
+    saml.reset()
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    try:
+        tab.goto(saml.devsite.url + "/video/1002")
+        assert tab.url.startswith(saml.idp.url + "/module.php/core/loginuserpass.php")
+        tab.screenshot(path=shots / "saml-idp-login.png")
+        tab.fill("input[name=username]", "alice")
+        tab.fill("input[name=password]", "alice-pass")
+        tab.click("button[type=submit], input[type=submit]")
+        tab.wait_for_url(saml.devsite.url + "/video/1002")
+        assert "Quarterly all-hands" in tab.content()
+        tab.goto(saml.devsite.url + "/")
+        assert tab.text_content("#welcome") == "Welcome, Alice Example"
+        tab.screenshot(path=shots / "saml-welcome.png")
     finally:
         context.close()

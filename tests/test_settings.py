@@ -104,7 +104,7 @@ def test_every_problem_at_once_with_dotted_keys() -> None:
     doc["api_keys"] = {"cms": {"key_sha256": "xyz", "sites": ["elsewhere"], "max_ttl": 0}}
     doc["identity"] = {
         "corp": {"type": "kerberos"},
-        "idp": {"type": "saml"},
+        "idp": {"type": "ldap"},
         "pw": {"type": "jwt", "issuer": "i", "audience": "a"},
     }
     problems = _problems(doc)
@@ -127,7 +127,7 @@ def test_every_problem_at_once_with_dotted_keys() -> None:
         "api_keys.cms.sites: names no [sites.elsewhere] table",
         "api_keys.cms.max_ttl: must be at least 1",
         "identity.corp.type: must be one of",
-        "identity.idp.type: 'saml' is not supported by this version",
+        "identity.idp.type: 'ldap' is not supported by this version",
         "identity.pw: set exactly one of secret (HS256) or jwks_url",
     ]
     for start in expected:

@@ -151,7 +151,12 @@ class BeforeChooser(Provider, Protocol):
 
 @runtime_checkable
 class EndsIdpSession(Protocol):
-    def end_session_url(self, post_logout_redirect_uri: str, state: str) -> str | None: ...
+    def end_session_url(
+        self, identity: Identity, post_logout_redirect_uri: str, state: str
+    ) -> str | None:
+        """Where to send the visitor to end ``identity``'s session at the IdP (``state``
+        comes back to the post-logout URI), or None when the IdP offers no logout."""
+        ...
 
 
 @runtime_checkable

@@ -3,7 +3,8 @@ the session revocations (back-channel logout) and the cookie jar. Nothing from `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.cookies import CookieJar
@@ -24,3 +25,4 @@ class ProviderContext:
     sessions: Sessions
     cookies: CookieJar
     entitlements: EntitlementStore | None = None  # present when any site or identity needs it
+    identity_sites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # who lists whom

@@ -343,7 +343,9 @@ class OidcProvider:
 
     # ------------------------------------------------------------------ logout
 
-    def end_session_url(self, post_logout_redirect_uri: str, state: str) -> str | None:
+    def end_session_url(
+        self, identity: Identity, post_logout_redirect_uri: str, state: str
+    ) -> str | None:
         """RP-initiated logout at the provider, when it offers one."""
         try:
             endpoint = self.metadata().get("end_session_endpoint")

@@ -32,7 +32,14 @@ from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
 from gateway.logs import audit
-from gateway.settings_fields import IdentityModel, Integer, OptionalUrl, RequiredText, Secret, Text
+from gateway.settings_fields import (
+    IdentityModel,
+    Integer,
+    OptionalFetchUrl,
+    RequiredText,
+    Secret,
+    Text,
+)
 
 log = logging.getLogger("gateway.paywall")
 
@@ -45,7 +52,7 @@ class PaywallJwtSettings(IdentityModel):
     issuer: RequiredText
     audience: RequiredText
     secret: Secret = SecretStr("")  # HS256 ...
-    jwks_url: OptionalUrl = ""  # ... or RS256/ES256 keys from here
+    jwks_url: OptionalFetchUrl = ""  # ... or RS256/ES256 keys from here
     email_claim: Text = "email"
     name_claim: Text = "name"
     entitlements_claim: Text = "entitlements"

@@ -15,6 +15,7 @@ from gateway.identity.email_link import EmailLinkProvider, EmailLinkSettings
 from gateway.identity.header import HeaderProvider, HeaderSettings
 from gateway.identity.oidc import OidcProvider, OidcSettings
 from gateway.identity.paywall_jwt import PaywallJwtProvider, PaywallJwtSettings
+from gateway.identity.saml import SamlProvider, SamlSettings
 from gateway.identity.static import StaticProvider, StaticSettings
 from gateway.identity.stripe_checkout import StripeCheckoutProvider, StripeSettings
 from gateway.settings_fields import IdentityModel
@@ -32,6 +33,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
     "jwt": ProviderType(PaywallJwtSettings, PaywallJwtProvider),
     "stripe": ProviderType(StripeSettings, StripeCheckoutProvider),
     "email": ProviderType(EmailLinkSettings, EmailLinkProvider),
+    "saml": ProviderType(SamlSettings, SamlProvider),
 }
 
 

@@ -267,7 +267,7 @@ def logout(site_name: str) -> Response:
             signer = timed_serializer(services().settings.gateway.secret_keys, "signed-out")
             state = signer.dumps({"s": site.name, "r": return_url})
             done = services().settings.gateway.public_url + "/sso/signed-out"
-            url = provider.end_session_url(done, state)
+            url = provider.end_session_url(identity, done, state)
             if url:
                 response = redirect(url, code=303)
     if response is None:
