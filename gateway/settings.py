@@ -49,8 +49,6 @@ from gateway.settings_fields import (
 DEFAULT_CONFIG_PATH = "config/gateway.toml"
 MIN_SECRET_KEY_LENGTH = 16
 SECTIONS = ("gateway", "sites", "store", "identity", "api_keys")
-# Named in the contract but not built in this version: say so instead of "unknown type".
-PLANNED_IDENTITY_TYPES = ("ldap",)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _ENV_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
@@ -397,11 +395,6 @@ def parse_settings(
         problems.append("sites: at least one [sites.<name>] table is required")
     sections["api_keys"] = _named_tables(raw, "api_keys", problems)
     identities = _named_tables(raw, "identity", problems)
-    for name, table in list(identities.items()):
-        kind = table.get("type") if isinstance(table, dict) else None
-        if kind in PLANNED_IDENTITY_TYPES:
-            problems.append(f"identity.{name}.type: {kind!r} is not supported by this version")
-            del identities[name]
     _cross_references({**raw, **sections, "identity": raw.get("identity") or {}}, problems)
 
     top = {k: v for k, v in raw.items() if k != "identity"} | sections

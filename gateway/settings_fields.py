@@ -200,7 +200,16 @@ def _header(value: Any) -> str:
     return str(value)
 
 
+def _readable_file(value: Any) -> str:
+    from pathlib import Path
+
+    if _string(value) and not Path(value).is_file():
+        raise problem("is not a readable file")
+    return str(value)
+
+
 Domains = Annotated[tuple[str, ...], BeforeValidator(_domains)]
+ReadableFile = Annotated[str, BeforeValidator(_readable_file)]  # "" = none
 Hosts = Annotated[tuple[str, ...], BeforeValidator(_hosts)]
 HeaderName = Annotated[str, BeforeValidator(_header)]
 

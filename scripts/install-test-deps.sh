@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # xmlsec1: SAML signatures (a runtime need too); simplesamlphp + PHP: a real SAML IdP for the
 # tests (nginx satisfies its web-server dependency without Apache; the tests use PHP's own
 # server).
+# slapd + ldap-utils: a real directory for the LDAP tests (started by the tests).
 scripts/apt-install.sh redis-server chromium postgresql xmlsec1 \
-  simplesamlphp php-cli php-cgi php-xml php-mbstring nginx
+  simplesamlphp php-cli php-cgi php-xml php-mbstring nginx slapd ldap-utils
 
 # A real OpenID provider (panva/oidc-provider) for the SSO tests, pinned by package-lock.json.
 if [[ ! -d tests/oidc/node_modules/oidc-provider || tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]]; then

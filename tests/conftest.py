@@ -97,3 +97,11 @@ def saml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.saml_world import running_saml_world
 
     yield from running_saml_world(tmp_path_factory.mktemp("saml"))
+
+
+@pytest.fixture(scope="session")
+def ldap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real slapd, emulated site and gateway with LDAP identities (ldap_world.py)."""
+    from tests.ldap_world import running_ldap_world
+
+    yield from running_ldap_world(tmp_path_factory.mktemp("ldap"))

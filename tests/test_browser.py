@@ -223,3 +223,29 @@ def test_saml_sign_in_through_simplesamlphp(browser: Browser, saml: Any, shots: 
         tab.screenshot(path=shots / "saml-welcome.png")
     finally:
         context.close()
+
+
+def test_ldap_sign_in_through_the_form(browser: Browser, ldap: Any, shots: Path) -> None:
+    """The gateway's own form against a real directory, to the site's welcome page."""
+    ldap.reset()
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    try:
+        tab.goto(ldap.devsite.url + "/video/1002")
+        assert tab.url.startswith(ldap.gateway + "/sso/intranet/login")
+        assert tab.text_content("label[for=email]") == "Username or e-mail"
+        tab.screenshot(path=shots / "ldap-form.png")
+        tab.fill("#email", "ada")
+        tab.fill("#password", "wrong")
+        tab.click("button[type=submit]")
+        assert "do not match" in tab.text_content("#error")
+        assert tab.get_attribute("#password", "aria-invalid") == "true"
+        tab.fill("#password", "ada-pass-0123")
+        tab.click("button[type=submit]")
+        tab.wait_for_url(ldap.devsite.url + "/video/1002")
+        tab.goto(ldap.devsite.url + "/")
+        assert tab.text_content("#welcome") == "Welcome, Ada Lovelace"
+        tab.screenshot(path=shots / "ldap-welcome.png")
+    finally:
+        context.close()

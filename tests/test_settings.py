@@ -127,7 +127,7 @@ def test_every_problem_at_once_with_dotted_keys() -> None:
         "api_keys.cms.sites: names no [sites.elsewhere] table",
         "api_keys.cms.max_ttl: must be at least 1",
         "identity.corp.type: must be one of",
-        "identity.idp.type: 'ldap' is not supported by this version",
+        "identity.idp.url: is required",
         "identity.pw: set exactly one of secret (HS256) or jwks_url",
     ]
     for start in expected:

@@ -35,7 +35,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import requests
@@ -43,7 +43,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 from flask import Request, redirect
 from itsdangerous import BadSignature, SignatureExpired
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 from werkzeug.wrappers import Response
 
 from gateway.cookies import SAML_STATE
@@ -57,8 +57,8 @@ from gateway.settings_fields import (
     IdentityModel,
     Integer,
     OptionalFetchUrl,
+    ReadableFile,
     Text,
-    problem,
 )
 from gateway.signing import timed_serializer
 
@@ -72,17 +72,6 @@ REFETCH_INTERVAL = 30.0  # at most this often on a failed signature (key rollove
 MAX_MESSAGE = 512 * 1024  # bytes of base64 in a SAMLResponse / SAMLRequest
 SIG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
-
-
-def _readable_file(value: Any) -> str:
-    if not isinstance(value, str):
-        raise problem("must be a string")
-    if value and not Path(value).is_file():
-        raise problem("is not a readable file")
-    return value
-
-
-ReadableFile = Annotated[str, BeforeValidator(_readable_file)]
 
 
 class SamlSettings(IdentityModel):
