@@ -66,7 +66,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     minter = Services.build(settings).minters[args.site]
     ttl = min(args.ttl, 366 * 86400)
     try:
-        (item,) = minter.mint([args.photo_id], minter.expire_after(ttl))
+        (item,) = minter.mint([args.photo_id], minter.expire_after(ttl)).items()
     except GatewayError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from flask import g, render_template, request
+from flask import render_template, request
 from werkzeug.wrappers import Response
+
+from gateway.logs import request_id_var
 
 BADGES = {
     400: "Sign-in problem",
@@ -64,6 +66,6 @@ def message_page(
         code=code,
         retry_url=retry_url,
         retry_label=retry_label,
-        request_id=g.get("request_id", ""),
+        request_id=request_id_var.get(),
     )
     return Response(page, status=status, mimetype="text/html")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -26,17 +26,23 @@ class Model(BaseModel):
 
 
 class Named(Model):
-    """A table whose name is its key in the file (``[sites.<name>]``), not a key in it."""
+    """A table whose name is its key in the file (``[sites.<name>]``), not a key in it.
 
-    _name: str = PrivateAttr("")
+    ``name`` is a plain field (read on every request: a private attribute would cost a slow
+    ``__getattr__`` each time), set by the loader after validation; a file that sets it is
+    told the key is unknown."""
 
-    @property
-    def name(self) -> str:
-        return self._name
+    name: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _not_from_the_file(cls, value: str) -> str:
+        if value:
+            raise problem("unknown key")
+        return value
 
     def named(self, name: str) -> Self:
-        self._name = name  # a private attribute: set once, by the loader
-        return self
+        return self.model_copy(update={"name": name})
 
 
 def problem(message: str) -> PydanticCustomError:

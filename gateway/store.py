@@ -1,25 +1,35 @@
 """Shared state: what every worker and instance of one gateway must agree on.
 
-Used-once markers (OIDC state, JWT ids), rate-limit counters and the photo cache go through
-one small interface. ``MemoryStore`` serves one process (gunicorn: one worker, many threads);
-``RedisStore`` serves any number of workers and instances. Values are JSON-compatible
-(dict, list, str, int, float, bool, None) and must be treated as read-only by callers.
+Used-once markers (OIDC/SAML states, JWT ids, logout tokens), session revocations,
+rate-limit windows, the photo cache and its invalidations go through one small interface.
+``MemoryStore`` serves one process (one worker, many threads); ``RedisStore`` serves any
+number of workers and instances. Values are JSON-compatible and read-only for callers.
+
+Redis outages degrade rather than hang: after a failure the store answers
+``StoreUnavailable`` at once for ``RETRY_AFTER`` seconds (no caller waits on a dead socket),
+then tries again by itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from gateway.errors import GatewayError
+from gateway.errors import ServiceUnavailable
+
+log = logging.getLogger("gateway.store")
+
+RETRY_AFTER = 2.0  # seconds a failed Redis is not asked again
+Listener = Callable[[str], None]
 
 
-class StoreUnavailable(GatewayError):
-    status = 503
+class StoreUnavailable(ServiceUnavailable):
     code = "store_unavailable"
     default_message = "The gateway's shared store is unavailable."
 
@@ -43,6 +53,20 @@ class Store(Protocol):
         """Add one to a counter that lives ``ttl`` seconds from its first increment."""
         ...
 
+    def lock(self, name: str, ttl: float, wait: float) -> contextlib.AbstractContextManager[bool]:
+        """Hold ``name`` for at most ``ttl`` seconds, waiting up to ``wait`` for it; the
+        context value says whether this caller got it (it may go on without)."""
+        ...
+
+    def publish(self, channel: str, message: str) -> None:
+        """Tell every subscriber of ``channel``, in every worker and instance."""
+        ...
+
+    def subscribe(self, channel: str, listener: Listener, on_gap: Callable[[], None]) -> None:
+        """Call ``listener`` with every message; ``on_gap`` when messages may have been
+        missed (the connection to the store broke)."""
+        ...
+
     def ping(self) -> bool: ...
 
 
@@ -53,6 +77,8 @@ class MemoryStore:
         self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
+        self._locks: dict[str, threading.Lock] = {}
+        self._listeners: dict[str, list[Listener]] = {}
 
     def _live(self, key: str, now: float) -> tuple[float, Any] | None:
         entry = self._data.get(key)
@@ -106,6 +132,24 @@ class MemoryStore:
             self._data[key] = (entry[0], count)  # keeps its first expiry: a fixed window
             return count
 
+    @contextlib.contextmanager
+    def lock(self, name: str, ttl: float, wait: float) -> Iterator[bool]:
+        with self._lock:
+            held = self._locks.setdefault(name, threading.Lock())
+        got = held.acquire(timeout=wait)
+        try:
+            yield got
+        finally:
+            if got:
+                held.release()
+
+    def publish(self, channel: str, message: str) -> None:
+        for listener in list(self._listeners.get(channel, ())):
+            listener(message)
+
+    def subscribe(self, channel: str, listener: Listener, on_gap: Callable[[], None]) -> None:
+        self._listeners.setdefault(channel, []).append(listener)  # one process: no gaps
+
     def ping(self) -> bool:
         return True
 
@@ -124,13 +168,23 @@ class RedisStore:
         self._redis = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
         )
+        self._url = url
         self._prefix = prefix
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._down_until = 0.0
+        self._subscribers: dict[str, list[tuple[Listener, Callable[[], None]]]] = {}
+        self._subscribers_lock = threading.Lock()
+        self._subscriber_thread: threading.Thread | None = None
+        self._resubscribe = threading.Event()
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable()
         try:
             return fn(*args, **kwargs)
-        except self._errors:
+        except self._errors as exc:
+            self._down_until = time.monotonic() + RETRY_AFTER
+            log.warning("redis unavailable", extra={"cause": type(exc).__name__})
             raise StoreUnavailable() from None
 
     def get(self, key: str) -> Any:
@@ -168,10 +222,89 @@ class RedisStore:
         result: int = self._call(run)
         return result
 
+    @contextlib.contextmanager
+    def lock(self, name: str, ttl: float, wait: float) -> Iterator[bool]:
+        """redis-py's Lock: a random owner token, released by a script that deletes the key
+        only while it still holds that token (never someone else's lock after a timeout)."""
+        import redis.exceptions
+
+        held = self._redis.lock(self._prefix + name, timeout=ttl, sleep=0.02, blocking_timeout=wait)
+        got = bool(self._call(held.acquire))
+        try:
+            yield got
+        finally:
+            if got:
+                with contextlib.suppress(redis.exceptions.LockError, *self._errors):
+                    held.release()
+
+    def publish(self, channel: str, message: str) -> None:
+        self._call(self._redis.publish, self._prefix + channel, message)
+
+    def subscribe(self, channel: str, listener: Listener, on_gap: Callable[[], None]) -> None:
+        with self._subscribers_lock:
+            self._subscribers.setdefault(self._prefix + channel, []).append((listener, on_gap))
+            if self._subscriber_thread is None:  # one connection per process, all channels
+                self._subscriber_thread = threading.Thread(
+                    target=self._listen, name="store-subscriber", daemon=True
+                )
+                self._subscriber_thread.start()
+            else:
+                self._resubscribe.set()
+
+    def _gap(self) -> None:
+        with self._subscribers_lock:
+            handlers = [on_gap for entries in self._subscribers.values() for _, on_gap in entries]
+        for on_gap in handlers:
+            on_gap()
+
+    def _listen(self) -> None:
+        """Follow the channels for the life of the process, reconnecting after failures.
+        Every (re)connection is a possible gap, so subscribers forget what they cached."""
+        import redis
+
+        backoff, warned = 0.2, False
+        while True:
+            try:
+                client = redis.Redis.from_url(
+                    self._url, socket_connect_timeout=1.0, health_check_interval=10
+                )  # health checks: a half-open connection shows up as an error
+                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                while True:
+                    self._resubscribe.clear()
+                    with self._subscribers_lock:
+                        channels = list(self._subscribers)
+                    pubsub.subscribe(*channels)
+                    self._gap()
+                    backoff, warned = 0.2, False
+                    while not self._resubscribe.is_set():
+                        message = pubsub.get_message(timeout=1.0)
+                        if message is not None:
+                            self._deliver(message)
+            except self._errors as exc:
+                if not warned:  # once per outage, not once per retry
+                    log.warning("redis subscription lost", extra={"cause": type(exc).__name__})
+                    warned = True
+                self._gap()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        channel, data = message.get("channel"), message.get("data")
+        if not isinstance(channel, bytes) or not isinstance(data, bytes):
+            return
+        with self._subscribers_lock:
+            listeners = [listener for listener, _ in self._subscribers.get(channel.decode(), ())]
+        text = data.decode()
+        for listener in listeners:
+            try:
+                listener(text)
+            except Exception:  # one bad listener must not stop the others' invalidations
+                log.exception("store listener failed")
+
     def ping(self) -> bool:
         try:
-            return bool(self._redis.ping())
-        except self._errors:
+            return bool(self._call(self._redis.ping))
+        except StoreUnavailable:
             return False
 
 

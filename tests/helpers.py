@@ -192,3 +192,11 @@ class ServedGateway:
         except Exception:
             self.proc.kill()
         self._log.close()
+
+
+def forget_state(app: Any) -> None:
+    """A fresh start for a long-lived test gateway: its store and every first-level cache."""
+    services = app.extensions["gateway.services"]
+    services.store.clear()
+    for cache in services.caches.values():
+        cache.forget_all()

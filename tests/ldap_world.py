@@ -11,7 +11,14 @@ from typing import Any
 
 from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
-from tests.helpers import Devsite, LiveServer, free_port, make_settings, site_table
+from tests.helpers import (
+    Devsite,
+    LiveServer,
+    forget_state,
+    free_port,
+    make_settings,
+    site_table,
+)
 from tests.ldap_server import BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd
 
 
@@ -24,7 +31,7 @@ class LdapWorld:
 
     def reset(self) -> None:
         self.devsite.reset()
-        self.app.extensions["gateway.services"].store.clear()
+        forget_state(self.app)
 
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]

@@ -18,7 +18,14 @@ from joserfc.jwk import KeySet, RSAKey
 
 from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
-from tests.helpers import Devsite, LiveServer, free_port, make_settings, site_table
+from tests.helpers import (
+    Devsite,
+    LiveServer,
+    forget_state,
+    free_port,
+    make_settings,
+    site_table,
+)
 from tests.stripe_standin import PRICE, SECRET_KEY, WEBHOOK_SECRET, StripeStandin
 
 PAYWALL_SECRET = "paywall-shared-secret-0123456789abcdef"
@@ -63,7 +70,7 @@ class PaywallWorld:
 
     def reset(self) -> None:
         self.devsite.reset()
-        self.app.extensions["gateway.services"].store.clear()
+        forget_state(self.app)
         self.stripe.down = False
         with self.mail.lock:
             self.mail.messages.clear()

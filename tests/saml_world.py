@@ -16,7 +16,14 @@ from typing import Any
 
 from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
-from tests.helpers import Devsite, LiveServer, free_port, make_settings, site_table
+from tests.helpers import (
+    Devsite,
+    LiveServer,
+    forget_state,
+    free_port,
+    make_settings,
+    site_table,
+)
 from tests.saml_forge import ForgedIdp, KeyPair
 
 SSP_ROOT = Path("/usr/share/simplesamlphp/www")
@@ -155,7 +162,7 @@ class SamlWorld:
 
     def reset(self) -> None:
         self.devsite.reset()
-        self.app.extensions["gateway.services"].store.clear()
+        forget_state(self.app)
 
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]

@@ -10,7 +10,14 @@ from typing import Any
 from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
 from gateway.passwords import hash_password
-from tests.helpers import Devsite, LiveServer, free_port, make_settings, site_table
+from tests.helpers import (
+    Devsite,
+    LiveServer,
+    forget_state,
+    free_port,
+    make_settings,
+    site_table,
+)
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProviderProcess
 
 TEAM_PASSWORD = "correct horse battery staple"
@@ -30,7 +37,7 @@ class World:
         """A clean slate per test: the site's call log and the gateway's shared state, so one
         test's login attempts never count against another's rate limits."""
         self.devsite.reset()
-        self.app.extensions["gateway.services"].store.clear()
+        forget_state(self.app)
 
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]

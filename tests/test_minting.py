@@ -9,12 +9,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway import create_app
+from gateway.twentythree.cache import PhotoInfo
+from gateway.twentythree.minting import Mintable
 from gateway.twentythree.tokens import time_limited_token, verify_token
 from tests.helpers import Devsite, LiveServer, make_settings, site_table
 
@@ -309,3 +312,18 @@ def test_audit_line_without_the_token(
     assert record.__dict__["photo_ids"] == [1001] and record.__dict__["refused"] == [999999]
     assert record.__dict__["expire"] == item["expire"]
     assert item["token"] not in str(record.__dict__) and item["token"][:40] not in caplog.text
+
+
+def test_the_prepared_json_is_the_item_encoded() -> None:
+    info = PhotoInfo(
+        photo_id=1002,
+        tree_id=77,
+        token="abcDEF_-09",
+        protected_token="",
+        published=True,
+        files={"video_hd": "clip.mp4", "video_original": ""},
+        still="large",
+    )
+    ready = Mintable("https://video.example.com", info)
+    for expire in (1, 1796156116, 10**11):
+        assert ready.item_json(expire) == orjson.dumps(ready.item(expire)).decode()

@@ -1,24 +1,32 @@
-"""Photo-token cache: what minting needs to know about a video, read once from ``photo/list``.
+"""Photo facts (what minting needs to know about a video, read from ``photo/list``), in two
+levels:
 
-TTL-bounded, shared through the Store (so pingbacks reach every worker), single-flight (many
-concurrent mints of a cold photo make one upstream call, across workers too), and a short
-negative cache for ``no_such_photo``. A warm lookup makes no upstream call.
+1. an in-process dict per site: a warm lookup takes no lock and touches no network, whatever
+   the store;
+2. the shared store (Redis with several workers or instances): what one worker fetched,
+   every worker has; a batch's misses are read from it in one round trip.
+
+What neither level knows comes from 23, once: one thread per process asks, and across
+processes a store lock (redis-py's owner-token Lock) lets one fetch while the others wait for
+its result. Pingbacks drop an entry from the store and tell every worker of every instance
+(store pub/sub) to drop theirs; a subscriber that lost its connection may have missed some,
+so its whole first level is forgotten. "No such photo" is remembered briefly. When the store
+is down, the first level keeps serving and misses go straight to 23.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import metrics
 from gateway.errors import UpstreamBadResponse, UpstreamRejected
-from gateway.store import Store
+from gateway.store import Store, StoreUnavailable
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.urls import FORMAT_RE
 from gateway.twentythree.values import as_flag, as_int
@@ -27,6 +35,8 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _STILLS = ("large", "standard", "portrait", "medium", "small", "original")
 NO_SUCH_PHOTO = "no_such_photo"
+INVALIDATIONS = "photo-invalidations"  # the pub/sub channel: "<site>:<photo id>"
+LOCAL_LIMIT = 50_000  # entries per site in the first level
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +98,35 @@ class PhotoInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PhotoInfo:
-        return cls(**{k: v for k, v in data.items() if k != "version"})
+        return cls(**data)
 
 
-_HITS = metrics.CACHE_EVENTS.labels("photo", "hit")
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """23's answer that there is no such photo (remembered for a short while)."""
+
+    photo_id: int
+    code: str = NO_SUCH_PHOTO
+    message: str = "The video does not exist."
+
+
+Found = PhotoInfo | Missing
+
+_LOCAL_HITS = metrics.CACHE_EVENTS.labels("photo", "hit")
+_STORE_HITS = metrics.CACHE_EVENTS.labels("photo", "shared_hit")
 _MISSES = metrics.CACHE_EVENTS.labels("photo", "miss")
 
 
-MEMO_LIMIT = 50_000
+def _encode(value: Found) -> dict[str, Any]:
+    if isinstance(value, Missing):
+        return {"missing": value.code, "message": value.message}
+    return value.to_json()
+
+
+def _decode(photo_id: int, raw: Mapping[str, Any]) -> Found:
+    if "missing" in raw:
+        return Missing(photo_id, str(raw["missing"]), str(raw.get("message", "")))
+    return PhotoInfo.from_json(raw)
 
 
 class PhotoCache:
@@ -116,104 +147,149 @@ class PhotoCache:
         self._store = store
         self._ttl = ttl
         self._negative_ttl = negative_ttl
-        self._fetch_wait = fetch_wait  # longest a follower waits for another worker's fetch
-        self._inflight: dict[int, Future[dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-        # Decoded entries by photo id, reused while the stored entry keeps its version.
-        self._decoded: dict[int, tuple[str, PhotoInfo]] = {}
+        self._fetch_wait = fetch_wait  # longest a follower waits for another's fetch
+        self._local: dict[int, tuple[float, Found]] = {}  # photo id -> (fresh until, value)
+        self._inflight: dict[int, Future[Found]] = {}
+        self._lock = threading.Lock()  # only for the in-flight table, never on a hit
+        # Bumped by every invalidation: a fetch that overlapped one may hold stale facts.
+        self._generation = 0
+        store.subscribe(INVALIDATIONS, self._on_invalidation, self.forget_all)
 
     def _key(self, photo_id: int) -> str:
         return f"photo:{self._site}:{photo_id}"
 
-    def get(self, photo_id: int) -> PhotoInfo:
-        """The photo's facts; UpstreamRejected(no_such_photo) when 23 does not know it."""
-        found = self.lookup(photo_id)
-        if found is None:
-            found = self._decode(photo_id, self._load(photo_id))
-        if isinstance(found, UpstreamRejected):
-            raise found
-        return found
+    # ------------------------------------------------------------------ reading
 
-    def lookup(self, photo_id: int) -> PhotoInfo | UpstreamRejected | None:
-        """What the cache knows without asking 23: facts, a remembered refusal, or None."""
-        entry = self._store.get(self._key(photo_id))
-        if entry is None:
-            _MISSES.inc()
-            return None
-        _HITS.inc()
-        return self._decode(photo_id, entry)
+    def known(self, photo_ids: Iterable[int]) -> tuple[dict[int, Found], list[int]]:
+        """What the two levels know (one store round trip for all the first level lacks),
+        and the ids only 23 can answer."""
+        found: dict[int, Found] = {}
+        cold: list[int] = []
+        now = time.monotonic()
+        local = self._local
+        for photo_id in photo_ids:
+            entry = local.get(photo_id)
+            if entry is not None and entry[0] > now:
+                found[photo_id] = entry[1]
+            else:
+                cold.append(photo_id)
+        if found:
+            _LOCAL_HITS.inc(len(found))
+        if not cold:
+            return found, cold
+        try:
+            stored = self._store.get_many([self._key(i) for i in cold])
+        except StoreUnavailable:
+            stored = [None] * len(cold)  # the first level still serves; 23 answers the rest
+        missing: list[int] = []
+        for photo_id, raw in zip(cold, stored, strict=True):
+            if isinstance(raw, dict):
+                value = _decode(photo_id, raw)
+                self._remember(photo_id, value, now)
+                found[photo_id] = value
+            else:
+                missing.append(photo_id)
+        if len(missing) < len(cold):
+            _STORE_HITS.inc(len(cold) - len(missing))
+        return found, missing
 
-    def _decode(self, photo_id: int, entry: Mapping[str, Any]) -> PhotoInfo | UpstreamRejected:
-        if "missing" in entry:
-            return UpstreamRejected(entry["missing"], entry.get("message", ""))
-        memo = self._decoded.get(photo_id)
-        if memo is not None and memo[0] == entry["version"]:
-            return memo[1]
-        info = PhotoInfo.from_json(entry)
-        if len(self._decoded) >= MEMO_LIMIT:
-            self._decoded.clear()
-        self._decoded[photo_id] = (entry["version"], info)
-        return info
+    def get(self, photo_id: int) -> Found:
+        """One photo's facts, from 23 when no level has them (single flight)."""
+        found, cold = self.known((photo_id,))
+        if photo_id in found:
+            return found[photo_id]
+        return self.load(cold[0])
+
+    def _remember(self, photo_id: int, value: Found, now: float) -> None:
+        if len(self._local) >= LOCAL_LIMIT:
+            self._local.clear()  # bounded memory; the store still has them
+        ttl = self._negative_ttl if isinstance(value, Missing) else self._ttl
+        self._local[photo_id] = (now + ttl, value)
+
+    # ------------------------------------------------------------------ invalidation
 
     def invalidate(self, photo_id: int) -> None:
-        self._store.delete(self._key(photo_id))
+        """A pingback: forget the photo here, in the store and in every other worker."""
+        self._generation += 1
+        self._local.pop(photo_id, None)
+        try:
+            self._store.delete(self._key(photo_id))
+            self._store.publish(INVALIDATIONS, f"{self._site}:{photo_id}")
+        except StoreUnavailable:
+            pass  # the first levels expire by themselves; the store is down anyway
 
-    def _load(self, photo_id: int) -> dict[str, Any]:
+    def _on_invalidation(self, message: str) -> None:
+        site, _, raw_id = message.rpartition(":")
+        if site == self._site and raw_id.isdigit():
+            self._generation += 1
+            self._local.pop(int(raw_id), None)
+
+    def forget_all(self) -> None:
+        """Invalidations may have been missed (the subscription broke): trust nothing local."""
+        self._generation += 1
+        self._local.clear()
+
+    # ------------------------------------------------------------------ loading from 23
+
+    def load(self, photo_id: int) -> Found:
         """Single flight within this process: one thread fetches, the others wait for it."""
         with self._lock:
             future = self._inflight.get(photo_id)
             leader = future is None
             if future is None:
-                future = Future()
-                self._inflight[photo_id] = future
+                future = self._inflight[photo_id] = Future()
         if not leader:
             return future.result()
+        generation = self._generation
         try:
-            entry = self._load_shared(photo_id)
+            value = self._load_shared(photo_id, generation)
         except BaseException as exc:
             future.set_exception(exc)
             raise
         else:
-            future.set_result(entry)
-            return entry
+            future.set_result(value)
+            if self._generation == generation:  # else a pingback overtook the fetch
+                self._remember(photo_id, value, time.monotonic())
+            return value
         finally:
             with self._lock:
                 self._inflight.pop(photo_id, None)
 
-    def _load_shared(self, photo_id: int) -> dict[str, Any]:
-        """Single flight across workers: a short lock in the store; others poll for the result."""
+    def _load_shared(self, photo_id: int, generation: int) -> Found:
+        """Single flight across workers and instances, by a store lock. Whoever waited finds
+        the holder's result in the store; after ``fetch_wait`` it fetches by itself."""
         key = self._key(photo_id)
-        lock_key = f"lock:{key}"
-        holding = self._store.add(lock_key, 1, ttl=self._fetch_wait)
-        if not holding:
-            deadline = time.monotonic() + self._fetch_wait
-            while time.monotonic() < deadline:
-                time.sleep(0.02)
-                entry = self._store.get(key)
-                if entry is not None:
-                    return dict(entry)
-            # The other worker gave up or died: fetch ourselves rather than fail the visitor.
         try:
-            entry = self._fetch(photo_id)
-            ttl = self._negative_ttl if "missing" in entry else self._ttl
-            self._store.set(key, entry, ttl=ttl)
-            return entry
-        finally:
-            if holding:
-                self._store.delete(lock_key)
+            with self._store.lock(f"lock:{key}", ttl=self._fetch_wait, wait=self._fetch_wait):
+                raw = self._store.get(key)  # whoever held the lock before may have fetched it
+                if isinstance(raw, dict):
+                    return _decode(photo_id, raw)
+                value = self._fetch(photo_id)
+                ttl = self._negative_ttl if isinstance(value, Missing) else self._ttl
+                self._store.set(key, _encode(value), ttl=ttl)
+                if self._generation != generation:
+                    self._store.delete(key)  # a pingback came while 23 answered: don't keep it
+                return value
+        except StoreUnavailable:
+            return self._fetch(photo_id)
 
-    def _fetch(self, photo_id: int) -> dict[str, Any]:
+    def _fetch(self, photo_id: int) -> Found:
+        _MISSES.inc()
         try:
             response = self._client.call(
                 "photo/list", {"photo_id": photo_id, "include_unpublished_p": 1}
             )
         except UpstreamRejected as exc:
             if exc.upstream_code == NO_SUCH_PHOTO:
-                return {"missing": NO_SUCH_PHOTO, "message": "The video does not exist."}
+                return Missing(photo_id, NO_SUCH_PHOTO, "The video does not exist.")
             raise
         for obj in response.items("photos"):
             if as_int(obj.get("photo_id")) == photo_id:
-                # A fresh version per fetch tells every worker its decoded copy is stale.
-                return {**PhotoInfo.from_api(obj).to_json(), "version": secrets.token_hex(8)}
+                return PhotoInfo.from_api(obj)
         # An empty list is how 23 answers for an id it will not show: the same as unknown.
-        return {"missing": NO_SUCH_PHOTO, "message": "The video does not exist."}
+        return Missing(photo_id)
+
+
+def ids_in_order(photo_ids: Sequence[int]) -> list[int]:
+    """Each id once, first occurrence first."""
+    return list(dict.fromkeys(photo_ids))

@@ -9,12 +9,22 @@ from __future__ import annotations
 import concurrent.futures as cf
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import UpstreamRejected, UpstreamTimeout
+import orjson
+
+from gateway.errors import UpstreamTimeout
 from gateway.settings import SiteSettings
 from gateway.twentythree import urls
-from gateway.twentythree.cache import MEMO_LIMIT, NO_SUCH_PHOTO, PhotoCache, PhotoInfo
+from gateway.twentythree.cache import (
+    LOCAL_LIMIT,
+    Found,
+    Missing,
+    PhotoCache,
+    PhotoInfo,
+    ids_in_order,
+)
 from gateway.twentythree.tokens import PhotoSigner, expiry
 
 # Which file a "video" link plays and a "download" link fetches, best first.
@@ -61,27 +71,41 @@ def photo_urls(site_url: str, info: PhotoInfo, token: str) -> dict[str, str]:
     return out
 
 
-# A marker no origin, id, format or file name can contain, and that quoting leaves alone.
+# Markers no origin, id, format or file name can contain, and that quoting leaves alone.
 _SLOT = "~TLT~"
+_EXPIRE_SLOT = "~EXP~"
 
 
 class Mintable:
-    """One photo ready to mint: the keyed HMAC and every URL split around the token's place.
+    """One photo ready to mint: the keyed HMAC, and its item (as a dict for callers and as
+    JSON text for the API) split around the token's places.
 
     The URLs come from ``photo_urls`` itself, so the URL forms live in one place; minting then
-    costs one HMAC and a few string joins per token.
+    costs one HMAC and a join per token, with no per-item dict or JSON encoding.
     """
 
-    __slots__ = ("info", "photo_id", "signer", "templates")
+    __slots__ = ("_json_head", "_json_parts", "info", "photo_id", "signer", "templates")
 
     def __init__(self, site_url: str, info: PhotoInfo) -> None:
         self.info = info
         self.photo_id = info.photo_id
         self.signer = PhotoSigner(info.token, info.photo_id)
+        urls_with_slot = photo_urls(site_url, info, _SLOT)
         self.templates = tuple(
-            (name, *url.rpartition(_SLOT)[::2])
-            for name, url in photo_urls(site_url, info, _SLOT).items()
+            (name, *url.rpartition(_SLOT)[::2]) for name, url in urls_with_slot.items()
         )
+        text = orjson.dumps(
+            {
+                "photo_id": info.photo_id,
+                "expire": _EXPIRE_SLOT,
+                "token": _SLOT,
+                "urls": urls_with_slot,
+            }
+        ).decode()
+        head, *parts = text.split(_SLOT)  # the expire comes before the first token place
+        before, after = head.split(f'"{_EXPIRE_SLOT}"')
+        self._json_head = before
+        self._json_parts = [after, *parts]  # joined by the token: one C call per item
 
     def item(self, expire: int) -> dict[str, Any]:
         token = self.signer.token(expire)
@@ -91,6 +115,47 @@ class Mintable:
             "token": token,
             "urls": {name: head + token + tail for name, head, tail in self.templates},
         }
+
+    def item_json(self, expire: int) -> str:
+        """``item(expire)`` as JSON text, byte for byte what orjson would make of it."""
+        return f"{self._json_head}{expire}" + self.signer.token(expire).join(self._json_parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Minted:
+    """One call's outcome, in request order: a Mintable or 23's "no such photo" per id."""
+
+    expire: int
+    entries: tuple[tuple[int, Mintable | Missing], ...]
+
+    @property
+    def photo_ids(self) -> list[int]:
+        return [pid for pid, entry in self.entries if isinstance(entry, Mintable)]
+
+    @property
+    def refused(self) -> list[int]:
+        return [pid for pid, entry in self.entries if isinstance(entry, Missing)]
+
+    def items(self) -> list[dict[str, Any]]:
+        return [
+            entry.item(self.expire) if isinstance(entry, Mintable) else _error_item(pid, entry)
+            for pid, entry in self.entries
+        ]
+
+    def json(self) -> bytes:
+        """``{"tokens": items()}`` as JSON bytes, built from each photo's prepared text."""
+        expire = self.expire
+        body = ",".join(
+            entry.item_json(expire)
+            if isinstance(entry, Mintable)
+            else orjson.dumps(_error_item(pid, entry)).decode()
+            for pid, entry in self.entries
+        )
+        return f'{{"tokens":[{body}]}}'.encode()
+
+
+def _error_item(photo_id: int, missing: Missing) -> dict[str, Any]:
+    return {"photo_id": photo_id, "error": {"code": missing.code, "message": missing.message}}
 
 
 class Minter:
@@ -106,7 +171,7 @@ class Minter:
         """The prepared photo, rebuilt only when the cache hands out a new PhotoInfo."""
         ready = self._mintables.get(info.photo_id)
         if ready is None or ready.info is not info:
-            if len(self._mintables) >= MEMO_LIMIT:
+            if len(self._mintables) >= LOCAL_LIMIT:
                 self._mintables.clear()
             ready = self._mintables[info.photo_id] = Mintable(self.site.url, info)
         return ready
@@ -114,55 +179,34 @@ class Minter:
     def expire_after(self, ttl: int, now: float | None = None) -> int:
         return expiry(time.time() if now is None else now, ttl, self.site.expire_bucket)
 
-    def photos(self, photo_ids: Sequence[int]) -> dict[int, PhotoInfo | UpstreamRejected]:
-        """Facts for each id (or 23's refusal). Upstream outages raise for the whole call."""
-        known: dict[int, PhotoInfo | UpstreamRejected] = {}
-        cold: list[int] = []
-        for photo_id in dict.fromkeys(photo_ids):
-            found = self.cache.lookup(photo_id)
-            if found is None:
-                cold.append(photo_id)
-            else:
-                known[photo_id] = found
+    def photos(self, photo_ids: Sequence[int]) -> dict[int, Found]:
+        """Facts for each id, or 23's "no such photo". The cache levels answer first (one
+        store round trip for the lot); what only 23 knows is fetched in parallel under one
+        deadline. Upstream outages, and 23 refusing the gateway itself, fail the whole call."""
+        found, cold = self.cache.known(ids_in_order(photo_ids))
         if len(cold) == 1:
-            known[cold[0]] = self._get(cold[0])
+            found[cold[0]] = self.cache.load(cold[0])
         elif cold:
-            futures = {self._pool.submit(self._get, pid): pid for pid in cold}
+            futures = {self._pool.submit(self.cache.load, pid): pid for pid in cold}
             done, pending = cf.wait(
                 futures, timeout=COLD_FETCH_DEADLINE, return_when=cf.FIRST_EXCEPTION
             )
             for future in done:
-                known[futures[future]] = future.result()  # re-raises an outage
+                found[futures[future]] = future.result()  # re-raises an outage
             if pending:
                 raise UpstreamTimeout()
-        return known
-
-    def _get(self, photo_id: int) -> PhotoInfo | UpstreamRejected:
-        """A photo's facts, or 23's "no such photo" for it. Any other refusal (23 refusing the
-        gateway's own credentials) is no answer about this photo: it fails the whole call."""
-        try:
-            return self.cache.get(photo_id)
-        except UpstreamRejected as exc:
-            if exc.upstream_code == NO_SUCH_PHOTO:
-                return exc
-            raise
+        return found
 
     def token(self, info: PhotoInfo, expire: int) -> str:
         """One time-limited token for a photo already looked up with ``photos``."""
         return self._mintable(info).signer.token(expire)
 
-    def mint(self, photo_ids: Sequence[int], expire: int) -> list[dict[str, Any]]:
-        """One item per requested id, in order: a token with URLs, or 23's error for that id."""
-        known = self.photos(photo_ids)
-        items: list[dict[str, Any]] = []
-        for photo_id in photo_ids:
-            info = known[photo_id]
-            if isinstance(info, UpstreamRejected):
-                error = {
-                    "code": info.upstream_code,
-                    "message": info.upstream_message or info.message,
-                }
-                items.append({"photo_id": photo_id, "error": error})
-            else:
-                items.append(self._mintable(info).item(expire))
-        return items
+    def mint(self, photo_ids: Sequence[int], expire: int) -> Minted:
+        """A token with URLs for every requested id, in order, or 23's error for that id."""
+        found = self.photos(photo_ids)
+        entries = tuple(
+            (pid, info if isinstance(info, Missing) else self._mintable(info))
+            for pid in photo_ids
+            for info in (found[pid],)
+        )
+        return Minted(expire, entries)

@@ -13,12 +13,12 @@ from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.errors import NotFound, UpstreamRejected
+from gateway.errors import NotFound
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.settings import SiteSettings
 from gateway.twentythree import urls
-from gateway.twentythree.cache import NO_SUCH_PHOTO, PhotoInfo
+from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
 from gateway.web.context import photo_id_or_400, services, site_or_404
 from gateway.web.visitor import NotSignedIn, allowed_visitor, keep_alive
 
@@ -39,10 +39,8 @@ def visitor_photo(site: SiteSettings, photo_id: int) -> PhotoInfo:
     """What 23 says about a video a visitor may see (cached): 23's "no such photo", and an
     unpublished video on a site that keeps those to itself, are both a 404."""
     found = services().minters[site.name].photos([photo_id])[photo_id]
-    if isinstance(found, UpstreamRejected):
-        if found.upstream_code == NO_SUCH_PHOTO:
-            raise NoSuchVideo()
-        raise found
+    if isinstance(found, Missing):
+        raise NoSuchVideo()
     if not found.published and not site.visitor_unpublished:
         raise NoSuchVideo()  # the same answer as unknown: ids cannot be probed
     return found
