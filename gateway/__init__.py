@@ -37,16 +37,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.gateway.log_level)
     app = GatewayFlask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY)  # type: ignore[method-assign]
     # "//x" must not become a redirect built from the Host header: merged slashes are a 404.
     app.url_map.merge_slashes = False
     services = Services.build(settings)
     app.extensions["gateway.services"] = services
+    # Outermost first: request id, headers and metrics; chunked bodies; the mint hot path.
+    minting = tokens.MintApi(app.wsgi_app, services, MAX_BODY)
+    app.wsgi_app = ChunkedBodyLimit(minting, MAX_BODY)  # type: ignore[method-assign]
     observability.install(app)
     errors.register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
-    app.register_blueprint(tokens.bp)
     app.register_blueprint(pingback.bp)
     app.register_blueprint(sso.bp)
     app.register_blueprint(links.bp)

@@ -63,6 +63,19 @@ class NotFound(GatewayError):
     default_message = "There is nothing here."
 
 
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "The method is not allowed for the requested URL."
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        super().__init__()
+        self.allowed = allowed
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"

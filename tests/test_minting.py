@@ -251,6 +251,44 @@ def test_transport_errors(client: FlaskClient, devsite: Devsite) -> None:
     assert devsite.calls() == []
 
 
+def test_the_mint_path_answers_like_every_endpoint(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mint endpoint runs in front of Flask; its edges still answer as Flask's do."""
+    url = "/api/v1/sites/demo/tokens"
+    auth = {"Authorization": f"Bearer {CMS_KEY}"}
+    wrong_method = client.get(url, headers=auth)
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.json["error"]["code"] == "method_not_allowed"
+    assert wrong_method.headers["X-Request-Id"] and wrong_method.headers["Cache-Control"]
+    assert client.post(url + "/", json={"photo_ids": [1001]}, headers=auth).status_code == 404
+    assert client.post("/api/v1/sites/demo/x/tokens", headers=auth).status_code == 404
+    bad_length = client.post(
+        url,
+        data=b"{}",
+        headers={**auth, "Content-Type": "application/json"},
+        environ_overrides={"CONTENT_LENGTH": "x"},
+    )
+    assert bad_length.status_code == 400
+    assert bad_length.json["error"]["code"] == "invalid_content_length"
+    charset = client.post(
+        url,
+        data=b'{"photo_ids": [1001]}',
+        headers={**auth, "Content-Type": "Application/JSON; charset=utf-8"},
+    )
+    assert charset.status_code == 200 and charset.headers["Content-Type"] == "application/json"
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.extensions["gateway.services"].minters["demo"], "mint", broken)
+    failed = mint(client, {"photo_ids": [1001]})
+    assert failed.status_code == 500 and failed.json["error"]["code"] == "internal_error"
+    assert "a bug" not in failed.get_data(as_text=True)
+    metrics_text = client.get("/metrics").get_data(as_text=True)
+    assert 'endpoint="/api/v1/sites/<site_name>/tokens",method="GET",status="405"' in metrics_text
+
+
 def test_authentication_and_authorization(client: FlaskClient, devsite: Devsite) -> None:
     body = {"photo_ids": [1001]}
     missing = client.post("/api/v1/sites/demo/tokens", json=body)

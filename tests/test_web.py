@@ -88,7 +88,7 @@ def test_oversized_bodies_are_refused(client: FlaskClient) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 413
-    assert response.json["error"]["code"] == "request_entity_too_large"
+    assert response.json["error"]["code"] == "payload_too_large"
 
 
 def test_request_ids(client: FlaskClient) -> None:

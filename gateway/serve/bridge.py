@@ -63,7 +63,8 @@ class RsgiBridge:
             if length is not None and int(length) > MAX_BODY:
                 return self._too_large(proto, scope, started)
             try:
-                body = await asyncio.wait_for(self._read(proto), BODY_TIMEOUT)
+                async with asyncio.timeout(BODY_TIMEOUT):  # no extra task, unlike wait_for
+                    body = await (proto() if length is not None else self._read(proto))
             except TimeoutError:
                 message = "The request body was not sent in time."
                 return self._answer(proto, scope, started, 408, "request_timeout", message)

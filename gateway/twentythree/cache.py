@@ -151,8 +151,11 @@ class PhotoCache:
         self._local: dict[int, tuple[float, Found]] = {}  # photo id -> (fresh until, value)
         self._inflight: dict[int, Future[Found]] = {}
         self._lock = threading.Lock()  # only for the in-flight table, never on a hit
-        # Bumped by every invalidation: a fetch that overlapped one may hold stale facts.
+        # A fetch that overlapped an invalidation may hold stale facts: bumped by every
+        # invalidation and gap (then nothing fetched meanwhile is kept here), and per photo
+        # by pingbacks (then the store's copy goes too).
         self._generation = 0
+        self._pings: dict[int, int] = {}
         store.subscribe(INVALIDATIONS, self._on_invalidation, self.forget_all)
 
     def _key(self, photo_id: int) -> str:
@@ -177,15 +180,18 @@ class PhotoCache:
             _LOCAL_HITS.inc(len(found))
         if not cold:
             return found, cold
+        generation = self._generation
         try:
             stored = self._store.get_many([self._key(i) for i in cold])
         except StoreUnavailable:
             stored = [None] * len(cold)  # the first level still serves; 23 answers the rest
+        keep = generation == self._generation  # no invalidation crossed the read
         missing: list[int] = []
         for photo_id, raw in zip(cold, stored, strict=True):
             if isinstance(raw, dict):
                 value = _decode(photo_id, raw)
-                self._remember(photo_id, value, now)
+                if keep:
+                    self._remember(photo_id, value, now)
                 found[photo_id] = value
             else:
                 missing.append(photo_id)
@@ -210,8 +216,7 @@ class PhotoCache:
 
     def invalidate(self, photo_id: int) -> None:
         """A pingback: forget the photo here, in the store and in every other worker."""
-        self._generation += 1
-        self._local.pop(photo_id, None)
+        self._note_ping(photo_id)
         try:
             self._store.delete(self._key(photo_id))
             self._store.publish(INVALIDATIONS, f"{self._site}:{photo_id}")
@@ -221,8 +226,14 @@ class PhotoCache:
     def _on_invalidation(self, message: str) -> None:
         site, _, raw_id = message.rpartition(":")
         if site == self._site and raw_id.isdigit():
-            self._generation += 1
-            self._local.pop(int(raw_id), None)
+            self._note_ping(int(raw_id))
+
+    def _note_ping(self, photo_id: int) -> None:
+        self._generation += 1
+        if len(self._pings) >= LOCAL_LIMIT:
+            self._pings.clear()
+        self._pings[photo_id] = self._pings.get(photo_id, 0) + 1
+        self._local.pop(photo_id, None)
 
     def forget_all(self) -> None:
         """Invalidations may have been missed (the subscription broke): trust nothing local."""
@@ -242,7 +253,7 @@ class PhotoCache:
             return future.result()
         generation = self._generation
         try:
-            value = self._load_shared(photo_id, generation)
+            value = self._load_shared(photo_id)
         except BaseException as exc:
             future.set_exception(exc)
             raise
@@ -255,7 +266,7 @@ class PhotoCache:
             with self._lock:
                 self._inflight.pop(photo_id, None)
 
-    def _load_shared(self, photo_id: int, generation: int) -> Found:
+    def _load_shared(self, photo_id: int) -> Found:
         """Single flight across workers and instances, by a store lock. Whoever waited finds
         the holder's result in the store; after ``fetch_wait`` it fetches by itself."""
         key = self._key(photo_id)
@@ -264,10 +275,11 @@ class PhotoCache:
                 raw = self._store.get(key)  # whoever held the lock before may have fetched it
                 if isinstance(raw, dict):
                     return _decode(photo_id, raw)
+                pings = self._pings.get(photo_id, 0)
                 value = self._fetch(photo_id)
                 ttl = self._negative_ttl if isinstance(value, Missing) else self._ttl
                 self._store.set(key, _encode(value), ttl=ttl)
-                if self._generation != generation:
+                if self._pings.get(photo_id, 0) != pings:
                     self._store.delete(key)  # a pingback came while 23 answered: don't keep it
                 return value
         except StoreUnavailable:

@@ -8,9 +8,13 @@ import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
+from gateway.errors import PayloadTooLarge
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-_TOO_LARGE = b'{"error":{"code":"payload_too_large","message":"The request body is too large."}}'
+_TOO_LARGE = orjson.dumps(PayloadTooLarge().to_dict())
 
 
 class ChunkedBodyLimit:

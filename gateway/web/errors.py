@@ -8,7 +8,7 @@ import re
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.pages import message_page, wants_html
 
 log = logging.getLogger("gateway.web")
@@ -37,6 +37,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
+        if error.code == PayloadTooLarge.status:  # one code for 413, chunked or not
+            return error_response(PayloadTooLarge())
         message = error.description or error.name
         if wants_html():
             return message_page(error.code or 500, _snake(error.name), message)  # type: ignore[return-value]

@@ -17,22 +17,28 @@ def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def loads(s: str | bytes) -> Any:
+    """orjson, with the standard parser's reading of what orjson refuses; ValueError when it
+    is not JSON at all."""
+    try:
+        return orjson.loads(s)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses integers beyond 64 bits; the standard parser reads them so that
+    # validation can say "invalid photo id" rather than "invalid JSON". A document nested
+    # deeper than the parser's stack is no request at all: a ValueError, so a 400.
+    try:
+        return json.loads(s)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 class OrjsonProvider(JSONProvider):
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         return _dumps(obj).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        try:
-            return orjson.loads(s)
-        except orjson.JSONDecodeError:
-            pass
-        # orjson refuses integers beyond 64 bits; the standard parser reads them so that
-        # validation can say "invalid photo id" rather than "invalid JSON". A document nested
-        # deeper than the parser's stack is no request at all: a ValueError, so a 400.
-        try:
-            return json.loads(s)
-        except RecursionError:
-            raise ValueError("JSON nested too deeply") from None
+        return loads(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
