@@ -101,6 +101,34 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from gateway.entitlements import EntitlementStore, EntitlementStoreUnavailable
+    from gateway.entitlements.migrate import head
+    from gateway.logs import configure_logging
+    from gateway.settings import load_settings_or_exit
+
+    settings = load_settings_or_exit(args.config)
+    configure_logging("warning", stream=sys.stderr)
+    store = EntitlementStore(settings.store.database_url.get_secret_value())
+    try:
+        if args.action == "current":
+            current = store.revision()
+            state = "up to date" if current == head() else f"behind (newest: {head()})"
+            print(f"entitlement database at revision {current or 'none'}: {state}")
+            return 0 if current == head() else 1
+        before, after = store.upgrade_schema()
+    except EntitlementStoreUnavailable as exc:
+        sys.stderr.write(f"error: the entitlement database failed: {exc.reason}\n")
+        return 1
+    finally:
+        store.dispose()
+    if before == after:
+        print(f"entitlement database already at revision {after}")
+    else:
+        print(f"entitlement database upgraded from {before or 'nothing'} to revision {after}")
+    return 0
+
+
 def cmd_devsite(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
@@ -159,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hash-password", help="read a password on stdin, print its hash")
     p.set_defaults(func=cmd_hash_password)
+
+    p = sub.add_parser("db", help="the entitlement database's schema ([store] database_url)")
+    p.add_argument(
+        "action",
+        choices=("upgrade", "current"),
+        help="upgrade: migrate to the newest revision (also done at start-up); "
+        "current: print the revision (exit 1 when behind)",
+    )
+    p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
+    p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("devsite", help="run the emulated 23 site (demo and tests)")
     p.add_argument("--host", default="127.0.0.1")

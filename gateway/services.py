@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gateway.apikeys import ApiKeyring
 from gateway.cookies import CookieJar
+from gateway.dependencies import DependencyProbe
 from gateway.entitlements import EntitlementStore
 from gateway.identity.base import IdentifiesEachRequest, Provider
 from gateway.identity.context import ProviderContext
@@ -30,6 +31,7 @@ class Services:
     caches: Mapping[str, PhotoCache]
     minters: Mapping[str, Minter]
     readiness: ReadinessProbe
+    dependencies: DependencyProbe
     keyring: ApiKeyring
     limiter: RateLimiter
     providers: Mapping[str, Provider]
@@ -84,6 +86,7 @@ class Services:
             caches=caches,
             minters={n: Minter(settings.sites[n], caches[n], pool) for n in clients},
             readiness=ReadinessProbe(clients, interval=g.readiness_interval),
+            dependencies=DependencyProbe(store, entitlements),
             keyring=ApiKeyring(settings.api_keys),
             limiter=limiter,
             providers=providers,
@@ -107,5 +110,5 @@ def open_entitlements(settings: Settings) -> EntitlementStore | None:
     if not needed:
         return None
     store = EntitlementStore(settings.store.database_url.get_secret_value())
-    store.create_schema()
+    store.upgrade_schema()
     return store

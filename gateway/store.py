@@ -63,8 +63,8 @@ class Store(Protocol):
         ...
 
     def subscribe(self, channel: str, listener: Listener, on_gap: Callable[[], None]) -> None:
-        """Call ``listener`` with every message; ``on_gap`` when messages may have been
-        missed (the connection to the store broke)."""
+        """Call ``listener`` with every message; ``on_gap`` whenever messages may have been
+        missed: on every (re)connection to the store."""
         ...
 
     def ping(self) -> bool: ...
@@ -166,7 +166,14 @@ class RedisStore:
         import redis
 
         self._redis = redis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
+            url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            health_check_interval=30,
+            retry=_once(),
+        )
+        self._health = redis.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=_once()
         )
         self._url = url
         self._prefix = prefix
@@ -266,7 +273,7 @@ class RedisStore:
         while True:
             try:
                 client = redis.Redis.from_url(
-                    self._url, socket_connect_timeout=1.0, health_check_interval=10
+                    self._url, socket_connect_timeout=1.0, health_check_interval=10, retry=_once()
                 )  # health checks: a half-open connection shows up as an error
                 pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 while True:
@@ -281,10 +288,11 @@ class RedisStore:
                         if message is not None:
                             self._deliver(message)
             except self._errors as exc:
+                # No gap yet: while Redis is away nobody can publish an invalidation, so the
+                # first levels keep serving; the gap is declared on reconnecting.
                 if not warned:  # once per outage, not once per retry
                     log.warning("redis subscription lost", extra={"cause": type(exc).__name__})
                     warned = True
-                self._gap()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -302,10 +310,22 @@ class RedisStore:
                 log.exception("store listener failed")
 
     def ping(self) -> bool:
-        try:
-            return bool(self._call(self._redis.ping))
-        except StoreUnavailable:
+        """For readiness: answers within half a second whatever Redis does."""
+        if time.monotonic() < self._down_until:
             return False
+        try:
+            return bool(self._health.ping())
+        except self._errors:
+            return False
+
+
+def _once() -> Any:
+    """One immediate retry (a pooled connection Redis closed when it restarted), no more:
+    redis-py's default of ten with backoff would hold a request for seconds."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 1)
 
 
 def _ms(seconds: float) -> int:

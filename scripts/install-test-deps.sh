@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # postgresql: the entitlement store's production database (a throwaway cluster per test run);
 # xmlsec1: SAML signatures (a runtime need too); simplesamlphp + PHP: a real SAML IdP for the
 # tests (nginx satisfies its web-server dependency without Apache; the tests use PHP's own
-# server).
+# server); nginx is also the load balancer in front of two gateway instances in the tests.
 # slapd + ldap-utils: a real directory for the LDAP tests (started by the tests).
 scripts/apt-install.sh redis-server chromium postgresql xmlsec1 \
   simplesamlphp php-cli php-cgi php-xml php-mbstring nginx slapd ldap-utils

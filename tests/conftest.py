@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
+from tests.cluster import TOPOLOGIES
 from tests.helpers import Devsite, make_settings, site_table
 
 
@@ -35,6 +36,15 @@ def app(devsite: Devsite) -> Flask:
 @pytest.fixture()
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free loopback port (installed by make test-deps)."""
+    from tests.postgres_server import postgres_server
+
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -75,28 +85,41 @@ def redis_url() -> Iterator[str]:
     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def world() -> Iterator[Any]:
-    """Provider, emulated site and gateway for the visitor flows (tests/sso_world.py)."""
+def _world_redis(request: pytest.FixtureRequest, database: int) -> str:
+    """For two instances: a Redis database of the world's own (worlds coexist)."""
+    if request.param == "one-instance":
+        return ""
+    url: str = request.getfixturevalue("redis_url")
+    return url.rsplit("/", 1)[0] + f"/{database}"
+
+
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def world(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Provider, emulated site and gateway for the visitor flows (tests/sso_world.py): one
+    instance, then two on Redis behind nginx."""
     from tests.sso_world import running_world
 
-    yield from running_world()
+    yield from running_world(request.param, _world_redis(request, 1))
 
 
-@pytest.fixture(scope="session")
-def paywall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def paywall(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """Stripe stand-in, SMTP catcher, JWKS host, emulated site and gateway (paywall_world.py)."""
     from tests.paywall_world import running_paywall_world
 
-    yield from running_paywall_world(tmp_path_factory.mktemp("paywall"))
+    folder = tmp_path_factory.mktemp("paywall")
+    yield from running_paywall_world(folder, request.param, _world_redis(request, 2))
 
 
-@pytest.fixture(scope="session")
-def saml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def saml(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """SimpleSAMLphp, the tests' forging IdP, emulated site and gateway (saml_world.py)."""
     from tests.saml_world import running_saml_world
 
-    yield from running_saml_world(tmp_path_factory.mktemp("saml"))
+    folder = tmp_path_factory.mktemp("saml")
+    yield from running_saml_world(folder, request.param, _world_redis(request, 3))
 
 
 @pytest.fixture(scope="session")

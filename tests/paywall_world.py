@@ -16,12 +16,11 @@ from aiosmtpd.controller import Controller
 from flask import Flask, jsonify
 from joserfc.jwk import KeySet, RSAKey
 
-from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
+from tests.cluster import Gateway, start_gateway
 from tests.helpers import (
     Devsite,
     LiveServer,
-    forget_state,
     free_port,
     make_settings,
     site_table,
@@ -66,11 +65,15 @@ class PaywallWorld:
     stripe_url: str
     mail: MailCatcher
     jwks: JwksHost
-    app: Any
+    served: Gateway
+
+    @property
+    def app(self) -> Any:
+        return self.served.app
 
     def reset(self) -> None:
         self.devsite.reset()
-        forget_state(self.app)
+        self.served.forget_state()
         self.stripe.down = False
         with self.mail.lock:
             self.mail.messages.clear()
@@ -83,7 +86,9 @@ class PaywallWorld:
         return self.app.extensions["gateway.services"].entitlements
 
 
-def running_paywall_world(tmp: Path) -> Iterator[PaywallWorld]:
+def running_paywall_world(
+    tmp: Path, topology: str = "one-instance", redis_url: str = ""
+) -> Iterator[PaywallWorld]:
     gw_port = free_port()
     gateway = f"http://127.0.0.1:{gw_port}"
     stripe = StripeStandin()
@@ -95,7 +100,7 @@ def running_paywall_world(tmp: Path) -> Iterator[PaywallWorld]:
     smtp = Controller(mail, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     devsite = Devsite(create_devsite(DevsiteOptions(remote_login_url=f"{gateway}/sso/shop/login")))
-    settings = make_settings(
+    build = lambda store: make_settings(  # noqa: E731
         {
             "shop": site_table(devsite.url, identity=["gold", "mail"], require_entitlement="gold"),
             "paywalled": site_table(devsite.url, identity="paywall", require_entitlement="gold"),
@@ -103,7 +108,7 @@ def running_paywall_world(tmp: Path) -> Iterator[PaywallWorld]:
             "rsa": site_table(devsite.url, identity="paywall-rsa"),
         },
         gateway={"public_url": gateway},
-        store={"database_url": f"sqlite:///{tmp / 'entitlements.db'}"},
+        store={"database_url": f"sqlite:///{tmp / 'entitlements.db'}", **store},
         identity={
             "gold": {
                 "type": "stripe",
@@ -137,12 +142,12 @@ def running_paywall_world(tmp: Path) -> Iterator[PaywallWorld]:
             },
         },
     )
-    app = create_app(settings)
-    server = LiveServer(app, gw_port)
-    yield PaywallWorld(gateway, devsite, stripe, stripe_server.url, mail, jwks, app)
-    server.stop()
+    served = start_gateway(topology, build, gw_port, redis_url)
+    yield PaywallWorld(served.url, devsite, stripe, stripe_server.url, mail, jwks, served)
+    served.stop()
     devsite.stop()
     smtp.stop()
     jwks_server.stop()
     stripe_server.stop()
-    app.extensions["gateway.services"].entitlements.dispose()
+    for app in served.apps:
+        app.extensions["gateway.services"].entitlements.dispose()

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
+from tests.cluster import Gateway, start_gateway
 from tests.helpers import (
     Devsite,
-    LiveServer,
-    forget_state,
     free_port,
     make_settings,
     site_table,
@@ -154,7 +152,11 @@ class SamlWorld:
     devsite: Devsite
     idp: SimpleSamlPhp
     forged: ForgedIdp
-    app: Any
+    served: Gateway
+
+    @property
+    def app(self) -> Any:
+        return self.served.app
 
     def sp(self, identity: str) -> dict[str, str]:
         base = f"{self.gateway}/sso/saml/{identity}"
@@ -162,13 +164,15 @@ class SamlWorld:
 
     def reset(self) -> None:
         self.devsite.reset()
-        forget_state(self.app)
+        self.served.forget_state()
 
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]
 
 
-def running_saml_world(folder: Path) -> Iterator[SamlWorld]:
+def running_saml_world(
+    folder: Path, topology: str = "one-instance", redis_url: str = ""
+) -> Iterator[SamlWorld]:
     gw_port = free_port()
     gateway = f"http://127.0.0.1:{gw_port}"
     idp = SimpleSamlPhp(folder / "simplesamlphp", free_port())
@@ -198,7 +202,7 @@ def running_saml_world(folder: Path) -> Iterator[SamlWorld]:
     forged_metadata = folder / "forged-idp.xml"
     forged_metadata.write_text(forged.metadata(slo_url="http://127.0.0.1:9/forged-slo"))
     devsite = Devsite(create_devsite(DevsiteOptions(remote_login_url=f"{gateway}/sso/corp/login")))
-    settings = make_settings(
+    build = lambda store: make_settings(  # noqa: E731
         {
             "corp": site_table(devsite.url, identity="corp", allow_email_domains=["example.com"]),
             "forged": site_table(
@@ -230,10 +234,10 @@ def running_saml_world(folder: Path) -> Iterator[SamlWorld]:
                 "name_attribute": "urn:oid:2.16.840.1.113730.3.1.241",
             },
         },
+        store=store,
     )
-    app = create_app(settings)
-    server = LiveServer(app, gw_port)
-    yield SamlWorld(gateway, devsite, idp, forged, app)
-    server.stop()
+    served = start_gateway(topology, build, gw_port, redis_url)
+    yield SamlWorld(served.url, devsite, idp, forged, served)
+    served.stop()
     devsite.stop()
     idp.stop()

@@ -7,17 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
 from gateway.passwords import hash_password
-from tests.helpers import (
-    Devsite,
-    LiveServer,
-    forget_state,
-    free_port,
-    make_settings,
-    site_table,
-)
+from tests.cluster import Gateway, start_gateway
+from tests.helpers import Devsite, free_port, make_settings, site_table
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProviderProcess
 
 TEAM_PASSWORD = "correct horse battery staple"
@@ -31,13 +24,17 @@ class World:
     gateway: str
     devsite: Devsite
     idp: OidcProviderProcess
-    app: Any
+    served: Gateway
+
+    @property
+    def app(self) -> Any:
+        return self.served.app
 
     def reset(self) -> None:
         """A clean slate per test: the site's call log and the gateway's shared state, so one
         test's login attempts never count against another's rate limits."""
         self.devsite.reset()
-        forget_state(self.app)
+        self.served.forget_state()
 
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]
@@ -63,7 +60,7 @@ class World:
         return jwt.encode({"alg": "HS256"}, payload, OctKey.import_key(PORTAL_SECRET))
 
 
-def running_world() -> Iterator[World]:
+def running_world(topology: str = "one-instance", redis_url: str = "") -> Iterator[World]:
     gw_port, idp_port = free_port(), free_port()
     gateway = f"http://127.0.0.1:{gw_port}"
     idp = OidcProviderProcess(
@@ -77,7 +74,7 @@ def running_world() -> Iterator[World]:
         create_devsite(DevsiteOptions(remote_login_url=f"{gateway}/sso/intranet/login"))
     )
     team_hash = hash_password(TEAM_PASSWORD)
-    settings = make_settings(
+    build = lambda store: make_settings(  # noqa: E731
         {
             "intranet": site_table(
                 devsite.url, identity="corp", allow_email_domains=["example.com"]
@@ -120,10 +117,10 @@ def running_world() -> Iterator[World]:
                 "secret": PORTAL_SECRET,
             },
         },
+        store=store,
     )
-    app = create_app(settings)
-    server = LiveServer(app, gw_port)
-    yield World(gateway, devsite, idp, app)
-    server.stop()
+    served = start_gateway(topology, build, gw_port, redis_url)
+    yield World(served.url, devsite, idp, served)
+    served.stop()
     devsite.stop()
     idp.stop()

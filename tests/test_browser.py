@@ -6,6 +6,7 @@ pages can be looked at.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.cluster import INSTANCE_HEADER
 from tests.paywall_world import PaywallWorld
 from tests.sso_world import TEAM_PASSWORD, World
 from tests.test_paywall import paywall_token
@@ -66,6 +68,15 @@ def sign_in_at_provider(page: Page, login: str) -> None:
 
 
 def test_closed_site_to_provider_and_back(page: Page, world: World, shots: Path) -> None:
+    hops: list[str] = []  # which gateway instance answered each request to the gateway
+    page.on(
+        "response",
+        lambda r: (
+            hops.append(r.headers.get(INSTANCE_HEADER.lower(), "-"))
+            if r.url.startswith(world.gateway)
+            else None
+        ),
+    )
     page.goto(world.devsite.url + "/video/1002")
     assert page.url.startswith(world.idp.issuer + "/interaction/")
     page.screenshot(path=shots / "provider-login.png")
@@ -75,6 +86,9 @@ def test_closed_site_to_provider_and_back(page: Page, world: World, shots: Path)
     page.goto(world.devsite.url + "/")
     assert page.text_content("#welcome") == "Welcome, Alice Example"
     page.screenshot(path=shots / "welcome.png")
+    if len(world.served.instances) > 1:  # login, callback: each hop on the other instance
+        assert len(hops) >= 2 and set(hops) == {"A", "B"}, hops
+        assert all(a != b for a, b in itertools.pairwise(hops)), hops
 
 
 def test_denied_domain_page(page: Page, world: World, shots: Path) -> None:

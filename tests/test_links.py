@@ -294,6 +294,7 @@ def test_protection_error_forms(
     world: World, params: dict[str, str], signed: bool, message: str
 ) -> None:
     browser = signed_in(world) if signed else None
+    params = dict(params)  # the parameter is shared by every run of this case
     response = call_player(browser, world, params.pop("object_id", "1004"), **params)
     assert response.status_code == 200  # the player only runs a script that loaded
     payload = jsonp_payload(response)

@@ -4,60 +4,35 @@ One row per grant from a source (a Stripe subscription, a one-off Stripe checkou
 ``(source, ref)`` so a later event about the same subscription updates that row whatever its
 order. A visitor holds a product when any of the rows for their e-mail is active and not past
 ``valid_until``. SQLAlchemy Core: SQLite by default, PostgreSQL in production; the schema is
-created at start-up (one version so far, so no migration tool yet).
+migrated with Alembic at start-up or by ``gateway db upgrade`` (see ``migrate``).
+
+A database that goes away is survived without a restart: connections are checked before use
+(``pool_pre_ping``), and a SQLite file replaced under the running gateway (a restore, a
+volume swapped) is noticed by its inode, so no connection keeps reading the old one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Index,
-    MetaData,
-    String,
-    Table,
-    create_engine,
-    insert,
-    inspect,
-    select,
-    update,
-)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import create_engine, event, insert, select, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 
+from gateway.entitlements import migrate
+from gateway.entitlements.schema import entitlements, processed_events
 from gateway.errors import GatewayError
 from gateway.logs import audit
 
 log = logging.getLogger("gateway.entitlements")
-
-metadata = MetaData()
-
-entitlements = Table(
-    "gateway_entitlements",
-    metadata,
-    Column("source", String(64), primary_key=True),  # e.g. "stripe:shop"
-    Column("ref", String(255), primary_key=True),  # subscription or checkout session id
-    Column("email", String(254), nullable=False),  # lower-case
-    Column("product", String(200), nullable=False),
-    Column("status", String(40), nullable=False),  # the source's own word: active, past_due...
-    Column("active", Boolean, nullable=False),
-    Column("valid_until", BigInteger, nullable=True),  # Unix seconds; NULL = no end
-    Column("updated_at", BigInteger, nullable=False),
-    Index("gateway_entitlements_holder", "email", "product"),
-)
-
-processed_events = Table(
-    "gateway_processed_events",
-    metadata,
-    Column("event_id", String(255), primary_key=True),
-    Column("received_at", BigInteger, nullable=False),
-)
 
 Standing = Literal["active", "lapsed", "none"]
 
@@ -66,16 +41,23 @@ class EntitlementStoreUnavailable(GatewayError):
     status = 503
     code = "entitlements_unavailable"
     default_message = "Subscriptions cannot be checked right now. Please try again shortly."
+    reason = ""
 
 
-def unavailable(exc: SQLAlchemyError, doing: str) -> EntitlementStoreUnavailable:
+def unavailable(exc: BaseException, doing: str) -> EntitlementStoreUnavailable:
     """The error to raise, with the database's own reason logged (never its URL)."""
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+    error = EntitlementStoreUnavailable()
+    error.reason = _reason(exc)  # for the log and the CLI; visitors see only the message
     log.warning(
         "entitlement database failed",
-        extra={"doing": doing, "cause": type(exc).__name__, "reason": reason},
+        extra={"doing": doing, "cause": type(exc).__name__, "reason": error.reason},
     )
-    return EntitlementStoreUnavailable()
+    return error
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line (never the database URL, which may hold a password)."""
+    return (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 @dataclass(frozen=True)
@@ -99,36 +81,75 @@ def engine_url(database_url: str) -> str:
     return database_url
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 class EntitlementStore:
     def __init__(self, database_url: str) -> None:
-        url = engine_url(database_url)
-        options: dict[str, object] = {"pool_pre_ping": True}
-        if url.startswith("sqlite"):
+        url = make_url(engine_url(database_url))
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        self._sqlite_file = migrate.sqlite_path(url)
+        if self._sqlite_file is not None:
+            options["creator"] = self._sqlite_connector(self._sqlite_file)
+        elif url.get_backend_name() == "sqlite":
             options["connect_args"] = {"timeout": 5, "check_same_thread": False}
         else:
             options["connect_args"] = {"connect_timeout": 5}
         self._engine: Engine = create_engine(url, **options)
+        if self._sqlite_file is not None:
+            self._drop_connections_to_replaced(self._sqlite_file)
 
-    def create_schema(self) -> None:
-        """Create the tables if they are missing. Several workers or instances starting at
-        once race for it; whoever loses finds the tables there and goes on."""
-        for attempt in range(3):
-            try:
-                metadata.create_all(self._engine)
-                return
-            except SQLAlchemyError as exc:
-                if self._schema_present():
-                    return
-                if attempt == 2:
-                    raise unavailable(exc, "create_schema") from None
-                time.sleep(0.2)
+    @staticmethod
+    def _sqlite_connector(path: Path) -> Callable[[], sqlite3.Connection]:
+        """Opens the file read-write but never creates it: a missing file is an outage, not
+        a new empty database (only ``upgrade_schema`` creates one)."""
 
-    def _schema_present(self) -> bool:
+        def connect() -> sqlite3.Connection:
+            uri = f"file:{quote(str(path.resolve()))}?mode=rw"
+            return sqlite3.connect(uri, uri=True, timeout=5, check_same_thread=False)
+
+        return connect
+
+    def _drop_connections_to_replaced(self, path: Path) -> None:
+        @event.listens_for(self._engine, "connect")
+        def opened(dbapi_connection: Any, record: Any) -> None:
+            record.info["inode"] = _inode(path)
+
+        @event.listens_for(self._engine, "checkout")
+        def replaced(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            if record.info.get("inode") != _inode(path):
+                raise DisconnectionError("the database file was replaced")  # pool reconnects
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Bring the schema to the newest revision (safe with many workers starting at once)."""
         try:
-            names = set(inspect(self._engine).get_table_names())
-        except SQLAlchemyError:
-            return False
-        return set(metadata.tables) <= names
+            if self._sqlite_file is not None and not self._sqlite_file.exists():
+                self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+                sqlite3.connect(self._sqlite_file).close()  # the one place a file is created
+            return migrate.upgrade(self._engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise unavailable(exc, "upgrade_schema") from None
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: never migrated)."""
+        try:
+            with self._engine.connect() as db:
+                return migrate.current(db)
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "revision") from None
+
+    def problem(self) -> str | None:
+        """None when the database answers with the gateway's tables; else why not (readiness)."""
+        try:
+            with self._engine.connect() as db:
+                db.execute(select(entitlements.c.ref).limit(1)).all()
+        except SQLAlchemyError as exc:
+            return _reason(exc)
+        return None
 
     def dispose(self) -> None:
         self._engine.dispose()

@@ -9,8 +9,8 @@ levels:
 What neither level knows comes from 23, once: one thread per process asks, and across
 processes a store lock (redis-py's owner-token Lock) lets one fetch while the others wait for
 its result. Pingbacks drop an entry from the store and tell every worker of every instance
-(store pub/sub) to drop theirs; a subscriber that lost its connection may have missed some,
-so its whole first level is forgotten. "No such photo" is remembered briefly. When the store
+(store pub/sub) to drop theirs; a subscriber that reconnects may have missed some, so its
+whole first level is forgotten then. "No such photo" is remembered briefly. When the store
 is down, the first level keeps serving and misses go straight to 23.
 """
 

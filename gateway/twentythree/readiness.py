@@ -59,6 +59,14 @@ class ReadinessProbe:
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
             return list(pool.map(self._site, names))
 
+    def known(self) -> list[SiteHealth]:
+        """The last result per site without checking again (sites never checked say so)."""
+        unchecked = ("unchecked", "Not checked yet.")
+        return [
+            self._results.get(name) or SiteHealth(name, False, time.time(), *unchecked)
+            for name in self._clients
+        ]
+
     def _fresh(self, name: str, now: float) -> SiteHealth | None:
         result = self._results.get(name)
         if result is None:

@@ -32,12 +32,19 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    sites = services().readiness.status()
-    failing = [s.site for s in sites if not s.ok]
+    """Ready when the gateway's own state (store, database) answers and every site's API
+    answered a signed call recently. A failing dependency is answered at once, with the
+    sites' last known results rather than a fresh check that could keep the balancer waiting."""
+    svc = services()
+    dependencies = svc.dependencies.status()
+    broken = [d.name for d in dependencies if not d.ok]
+    sites = svc.readiness.known() if broken else svc.readiness.status()
+    failing = broken + [s.site for s in sites if not s.ok and s.code != "unchecked"]
     response = jsonify(
         {
             "status": "fail" if failing else "ok",
             "failing": failing,
+            "dependencies": [d.to_dict() for d in dependencies],
             "sites": [s.to_dict() for s in sites],
         }
     )
