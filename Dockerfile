@@ -8,7 +8,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     GATEWAY_CONFIG=/etc/23-gateway/gateway.toml GATEWAY_BIND=0.0.0.0:8000
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gateway
+# xmlsec1: pysaml2 checks SAML signatures with it.
+RUN apt-get update && apt-get install -y --no-install-recommends xmlsec1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gateway
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
 WORKDIR /app
