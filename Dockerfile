@@ -1,4 +1,4 @@
-# 23 Gateway: slim image, non-root, granian (or gunicorn). Mount a config and point GATEWAY_CONFIG at it.
+# 23 Gateway: slim image, non-root, gunicorn+gevent (or granian). Mount a config and point GATEWAY_CONFIG at it.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -24,5 +24,5 @@ USER gateway
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
-# granian by default; `gunicorn app:app -c gunicorn.conf.py` works as well (gevent workers).
+# gunicorn with gevent workers (the same as `gunicorn app:app -c gunicorn.conf.py`); --server granian for granian.
 CMD ["gateway", "serve", "--host", "0.0.0.0", "--port", "8000"]

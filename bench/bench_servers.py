@@ -32,6 +32,7 @@ from bench.common import (
 )
 
 SERVERS = ("gunicorn-gthread", "gunicorn-gevent", "granian")
+ROUNDS = 3
 
 
 def gateway_command(server: str, port: int) -> tuple[list[str], dict[str, str]]:
@@ -80,24 +81,30 @@ def bare_command(server: str, port: int, folder: Path) -> list[str]:
 
 
 def measure(server: str, folder: Path, devsite_port: int) -> dict[str, float]:
+    """Both apps run side by side and are measured in turns (best of ``ROUNDS`` each), so a
+    noisy moment on the machine does not land on one side of a ratio only."""
     figures: dict[str, float] = {}
-    port = free_port()
-    with process(bare_command(server, port, folder)):
-        wait(f"http://127.0.0.1:{port}/healthz")
-        figures["bare"] = wrk(f"http://127.0.0.1:{port}/healthz")
-    port = free_port()
+    bare_port, port = free_port(), free_port()
     config = gateway_config(folder, port, devsite_port)
     command, env = gateway_command(server, port)
     log = folder / f"{server}.log"
-    with process(command, log, {**env, "GATEWAY_CONFIG": str(config)}):
-        base = f"http://127.0.0.1:{port}"
+    with (
+        process(bare_command(server, bare_port, folder)),
+        process(command, log, {**env, "GATEWAY_CONFIG": str(config)}),
+    ):
+        bare, base = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{port}"
+        wait(f"{bare}/healthz")
         wait(f"{base}/healthz")
         batch_ids = list(range(2001, 2101))
         mint_once(base, batch_ids)
         mint_once(base, [1001])
         url = f"{base}/api/v1/sites/demo/tokens"
+        single = post_script(folder, "single", {"photo_ids": [1001]})
+        figures["bare"] = figures["mint"] = 0.0
+        for _ in range(ROUNDS):
+            figures["bare"] = max(figures["bare"], wrk(f"{bare}/healthz"))
+            figures["mint"] = max(figures["mint"], wrk(url, single))
         figures["healthz"] = wrk(f"{base}/healthz")
-        figures["mint"] = wrk(url, post_script(folder, "single", {"photo_ids": [1001]}))
         figures["batch"] = wrk(url, post_script(folder, "batch", {"photo_ids": batch_ids})) * 100
         figures["slow"] = healthz_under_slow_clients(base, port)
     return figures
@@ -129,6 +136,7 @@ def main() -> None:
         key=lambda s: (results[s]["slow"] / results[s]["healthz"] >= 0.5, results[s]["mint"]),
     )
     print(f"\nfastest server that survives slow clients: {best}")
+    print("`gateway serve` runs: gunicorn-gevent (--server granian for granian)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         tokens,
         webhooks,
     )
-    from gateway.web.bodylimit import ChunkedBodyLimit
+    from gateway.web.bodylimit import RequestBodies
     from gateway.web.jsonprovider import GatewayFlask
 
     settings = settings or load_settings()
@@ -41,9 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.merge_slashes = False
     services = Services.build(settings)
     app.extensions["gateway.services"] = services
-    # Outermost first: request id, headers and metrics; chunked bodies; the mint hot path.
-    minting = tokens.MintApi(app.wsgi_app, services, MAX_BODY)
-    app.wsgi_app = ChunkedBodyLimit(minting, MAX_BODY)  # type: ignore[method-assign]
+    # Outermost first: request id, headers and metrics; whole bodies; the mint hot path.
+    minting = tokens.MintApi(app.wsgi_app, services)
+    app.wsgi_app = RequestBodies(minting, MAX_BODY)  # type: ignore[method-assign]
     observability.install(app)
     errors.register_error_handlers(app)
     app.register_blueprint(health.bp)

@@ -154,15 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="run the service (granian, or gunicorn)")
+    from gateway.serve import DEFAULT_SERVER, SERVERS
+
+    p = sub.add_parser("serve", help="run the service (gunicorn with gevent workers, or granian)")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
     p.add_argument(
         "--server",
-        choices=("granian", "gunicorn"),
-        default=os.environ.get("GATEWAY_SERVER") or "granian",
-        help="HTTP server (default granian; $GATEWAY_SERVER)",
+        choices=SERVERS,
+        default=os.environ.get("GATEWAY_SERVER") or DEFAULT_SERVER,
+        help=f"HTTP server (default {DEFAULT_SERVER}, gevent workers; $GATEWAY_SERVER)",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.web.bodylimit import BODY_TIMEOUT
 from tests.helpers import Devsite, ServedGateway
 
 SLOW_CLIENTS = 64
@@ -81,6 +82,7 @@ class Trickler:
 @pytest.mark.parametrize("kind", ["headers", "body"])
 def test_slow_clients_do_not_take_the_gateway_down(served: ServedGateway, kind: str) -> None:
     """Attack: 64 clients trickle their headers (or their bodies) a byte a second."""
+    started = time.monotonic()
     slow = Trickler(served.port, SLOW_CLIENTS, kind)
     try:
         time.sleep(1.5)  # let every slow client be accepted and start waiting
@@ -97,6 +99,10 @@ def test_slow_clients_do_not_take_the_gateway_down(served: ServedGateway, kind: 
         )
         with urllib.request.urlopen(mint, timeout=5) as resp:
             assert json.load(resp)["tokens"][0]["photo_id"] == 1001
+        if kind == "body":  # and each trickler is cut off once its body is overdue
+            time.sleep(max(0.0, started + BODY_TIMEOUT + 1 - time.monotonic()))
+            answers = [sock.recv(200) for sock in slow.sockets[:4]]
+            assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
     finally:
         slow.close()
 

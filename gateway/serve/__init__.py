@@ -1,14 +1,15 @@
 """Serving the gateway: the one room that decides the server, its workers and its timeouts.
 
-``gateway serve`` runs granian by default (``--server gunicorn`` for gunicorn); the design
-card's ``gunicorn app:app -c gunicorn.conf.py`` keeps working with the same counts. Either
-way no slow client holds a thread that others need.
+``gateway serve`` runs gunicorn with gevent workers by default (``--server granian`` for
+granian), the same as the design card's ``gunicorn app:app -c gunicorn.conf.py``. The choice
+rests on ``bench/bench_servers.py`` and ``bench/bench_scale.py``: as fast on one worker, and
+it scales to more workers better. Either way no slow client holds a thread that others need.
 """
 
 from __future__ import annotations
 
-SERVERS = ("granian", "gunicorn")
-DEFAULT_SERVER = "granian"
+SERVERS = ("gunicorn", "granian")
+DEFAULT_SERVER = "gunicorn"
 
 
 def run(config_file: str, host: str, port: int, server: str = DEFAULT_SERVER) -> None:

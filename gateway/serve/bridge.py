@@ -22,10 +22,10 @@ from typing import Any
 
 from gateway import MAX_BODY
 from gateway.serve.access import log_access
+from gateway.web.bodylimit import BODY_TIMEOUT
 
 log = logging.getLogger("gateway.serve")
 
-BODY_TIMEOUT = 10.0  # seconds for a whole request body
 _JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

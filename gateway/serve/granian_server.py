@@ -1,4 +1,4 @@
-"""granian, the default server of ``gateway serve``: HTTP parsed in Rust on an event loop,
+"""granian, ``gateway serve --server granian``: HTTP parsed in Rust on an event loop,
 the app on a bounded thread pool behind ``bridge.RsgiBridge`` (bodies read before a thread
 is taken). Measured against gunicorn in ``bench/bench_servers.py``."""
 

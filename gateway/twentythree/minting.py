@@ -127,14 +127,8 @@ class Minted:
 
     expire: int
     entries: tuple[tuple[int, Mintable | Missing], ...]
-
-    @property
-    def photo_ids(self) -> list[int]:
-        return [pid for pid, entry in self.entries if isinstance(entry, Mintable)]
-
-    @property
-    def refused(self) -> list[int]:
-        return [pid for pid, entry in self.entries if isinstance(entry, Missing)]
+    photo_ids: list[int]  # those minted
+    refused: list[int]  # those 23 has no photo for
 
     def items(self) -> list[dict[str, Any]]:
         return [
@@ -143,15 +137,23 @@ class Minted:
         ]
 
     def json(self) -> bytes:
-        """``{"tokens": items()}`` as JSON bytes, built from each photo's prepared text."""
-        expire = self.expire
-        body = ",".join(
-            entry.item_json(expire)
-            if isinstance(entry, Mintable)
-            else orjson.dumps(_error_item(pid, entry)).decode()
-            for pid, entry in self.entries
+        """``{"tokens": items()}`` as JSON bytes, from each photo's prepared text. The batch
+        hot path: the expiry's parts are built once, each token costs one HMAC and a join."""
+        expire_part, tail, expire_text = (
+            b"expire%d" % self.expire,
+            f"-{self.expire}",
+            str(self.expire),
         )
-        return f'{{"tokens":[{body}]}}'.encode()
+        out = []
+        for pid, entry in self.entries:
+            if isinstance(entry, Mintable):  # PhotoSigner.signature, inlined: 100 per call
+                mac = entry.signer.keyed.copy()
+                mac.update(expire_part + entry.signer.suffix)
+                token = mac.hexdigest() + tail
+                out.append(entry._json_head + expire_text + token.join(entry._json_parts))
+            else:
+                out.append(orjson.dumps(_error_item(pid, entry)).decode())
+        return ('{"tokens":[' + ",".join(out) + "]}").encode()
 
 
 def _error_item(photo_id: int, missing: Missing) -> dict[str, Any]:
@@ -204,9 +206,15 @@ class Minter:
     def mint(self, photo_ids: Sequence[int], expire: int) -> Minted:
         """A token with URLs for every requested id, in order, or 23's error for that id."""
         found = self.photos(photo_ids)
-        entries = tuple(
-            (pid, info if isinstance(info, Missing) else self._mintable(info))
-            for pid in photo_ids
-            for info in (found[pid],)
-        )
-        return Minted(expire, entries)
+        entries: list[tuple[int, Mintable | Missing]] = []
+        minted: list[int] = []
+        refused: list[int] = []
+        for pid in photo_ids:
+            info = found[pid]
+            if isinstance(info, Missing):
+                entries.append((pid, info))
+                refused.append(pid)
+            else:
+                entries.append((pid, self._mintable(info)))
+                minted.append(pid)
+        return Minted(expire, tuple(entries), minted, refused)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import math
 import time
+from typing import Any
 
 _sha1 = hashlib.sha1
 _new = hmac.new
@@ -20,20 +21,39 @@ def time_limited_token(photo_token: str, photo_id: int, expire: int) -> str:
     return f"{digest.hexdigest()}-{expire}"
 
 
+def _keyed_hmac(key: bytes) -> Any:
+    """A keyed HMAC-SHA1 state to copy per token: OpenSSL's own object when the interpreter
+    has it (its copy, update and hexdigest are single C calls, about twice the rate of
+    ``hmac.HMAC``, whose methods are Python), else the standard library's."""
+    try:
+        from _hashlib import hmac_new
+
+        return hmac_new(key, digestmod="sha1")
+    except (ImportError, ValueError):  # no OpenSSL, or SHA-1 refused (FIPS)
+        return _new(key, None, _sha1)
+
+
 class PhotoSigner:
     """Mints tokens for one photo. The keyed HMAC state is computed once and copied per token,
-    which skips the key schedule that dominates a one-shot ``hmac.new`` (about 35% faster)."""
+    which skips the key schedule that dominates a one-shot ``hmac.new``."""
 
-    __slots__ = ("_keyed", "photo_id")
+    __slots__ = ("keyed", "photo_id", "suffix")
 
     def __init__(self, photo_token: str, photo_id: int) -> None:
         self.photo_id = photo_id
-        self._keyed = _new(photo_token.encode(), None, _sha1)
+        self.keyed = _keyed_hmac(photo_token.encode())  # never updated: only copied
+        self.suffix = b"photo_id%d" % photo_id
 
     def token(self, expire: int) -> str:
-        mac = self._keyed.copy()
-        mac.update(b"expire%dphoto_id%d" % (expire, self.photo_id))
-        return f"{mac.hexdigest()}-{expire}"
+        return self.signature(b"expire%d" % expire) + f"-{expire}"
+
+    def signature(self, expire_part: bytes) -> str:
+        """The hex HMAC for ``expire_part`` (``b"expire<E>"``), for callers minting many
+        tokens with one expiry: they build that part, and the ``-<E>`` tail, once."""
+        mac = self.keyed.copy()
+        mac.update(expire_part + self.suffix)
+        digest: str = mac.hexdigest()
+        return digest
 
 
 def parse_token(token: str) -> tuple[str, int] | None:

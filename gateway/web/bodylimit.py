@@ -1,6 +1,12 @@
-"""A request body without a Content-Length (chunked) is read here, up to the limit, before
-Flask sees it: Werkzeug would silently cut it at the limit (and the app would answer "bad
-JSON"), where the right answer is 413, the same as for a declared length over the limit."""
+"""Every request body is read here, whole, before the app sees it:
+
+* more than the limit is 413, declared (Content-Length) or not (chunked). Werkzeug would cut
+  a chunked body at the limit silently, and the app would answer "bad JSON";
+* under gevent (gunicorn's worker), a body not complete within ``BODY_TIMEOUT`` seconds is
+  408 and the connection is closed: a client trickling its body holds a greenlet for at most
+  that long. (gunicorn already gives a client ``keepalive`` seconds to send its headers;
+  granian reads bodies on its event loop, in ``serve.bridge``, before this runs.)
+"""
 
 from __future__ import annotations
 
@@ -10,38 +16,86 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import PayloadTooLarge
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+BODY_TIMEOUT = 10.0  # seconds for a whole request body
 
-_TOO_LARGE = orjson.dumps(PayloadTooLarge().to_dict())
+
+class RequestTimeout(GatewayError):
+    status = 408
+    code = "request_timeout"
+    default_message = "The request body was not sent in time."
 
 
-class ChunkedBodyLimit:
+def _deadline() -> Any:
+    """A gevent.Timeout when this process runs on gevent, else None (a blocking read is
+    bounded by the server's socket timeout instead)."""
+    try:
+        from gevent import Timeout, monkey
+    except ImportError:
+        return None
+    return Timeout if monkey.is_module_patched("socket") else None
+
+
+class RequestBodies:
     def __init__(self, app: WsgiApp, limit: int) -> None:
         self.app = app
         self.limit = limit
+        self._timeout = _deadline()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        if (
-            environ.get("CONTENT_LENGTH")
-            or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        ):
+        declared = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not declared and not chunked:
             return self.app(environ, start_response)
-        body = environ["wsgi.input"].read(self.limit + 1)
-        if len(body) > self.limit:
-            start_response(
-                "413 Request Entity Too Large",
-                [
-                    ("Content-Type", "application/json"),
-                    ("Content-Length", str(len(_TOO_LARGE))),
-                    ("Connection", "close"),
-                ],
-            )
-            return [_TOO_LARGE]
+        try:
+            if declared and not declared.isdigit():
+                raise BadRequest(
+                    "Content-Length must be a whole number.", code="invalid_content_length"
+                )
+            if declared and int(declared) > self.limit:
+                raise PayloadTooLarge()
+            body = self._read(environ["wsgi.input"], int(declared) if declared else None)
+        except GatewayError as error:
+            return _refuse(start_response, error)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         return self.app(environ, start_response)
+
+    def _read(self, stream: Any, length: int | None) -> bytes:
+        if self._timeout is None:
+            return self._read_all(stream, length)
+        with self._timeout(BODY_TIMEOUT, RequestTimeout()):
+            return self._read_all(stream, length)
+
+    def _read_all(self, stream: Any, length: int | None) -> bytes:
+        want = self.limit + 1 if length is None else length
+        chunks: list[bytes] = []
+        got = 0
+        while got < want:
+            chunk = stream.read(want - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > self.limit:
+            raise PayloadTooLarge()
+        return b"".join(chunks)
+
+
+def _refuse(start_response: Callable[..., Any], error: GatewayError) -> list[bytes]:
+    body = orjson.dumps(error.to_dict())
+    status = {400: "400 Bad Request", 408: "408 Request Timeout", 413: "413 Content Too Large"}
+    start_response(
+        status[error.status],
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),  # the rest of this body is not worth reading
+        ],
+    )
+    return [body]
