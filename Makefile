@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_tokens
 	$(BIN)/python -m bench.bench_mint
 	$(BIN)/python -m bench.bench_servers
+	$(BIN)/python -m bench.bench_scale
 	$(BIN)/python -m bench.bench_handoff
 
 clean:

@@ -1,7 +1,8 @@
 """Mint endpoint throughput against /healthz and a raw HMAC on the same server, in one run.
 
-Starts the emulated 23 site and `gateway serve` (one worker, as the in-process store
-requires), warms the photo cache, then drives each endpoint with wrk over loopback:
+Starts the emulated 23 site and `gateway serve` (its default server, one worker, as the
+in-process store requires), warms the photo cache, then drives each endpoint with wrk over
+loopback:
 
 * mint (1 cached id) req/s / healthz req/s
 * batch mint (100 ids) tokens/s / raw HMAC-SHA1 tokens/s on one core (goal >= 0.25)
@@ -45,6 +46,7 @@ def raw_hmac_rate(n: int = 200_000) -> float:
 
 def main() -> None:
     need_wrk()
+    raw_before = raw_hmac_rate()  # on a quiet machine, before any server runs
     folder = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     with devsite() as devsite_port:
         port = free_port()
@@ -60,7 +62,7 @@ def main() -> None:
             healthz = wrk(f"{base}/healthz")
             mint = wrk(url, post_script(folder, "single", {"photo_ids": [1001], "ttl": 3600}))
             batch_rps = wrk(url, post_script(folder, "batch", {"photo_ids": batch_ids}))
-    raw = raw_hmac_rate()
+    raw = max(raw_before, raw_hmac_rate())  # the faster of two: the stricter ratio
     print(f"healthz:               {healthz:10,.0f} req/s")
     print(f"mint, 1 cached id:     {mint:10,.0f} req/s   ratio to healthz {mint / healthz:.2f}")
     print(
