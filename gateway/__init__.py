@@ -15,7 +15,10 @@ MAX_BODY = 64 * 1024  # bytes of request body, for every endpoint
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Wire the Flask application: settings, services, plumbing and blueprints. Nothing else."""
+    from gateway.admin import views as admin_views
+    from gateway.i18n import gettext, language
     from gateway.logs import configure_logging
+    from gateway.pages import brand_of
     from gateway.services import Services
     from gateway.settings import load_settings
     from gateway.web import (
@@ -44,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Outermost first: request id, headers and metrics; whole bodies; the mint hot path.
     minting = tokens.MintApi(app.wsgi_app, services)
     app.wsgi_app = RequestBodies(minting, MAX_BODY)  # type: ignore[method-assign]
-    observability.install(app)
+    observability.install(app, services.telemetry.audited)
     errors.register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
@@ -53,4 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(links.bp)
     app.register_blueprint(protection.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(admin_views.bp)
+    app.jinja_env.globals.update(_=gettext, brand_of=brand_of)
+    app.context_processor(lambda: {"lang": language()})
     return app

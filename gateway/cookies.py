@@ -35,7 +35,7 @@ OIDC_STATE = Cookie("gw_oidc", path="/sso/")
 FORM = Cookie("gw_form", path="/sso/")
 CHECKOUT = Cookie("gw_checkout", path="/sso/")
 SAML_STATE = Cookie("gw_saml", path="/sso/", cross_site_post=True)
-ADMIN = Cookie("gw_admin", path="/admin")
+ADMIN = Cookie("gw_admin", path="/admin", samesite="Strict", narrow=True)  # its own scope
 
 
 class CookieJar:

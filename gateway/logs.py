@@ -10,11 +10,16 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import orjson
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# Who else hears each audit line in this request (the console's telemetry); set per request.
+audit_sink_var: contextvars.ContextVar[Callable[[str, dict[str, Any]], None] | None] = (
+    contextvars.ContextVar("audit_sink", default=None)
+)
 
 audit_log = logging.getLogger("gateway.audit")
 
@@ -162,3 +167,6 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
 def audit(event: str, **fields: Any) -> None:
     """One audit line: who got what (never a token or secret: callers pass only safe fields)."""
     audit_log.info(event, extra={"audit": event, **fields})
+    sink = audit_sink_var.get()
+    if sink is not None:
+        sink(event, fields)

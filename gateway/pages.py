@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from flask import render_template, request
+from dataclasses import dataclass
+from typing import cast
+
+from flask import current_app, render_template, request
 from werkzeug.wrappers import Response
 
+from gateway.i18n import gettext as _
 from gateway.logs import request_id_var
 
 BADGES = {
@@ -43,6 +47,55 @@ TITLES = {
 }
 
 
+# What a visitor's page says for a refusal; the developer's sentence stays in the JSON form.
+VISITOR_MESSAGES = {
+    "domain_not_allowed": "This video site is open to certain organisations only, and your "
+    "account is not one of them. Sign in with another account, or ask the site's owner for "
+    "access.",
+    "group_not_allowed": "Your account is not in a group that may watch these videos. Ask the "
+    "site's owner for access.",
+    "untrusted_provider": "This video site does not accept that kind of sign-in. Sign in with "
+    "the account the site asks for.",
+    "email_unverified": "Verify your e-mail address with your account provider, then try again.",
+    "invalid_email": "Your account has no e-mail address the video site can use.",
+    "no_account": "You have no account on this video site yet. Ask the site's owner to add you.",
+    "upstream_unavailable": "The video site is not answering right now. Please try again in a "
+    "minute.",
+    "upstream_bad_response": "The video site is not answering properly right now. Please try "
+    "again in a minute.",
+    "upstream_timeout": "The video site is taking too long to answer. Please try again in a "
+    "minute.",
+    "upstream_rejected": "The video site refused to sign you in. Its owner has been told why "
+    "in the gateway's log.",
+    "admin_refused": "This account may not open the operator console.",
+}
+
+
+@dataclass(frozen=True)
+class Brand:
+    """How a page names and dresses the site it is about."""
+
+    name: str
+    title: str
+    logo_url: str = ""
+    accent: str = ""
+
+
+def brand_of(site_name: str | None) -> Brand | None:
+    """The page's site, as the config describes it (None on pages about no site)."""
+    if not site_name:
+        return None
+    if site_name == "_admin":
+        return Brand(site_name, str(_("Operator console")))
+    from gateway.services import Services
+
+    services = cast(Services, current_app.extensions["gateway.services"])
+    site = services.settings.sites.get(site_name)
+    if site is None:
+        return None
+    return Brand(site.name, site.title, site.logo_url, site.accent_color)
+
+
 def wants_html() -> bool:
     """Browsers get pages; API clients (``*/*``, JSON) get JSON."""
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
@@ -57,15 +110,22 @@ def message_page(
     title: str | None = None,
     retry_url: str | None = None,
     retry_label: str | None = None,
+    site: str | None = None,
+    detail: str = "",
 ) -> Response:
+    """An HTML page for a result or refusal, in the visitor's language. Known codes get the
+    visitor's wording; ``detail`` (which site, which call, what failed) is for whoever they
+    ask for help."""
     page = render_template(
         "message.html",
-        badge=BADGES.get(status, "Video sign-in"),
-        title=title or TITLES.get(code, "Something went wrong"),
-        message=message,
+        badge=_(BADGES.get(status, "Video sign-in")),
+        title=_(title or TITLES.get(code, "Something went wrong")),
+        message=_(VISITOR_MESSAGES.get(code, message)),
         code=code,
+        detail=detail,
         retry_url=retry_url,
-        retry_label=retry_label,
+        retry_label=_(retry_label) if retry_label else None,
         request_id=request_id_var.get(),
+        site=site,
     )
     return Response(page, status=status, mimetype="text/html")

@@ -17,6 +17,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.sessions import SessionCodec, Sessions
 from gateway.settings import Settings
 from gateway.store import Store, open_store
+from gateway.telemetry import Telemetry
 from gateway.twentythree.cache import PhotoCache
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.minting import Minter
@@ -31,6 +32,7 @@ class Services:
     caches: Mapping[str, PhotoCache]
     minters: Mapping[str, Minter]
     readiness: ReadinessProbe
+    telemetry: Telemetry
     dependencies: DependencyProbe
     keyring: ApiKeyring
     limiter: RateLimiter
@@ -45,11 +47,13 @@ class Services:
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
         g = settings.gateway
         store = store or open_store(settings.store.url.get_secret_value())
+        telemetry = Telemetry(store)
         clients = {
             name: TwentyThreeClient(
                 site,
                 connect_timeout=g.upstream_connect_timeout,
                 read_timeout=g.upstream_read_timeout,
+                telemetry=telemetry,
             )
             for name, site in settings.sites.items()
         }
@@ -59,6 +63,7 @@ class Services:
                 client,
                 store,
                 fetch_wait=g.upstream_connect_timeout + 2 * g.upstream_read_timeout,
+                telemetry=telemetry,
             )
             for name, client in clients.items()
         }
@@ -85,7 +90,8 @@ class Services:
             clients=clients,
             caches=caches,
             minters={n: Minter(settings.sites[n], caches[n], pool) for n in clients},
-            readiness=ReadinessProbe(clients, interval=g.readiness_interval),
+            readiness=ReadinessProbe(clients, interval=g.readiness_interval, telemetry=telemetry),
+            telemetry=telemetry,
             dependencies=DependencyProbe(store, entitlements),
             keyring=ApiKeyring(settings.api_keys),
             limiter=limiter,

@@ -21,10 +21,19 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, TypeAdapter, ValidationError
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from gateway.clientip import IPNetwork
 from gateway.settings_fields import (
+    AccentColor,
     Domains,
     Flag,
     Hosts,
@@ -34,6 +43,7 @@ from gateway.settings_fields import (
     Named,
     Names,
     Number,
+    OptionalUrl,
     Origin,
     RequiredSecret,
     RequiredText,
@@ -48,7 +58,7 @@ from gateway.settings_fields import (
 
 DEFAULT_CONFIG_PATH = "config/gateway.toml"
 MIN_SECRET_KEY_LENGTH = 16
-SECTIONS = ("gateway", "sites", "store", "identity", "api_keys")
+SECTIONS = ("gateway", "sites", "store", "identity", "api_keys", "admin")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _ENV_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
@@ -169,6 +179,14 @@ class SiteSettings(Named):
     require_entitlement: Text = ""
     visitor_ttl: Integer = Field(3600, ge=60, le=7 * 86400)
     visitor_unpublished: Flag = False
+    # How the gateway's pages name and dress the site (default: the table's name, no logo).
+    display_name: Text = ""
+    logo_url: OptionalUrl = ""
+    accent_color: AccentColor = ""
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
 
     @property
     def identities(self) -> tuple[str, ...]:
@@ -196,12 +214,31 @@ class ApiKeySettings(Named):
     rate_limit: Number = Field(0.0, ge=0)  # mint calls per second; 0 = unlimited
 
 
+class AdminSettings(Model):
+    """The operator console at /admin: who may open it, through which identity."""
+
+    identity: RequiredText
+    allow_emails: Strings = ()
+    allow_groups: Strings = ()
+
+    @model_validator(mode="after")
+    def _someone(self) -> AdminSettings:
+        if not self.allow_emails and not self.allow_groups:
+            raise problem("list allow_emails or allow_groups: who may open the console")
+        return self
+
+    def admits(self, email: str, groups: tuple[str, ...]) -> bool:
+        emails = {e.lower() for e in self.allow_emails}
+        return email.lower() in emails or bool(set(self.allow_groups) & set(groups))
+
+
 class Settings(Model):
     gateway: GatewaySettings
     sites: Mapping[str, SiteSettings]
     store: StoreSettings = StoreSettings()
     identity: Mapping[str, IdentityModel] = Field(default_factory=dict)  # _identity_adapter
     api_keys: Mapping[str, ApiKeySettings] = Field(default_factory=dict)
+    admin: AdminSettings | None = None
     _source: str = PrivateAttr("<memory>")
 
     @property
@@ -268,6 +305,7 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         "store": StoreSettings,
         "sites": SiteSettings,
         "api_keys": ApiKeySettings,
+        "admin": AdminSettings,
     }
     if loc[0] == "identity" and len(loc) > 3:
         model: type[Model] | None = dict(_registered()).get(str(loc[2]))
@@ -369,6 +407,10 @@ def _cross_references(raw: dict[str, Any], problems: list[str]) -> None:
         for ident in [wanted] if isinstance(wanted, str) else wanted:
             if isinstance(ident, str) and ident and ident not in identities:
                 problems.append(f"sites.{name}.identity: names no [identity.{ident}] table")
+    admin = raw.get("admin")
+    wanted = admin.get("identity") if isinstance(admin, dict) else None
+    if isinstance(wanted, str) and wanted and wanted not in identities:
+        problems.append(f"admin.identity: names no [identity.{wanted}] table")
     digests = []
     for name, key in (raw.get("api_keys") or {}).items():
         if not isinstance(key, dict):

@@ -215,6 +215,18 @@ def _readable_file(value: Any) -> str:
 
 
 Domains = Annotated[tuple[str, ...], BeforeValidator(_domains)]
+
+_COLOR_RE = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _color(value: Any) -> str:
+    text = _string(value)
+    if text and not _COLOR_RE.fullmatch(text):
+        raise problem('must be a colour like "#1f6feb"')
+    return text.lower()
+
+
+AccentColor = Annotated[str, BeforeValidator(_color)]
 ReadableFile = Annotated[str, BeforeValidator(_readable_file)]  # "" = none
 Hosts = Annotated[tuple[str, ...], BeforeValidator(_hosts)]
 HeaderName = Annotated[str, BeforeValidator(_header)]

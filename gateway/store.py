@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway.errors import ServiceUnavailable
@@ -51,6 +51,22 @@ class Store(Protocol):
 
     def incr(self, key: str, ttl: float) -> int:
         """Add one to a counter that lives ``ttl`` seconds from its first increment."""
+        ...
+
+    def add_counts(self, counts: Mapping[str, Mapping[str, int]], ttl: float) -> None:
+        """Add to named counters in hashes (``{hash key: {field: n}}``), in one round trip."""
+        ...
+
+    def counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        """The counter hashes of several keys in one round trip ({} where absent)."""
+        ...
+
+    def append(self, key: str, items: Sequence[Any], keep: int, ttl: float) -> None:
+        """Add items to a capped list (newest first), keeping the newest ``keep``."""
+        ...
+
+    def newest(self, key: str, n: int) -> list[Any]:
+        """Up to ``n`` items of a capped list, newest first."""
         ...
 
     def lock(self, name: str, ttl: float, wait: float) -> contextlib.AbstractContextManager[bool]:
@@ -131,6 +147,33 @@ class MemoryStore:
             count = int(entry[1]) + 1
             self._data[key] = (entry[0], count)  # keeps its first expiry: a fixed window
             return count
+
+    def add_counts(self, counts: Mapping[str, Mapping[str, int]], ttl: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for key, fields in counts.items():
+                entry = self._live(key, now)
+                table: dict[str, int] = dict(entry[1]) if entry is not None else {}
+                for field, n in fields.items():
+                    table[field] = table.get(field, 0) + n
+                self._put(key, table, ttl, now)
+
+    def counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        with self._lock:
+            now = time.monotonic()
+            return [dict(e[1]) if (e := self._live(k, now)) is not None else {} for k in keys]
+
+    def append(self, key: str, items: Sequence[Any], keep: int, ttl: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            entry = self._live(key, now)
+            kept = [*reversed(items), *(entry[1] if entry is not None else ())][:keep]
+            self._put(key, kept, ttl, now)
+
+    def newest(self, key: str, n: int) -> list[Any]:
+        with self._lock:
+            entry = self._live(key, time.monotonic())
+            return list(entry[1][:n]) if entry is not None else []
 
     @contextlib.contextmanager
     def lock(self, name: str, ttl: float, wait: float) -> Iterator[bool]:
@@ -228,6 +271,45 @@ class RedisStore:
 
         result: int = self._call(run)
         return result
+
+    def add_counts(self, counts: Mapping[str, Mapping[str, int]], ttl: float) -> None:
+        def run() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, fields in counts.items():
+                for field, n in fields.items():
+                    pipe.hincrby(self._prefix + key, field, n)
+                pipe.pexpire(self._prefix + key, _ms(ttl))
+            pipe.execute()
+
+        self._call(run)
+
+    def counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        def run() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(self._prefix + key)
+            return list(pipe.execute())
+
+        tables = self._call(run) if keys else []
+        return [{k.decode(): int(v) for k, v in table.items()} for table in tables]
+
+    def append(self, key: str, items: Sequence[Any], keep: int, ttl: float) -> None:
+        if not items:
+            return
+        full = self._prefix + key
+
+        def run() -> None:
+            pipe = self._redis.pipeline()  # MULTI/EXEC: the list never grows past keep
+            pipe.lpush(full, *(json.dumps(item) for item in items))
+            pipe.ltrim(full, 0, keep - 1)
+            pipe.pexpire(full, _ms(ttl))
+            pipe.execute()
+
+        self._call(run)
+
+    def newest(self, key: str, n: int) -> list[Any]:
+        raws = self._call(self._redis.lrange, self._prefix + key, 0, n - 1)
+        return [json.loads(raw) for raw in raws]
 
     @contextlib.contextmanager
     def lock(self, name: str, ttl: float, wait: float) -> Iterator[bool]:

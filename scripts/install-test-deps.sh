@@ -17,4 +17,8 @@ scripts/apt-install.sh redis-server chromium postgresql xmlsec1 \
 if [[ ! -d tests/oidc/node_modules/oidc-provider || tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]]; then
   (cd tests/oidc && npm ci --no-audit --no-fund --silent)
 fi
+# axe-core, injected into the pages by the accessibility tests.
+if [[ ! -f tests/axe/node_modules/axe-core/axe.min.js || tests/axe/package-lock.json -nt tests/axe/node_modules/.package-lock.json ]]; then
+  (cd tests/axe && npm ci --no-audit --no-fund --silent)
+fi
 echo "test dependencies: ok"

@@ -118,6 +118,7 @@ def running_world(topology: str = "one-instance", redis_url: str = "") -> Iterat
             },
         },
         store=store,
+        admin={"identity": "team", "allow_emails": ["ada@example.com"]},
     )
     served = start_gateway(topology, build, gw_port, redis_url)
     yield World(served.url, devsite, idp, served)

@@ -27,6 +27,7 @@ from typing import Any
 from gateway import metrics
 from gateway.errors import UpstreamBadResponse, UpstreamRejected
 from gateway.store import Store, StoreUnavailable
+from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.urls import FORMAT_RE
 from gateway.twentythree.values import as_flag, as_int
@@ -141,7 +142,9 @@ class PhotoCache:
         ttl: float = 300.0,
         negative_ttl: float = 30.0,
         fetch_wait: float = 12.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry
         self._site = site
         self._client = client
         self._store = store
@@ -178,6 +181,8 @@ class PhotoCache:
                 cold.append(photo_id)
         if found:
             _LOCAL_HITS.inc(len(found))
+            if self._telemetry is not None:
+                self._telemetry.count(self._site, "cache_hits", len(found))
         if not cold:
             return found, cold
         generation = self._generation
@@ -197,6 +202,8 @@ class PhotoCache:
                 missing.append(photo_id)
         if len(missing) < len(cold):
             _STORE_HITS.inc(len(cold) - len(missing))
+            if self._telemetry is not None:
+                self._telemetry.count(self._site, "cache_hits", len(cold) - len(missing))
         return found, missing
 
     def get(self, photo_id: int) -> Found:
@@ -287,6 +294,8 @@ class PhotoCache:
 
     def _fetch(self, photo_id: int) -> Found:
         _MISSES.inc()
+        if self._telemetry is not None:
+            self._telemetry.count(self._site, "cache_misses")
         try:
             response = self._client.call(
                 "photo/list", {"photo_id": photo_id, "include_unpublished_p": 1}

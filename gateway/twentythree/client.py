@@ -29,6 +29,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.settings import SiteSettings
+from gateway.telemetry import Telemetry
 
 log = logging.getLogger("gateway.upstream")
 
@@ -114,8 +115,10 @@ class TwentyThreeClient:
         attempts: int = 2,
         api2: bool = False,
         pool_size: int = 32,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.site = site
+        self._telemetry = telemetry
         self.timeout = (connect_timeout, read_timeout)
         self.attempts = max(1, attempts)
         self.base = f"{site.url}/api/2/" if api2 else f"{site.url}/api/"
@@ -182,6 +185,8 @@ class TwentyThreeClient:
             elapsed = time.perf_counter() - started
             metrics.UPSTREAM_CALLS.labels(self.site.name, method, outcome).inc()
             metrics.UPSTREAM_SECONDS.labels(self.site.name, method).observe(elapsed)
+            if self._telemetry is not None:
+                self._record(outcome, elapsed)
             log.debug(
                 "23 call",
                 extra={
@@ -191,6 +196,14 @@ class TwentyThreeClient:
                     "ms": round(elapsed * 1000, 1),
                 },
             )
+
+    def _record(self, outcome: str, elapsed: float) -> None:
+        assert self._telemetry is not None
+        site = self.site.name
+        self._telemetry.count(site, "upstream_calls")
+        if outcome not in ("ok", "no_such_photo"):  # an unknown photo is an answer
+            self._telemetry.count(site, "upstream_errors")
+        self._telemetry.observe_ms(site, "upstream_ms", elapsed * 1000)
 
     def _once(self, method: str, fields: dict[str, str], read: bool, site: str) -> ApiResponse:
         # A read is a GET with a signed query; anything else a POST with everything in its

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.errors import UpstreamError, UpstreamRejected
+from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
 
 log = logging.getLogger("gateway.readiness")
@@ -45,7 +46,9 @@ class ReadinessProbe:
         clients: Mapping[str, TwentyThreeClient],
         interval: float = 30.0,
         retry_after: float = 5.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry
         self._clients = clients
         self._interval = interval
         self._retry_after = retry_after
@@ -83,6 +86,8 @@ class ReadinessProbe:
             if cached:
                 return cached
             result = self._check(name)
+            if self._telemetry is not None:
+                self._telemetry.count(name, "ready_ok" if result.ok else "ready_fail")
             if not result.ok:
                 log.warning(
                     "readiness check failed",

@@ -8,7 +8,7 @@ import re
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from gateway.errors import GatewayError, PayloadTooLarge
+from gateway.errors import GatewayError, PayloadTooLarge, UpstreamError
 from gateway.pages import message_page, wants_html
 
 log = logging.getLogger("gateway.web")
@@ -20,7 +20,10 @@ def _snake(name: str) -> str:
 
 def error_response(error: GatewayError) -> Response:
     if wants_html():
-        page = message_page(error.status, error.code, error.message)
+        detail = ""
+        if isinstance(error, UpstreamError):  # which site, which call, what went wrong
+            detail = " · ".join(v for v in (error.site, error.method, error.cause) if v)
+        page = message_page(error.status, error.code, error.message, detail=detail)
         page.headers.update(error.response_headers())
         return page  # type: ignore[return-value]
     response = jsonify(error.to_dict())

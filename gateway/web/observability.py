@@ -20,11 +20,11 @@ from typing import Any
 from flask import Flask, request
 
 from gateway import metrics
-from gateway.logs import request_id_var
+from gateway.logs import audit_sink_var, request_id_var
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data: https:; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 DEFAULT_HEADERS = (
@@ -40,8 +40,9 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class Observability:
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, audit_sink: Callable[[str, dict[str, Any]], None]) -> None:
         self.app = app
+        self._audit_sink = audit_sink
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._timers: dict[str, Any] = {}
 
@@ -53,6 +54,7 @@ class Observability:
         rid = incoming if _REQUEST_ID_RE.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
         environ[REQUEST_ID_KEY] = rid
         reset = request_id_var.set(rid)
+        sink_reset = audit_sink_var.set(self._audit_sink)
         started = time.perf_counter()
         seen: list[str] = []
 
@@ -70,6 +72,7 @@ class Observability:
         finally:
             self._record(environ, seen[0] if seen else "500", time.perf_counter() - started)
             request_id_var.reset(reset)
+            audit_sink_var.reset(sink_reset)
 
     def _record(self, environ: dict[str, Any], status: str, elapsed: float) -> None:
         route = environ.get(ROUTE_KEY, "<unmatched>")
@@ -84,10 +87,10 @@ class Observability:
         timer.observe(elapsed)
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, audit_sink: Callable[[str, dict[str, Any]], None]) -> None:
     @app.before_request
     def note_route() -> None:
         rule = request.url_rule
         request.environ[ROUTE_KEY] = rule.rule if rule is not None else "<unmatched>"
 
-    app.wsgi_app = Observability(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = Observability(app.wsgi_app, audit_sink)  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from gateway import metrics
+from gateway.admin import access as admin_access
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, UpstreamError
 from gateway.identity.base import (
     BeforeChooser,
@@ -53,6 +54,8 @@ def _guard(purpose: str) -> FormGuard:
 
 @bp.route("/sso/<site_name>/login", methods=["GET", "POST"])
 def login(site_name: str) -> Response:
+    if site_name == admin_access.SCOPE:  # the operator console's sign-in, same providers
+        return admin_access.login()
     site = site_or_404(site_name)
     source = request.form if request.method == "POST" else request.args
     return_url = safe_return_url(source.get("return_url"), site)  # 400 before anything else
@@ -155,6 +158,8 @@ def provider_step(kind: str, identity_name: str, step: str) -> Response:
 
 def _returned(identity_name: str, done: Completed) -> Response:
     """A visitor back from a provider they left (OIDC, Stripe, an e-mail link)."""
+    if done.pending.site == admin_access.SCOPE:
+        return admin_access.complete(identity_name, done.identity)
     site = site_or_404(done.pending.site)
     if identity_name not in site.identities:
         raise BadRequest("This sign-in does not belong to this site.", code="invalid_state")
@@ -176,7 +181,12 @@ def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Re
         if subscribe and decision.code in PAYWALL_CODES and wants_html():
             label = "Renew" if decision.code == "subscription_lapsed" else "Subscribe"
             return message_page(
-                403, decision.code, decision.message, retry_url=subscribe, retry_label=label
+                403,
+                decision.code,
+                decision.message,
+                retry_url=subscribe,
+                retry_label=label,
+                site=site.name,
             )
         raise Forbidden(decision.message, code=decision.code)  # a page for browsers, else JSON
     if pending.next:
@@ -228,6 +238,7 @@ def _record(site: SiteSettings, identity: Identity, outcome: str, detail: str) -
         site=site.name,
         email=identity.email,
         provider=identity.provider,
+        groups=list(identity.groups),
         outcome=outcome,
         detail=detail,
     )
@@ -306,4 +317,5 @@ def _signed_out_page(site: SiteSettings | None, return_url: str) -> Response:
         title="You are signed out",
         retry_url=on_site(site, return_url or "/") if site is not None else None,
         retry_label="Back to the videos" if site is not None else None,
+        site=site.name if site is not None else None,
     )

@@ -1,0 +1,132 @@
+"""Who may open the console, and their session there.
+
+Operators sign in through the identity named by ``[admin] identity``, with the same provider
+code visitors use (the provider's forms post to ``/sso/_admin/login``, a name no site can
+have; redirect providers come back through their own callback with that scope). The console
+then has its own session: a signed ``gw_admin`` cookie, ``SameSite=Strict`` and sent only to
+``/admin``, that lives at most ``SESSION_AGE`` and is revoked in the store on sign-out. The
+allow-list is checked again on every request, so removing an e-mail from the config locks it
+out at once. Every POST carries a token bound to that session (CSRF).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import redirect, request
+from itsdangerous import BadSignature
+from werkzeug.wrappers import Response
+
+from gateway.cookies import ADMIN
+from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.identity.base import IdentifiesEachRequest, Identity, PendingLogin
+from gateway.logs import audit
+from gateway.settings import AdminSettings
+from gateway.signing import serializer, timed_serializer
+from gateway.web.context import services
+from gateway.web.visitor import current_session
+
+SCOPE = "_admin"  # the pending-login "site" of a console sign-in (never a site's name)
+SESSION_AGE = 8 * 3600
+
+
+@dataclass(frozen=True)
+class Operator:
+    email: str
+    name: str
+    provider: str
+    groups: tuple[str, ...]
+    id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"e": self.email, "n": self.name, "p": self.provider, "g": list(self.groups)} | {
+            "i": self.id
+        }
+
+
+def settings() -> AdminSettings:
+    found = services().settings.admin
+    if found is None:
+        raise NotFound()  # no console at all: /admin is like any unknown path
+    return found
+
+
+def _signer() -> Any:
+    return timed_serializer(services().settings.gateway.secret_keys, "admin-session")
+
+
+def login() -> Response:
+    """``/sso/_admin/login``: the console's sign-in through its one identity provider."""
+    admin = settings()
+    provider = services().providers[admin.identity]
+    if isinstance(provider, IdentifiesEachRequest):
+        proxied = provider.identify(request)
+        if proxied is not None:
+            return complete(admin.identity, proxied)
+    session = current_session()
+    signed_in = session is not None and session.identity.provider == admin.identity
+    if request.method == "GET" and session is not None and signed_in:  # no IdP round trip
+        return complete(admin.identity, session.identity)
+    outcome = provider.begin(request, PendingLogin(SCOPE, "/admin", ""))
+    if isinstance(outcome, Identity):
+        return complete(admin.identity, outcome)
+    return outcome
+
+
+def complete(identity_name: str, identity: Identity) -> Response:
+    """A provider vouched for someone: open the console if the allow-list names them."""
+    admin = settings()
+    if (
+        identity_name != admin.identity
+        or not identity.email_verified
+        or not admin.admits(identity.email, identity.groups)
+    ):
+        audit("admin_refused", email=identity.email, provider=identity_name)
+        raise Forbidden("This account may not open the operator console.", code="admin_refused")
+    operator = Operator(
+        identity.email, identity.name, identity_name, identity.groups, secrets.token_urlsafe(12)
+    )
+    audit("admin_signed_in", email=operator.email, provider=identity_name)
+    response = redirect("/admin", code=303)
+    services().cookies.set(response, ADMIN, _signer().dumps(operator.to_json()), SESSION_AGE)
+    return response
+
+
+def current_operator() -> Operator | None:
+    """The operator this request carries a live console session for, or None."""
+    admin = settings()
+    raw = services().cookies.get(request, ADMIN)
+    if not raw:
+        return None
+    try:
+        data = _signer().loads(raw, max_age=SESSION_AGE)
+        operator = Operator(
+            str(data["e"]), str(data["n"]), str(data["p"]), tuple(data["g"]), str(data["i"])
+        )
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+    if operator.provider != admin.identity or not admin.admits(operator.email, operator.groups):
+        return None  # the config changed since: the allow-list decides again
+    if services().store.get(f"admin-revoked:{operator.id}"):
+        return None
+    return operator
+
+
+def csrf_token(operator: Operator) -> str:
+    return str(serializer(services().settings.gateway.secret_keys, "admin-csrf").dumps(operator.id))
+
+
+def check_csrf(operator: Operator) -> None:
+    given = request.form.get("csrf", "")
+    if not hmac.compare_digest(given.encode(), csrf_token(operator).encode()):
+        raise BadRequest("The form expired; please try again.", code="invalid_form")
+
+
+def sign_out(operator: Operator, response: Response) -> None:
+    services().store.set(f"admin-revoked:{operator.id}", int(time.time()), ttl=SESSION_AGE)
+    services().cookies.delete(response, ADMIN)
+    audit("admin_signed_out", email=operator.email, provider=operator.provider)

@@ -1,0 +1,138 @@
+"""Answers for operators: why a person cannot get into a site, and what the gateway is
+running with (every secret masked)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from gateway.identity.base import Identity
+from gateway.policy import decide
+from gateway.services import Services
+from gateway.settings import Settings, SiteSettings
+
+MASK = "********"
+EVENTS_SHOWN = 25
+
+
+@dataclass(frozen=True)
+class Verdict:
+    provider: str
+    kind: str
+    allowed: bool
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    site: SiteSettings
+    email: str
+    verdicts: list[Verdict]
+    groups_seen: tuple[str, ...] | None  # what the provider said at the last sign-in
+    standing: str | None  # entitlement: active / lapsed / none (None: not a paywalled site)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def diagnose(svc: Services, site: SiteSettings, email: str) -> Diagnosis:
+    """The site's policy for ``email`` through each of its providers, as far as the gateway
+    can tell without the person: groups come from their last sign-in (audit), entitlements
+    from the database, and the audit trail says what happened when they tried."""
+    wanted = email.strip().lower()
+    events = [
+        e
+        for e in svc.telemetry.recent()
+        if str(e.get("email", "")).lower() == wanted and e.get("site") in (None, site.name)
+    ][:EVENTS_SHOWN]
+    seen = next((tuple(e["groups"]) for e in events if isinstance(e.get("groups"), list)), None)
+    product = site.require_entitlement
+    standing = None
+    notes = []
+    if product:
+        if svc.entitlements is None:
+            notes.append("No entitlement database is open, so nobody holds an entitlement.")
+        else:
+            standing = svc.entitlements.standing(wanted, product)
+    if not site.identities:
+        notes.append("This site has no identity provider: nobody can sign in to it.")
+    if site.allow_groups and seen is None:
+        notes.append(
+            "The site requires a group; groups are known only from a sign-in, and this address "
+            "has not signed in recently, so the verdicts below assume no groups."
+        )
+    lookup = (lambda e, p: standing or "none") if product else None
+    verdicts = []
+    for name in site.identities:
+        kind = svc.settings.identities[name].type if name in svc.settings.identities else "?"
+        person = Identity(wanted, groups=seen or (), provider=name, email_verified=True)
+        decision = decide(site, person, lookup)
+        verdicts.append(Verdict(name, kind, decision.allowed, decision.code, decision.message))
+    return Diagnosis(site, wanted, verdicts, seen, standing, events, notes)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by ``MASK``."""
+    out = {
+        name: _plain(getattr(settings, name))
+        for name in ("gateway", "store", "sites", "identity", "api_keys", "admin")
+    }
+    return {k: v for k, v in out.items() if v not in (None, {})}
+
+
+_SENSITIVE = re.compile(r"password|secret|private|token")
+
+
+def _fields(names: Any, value: Any) -> dict[str, Any]:
+    """A model's or dataclass's fields; any whose name says it is sensitive is masked."""
+    out = {}
+    for name in names:
+        item = getattr(value, name)
+        out[name] = MASK if _SENSITIVE.search(name) and item else _plain(item)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, BaseModel):
+        return _fields(type(value).model_fields, value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields([f.name for f in dataclasses.fields(value)], value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def as_toml(data: Mapping[str, Any]) -> str:
+    """A TOML-like rendering for reading (values JSON-quoted), tables in the config's order."""
+    import json
+
+    lines: list[str] = []
+
+    def table(path: str, body: Mapping[str, Any]) -> None:
+        scalars = {k: v for k, v in body.items() if not isinstance(v, Mapping)}
+        nested = {k: v for k, v in body.items() if isinstance(v, Mapping)}
+        if scalars:
+            lines.append(f"[{path}]")
+            lines.extend(f"{k} = {json.dumps(v)}" for k, v in scalars.items())
+            lines.append("")
+        for key, sub in nested.items():
+            table(f"{path}.{key}", sub)
+
+    for section, body in data.items():
+        if isinstance(body, Mapping):
+            table(section, body)
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""The console's pages: /admin (overview with plots), /admin/audit, /admin/why, /admin/config.
+
+Every page needs a console session (``access``); none changes anything but the operator's own
+session, and that one POST carries a CSRF token. Pages are HTML with no script, under the
+same strict CSP as every other page of the gateway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from gateway.admin import access
+from gateway.admin.diagnose import as_toml, diagnose, masked
+from gateway.admin.figures import site_figures
+from gateway.telemetry import ALL
+from gateway.web.context import services
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+AUDIT_ROWS = 200
+FILTERS = ("site", "email", "event", "outcome")
+
+
+@bp.before_request
+def only_operators() -> Response | None:
+    access.settings()  # 404 when there is no console
+    if request.endpoint in ("admin.login",):
+        return None
+    operator = access.current_operator()
+    if operator is None:
+        return redirect(url_for("admin.login"), code=303)
+    request.environ["gateway.operator"] = operator
+    return None
+
+
+def _page(template: str, **context: Any) -> Response:
+    operator: access.Operator = request.environ["gateway.operator"]
+    page = render_template(
+        template,
+        operator=operator,
+        csrf=access.csrf_token(operator),
+        active=request.endpoint,
+        **context,
+    )
+    response = Response(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/login")
+def login() -> Response:
+    return redirect(url_for("sso.login", site_name=access.SCOPE), code=303)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    operator: access.Operator = request.environ["gateway.operator"]
+    access.check_csrf(operator)
+    response = redirect(url_for("home.index"), code=303)
+    access.sign_out(operator, response)
+    return response
+
+
+@bp.get("")
+def overview() -> Response:
+    svc = services()
+    names = list(svc.settings.sites)
+    figures = [site_figures(svc.telemetry, ALL, "all")] + [
+        site_figures(svc.telemetry, name, f"site-{i}") for i, name in enumerate(names)
+    ]
+    ready = {s.site: s for s in svc.readiness.known()}
+    return _page(
+        "admin/overview.html",
+        figures=figures,
+        ready=ready,
+        dependencies=svc.dependencies.status(),
+        sites=svc.settings.sites,
+    )
+
+
+@bp.get("/audit")
+def audit_events() -> Response:
+    wanted = {k: request.args.get(k, "").strip() for k in FILTERS}
+    rows = []
+    for event in services().telemetry.recent():
+        if _matches(event, wanted):
+            rows.append(event)
+            if len(rows) >= AUDIT_ROWS:
+                break
+    return _page("admin/audit.html", rows=rows, wanted=wanted, sites=services().settings.sites)
+
+
+def _matches(event: dict[str, Any], wanted: dict[str, str]) -> bool:
+    if wanted["site"] and event.get("site") != wanted["site"]:
+        return False
+    if wanted["email"] and str(event.get("email", "")).lower() != wanted["email"].lower():
+        return False
+    if wanted["event"] and wanted["event"] not in str(event.get("event", "")):
+        return False
+    outcome = str(event.get("outcome") or event.get("event", ""))
+    return not wanted["outcome"] or wanted["outcome"] in outcome
+
+
+@bp.get("/why")
+def why() -> Response:
+    svc = services()
+    email = request.args.get("email", "").strip()[:254]
+    site = svc.settings.sites.get(request.args.get("site", ""))
+    found = diagnose(svc, site, email) if site is not None and "@" in email else None
+    asked = bool(request.args)
+    return _page(
+        "admin/why.html", diagnosis=found, email=email, asked=asked, sites=svc.settings.sites
+    )
+
+
+@bp.get("/config")
+def config() -> Response:
+    settings = services().settings
+    return _page("admin/config.html", text=as_toml(masked(settings)), source=settings.source)
+
+
+@bp.app_template_filter("utc")
+def utc(stamp: Any) -> str:
+    import time
+
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(stamp)))
+    except (TypeError, ValueError):
+        return ""
+
+
+_SHOWN_ELSEWHERE = frozenset({"ts", "event", "site", "email", "audit"})
+
+
+@bp.app_template_filter("details")
+def details(event: dict[str, Any]) -> str:
+    """The rest of an audit event, compactly (audit lines never hold tokens or secrets)."""
+    parts = []
+    for key, value in event.items():
+        if key in _SHOWN_ELSEWHERE or value in (None, "", [], {}):
+            continue
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{key}: {text[:120]}")
+    return "; ".join(parts)

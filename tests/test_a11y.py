@@ -1,0 +1,178 @@
+"""Every page a person sees, in Chromium: a screenshot each (in $GATEWAY_SCREENSHOTS) and
+axe-core run in the page, with no violation allowed. The console is signed in to like an
+operator would, after some traffic, and its plots are looked at."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.paywall_world import PaywallWorld
+from tests.sso_world import TEAM_PASSWORD, World
+from tests.test_browser import CHROMIUM, FLAGS
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make test-deps`")
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: run `make test-deps`")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def tab(chromium: Browser) -> Iterator[Page]:
+    # The pages allow no script at all (CSP); only this test's axe-core may run in them.
+    context = chromium.new_context(bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture()
+def shots(tmp_path: Path) -> Path:
+    import os
+
+    folder = Path(os.environ.get("GATEWAY_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def accessible(page: Page, shots: Path, name: str) -> None:
+    """A screenshot, then axe-core's WCAG 2.1 AA rules: no violation."""
+    page.screenshot(path=shots / f"{name}.png", full_page=True)
+    page.evaluate(AXE.read_text())
+    found: Any = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})).violations"
+        ".map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target)}))"
+    )
+    assert found == [], f"{name}: " + json.dumps(found, indent=1)
+
+
+@pytest.mark.parametrize("world", ["one-instance"], indirect=True)
+def test_visitor_pages(world: World, tab: Page, shots: Path) -> None:
+    world.reset()
+    tab.goto(f"{world.gateway}/")
+    accessible(tab, shots, "home")
+    tab.goto(f"{world.gateway}/sso/multi/login?return_url=/")
+    accessible(tab, shots, "chooser")
+    tab.goto(f"{world.gateway}/sso/team/login?return_url=/")
+    accessible(tab, shots, "password-form")
+    tab.fill("#email", "ada@example.com")
+    tab.fill("#password", "wrong password")
+    tab.click("button[type=submit]")
+    assert tab.get_attribute("#password", "aria-invalid") == "true"
+    assert tab.get_attribute("#password", "aria-describedby") == "error"
+    accessible(tab, shots, "password-form-error")
+    tab.goto(f"{world.gateway}/sso/staffonly/login?return_url=/")
+    tab.fill("#email", "ada@example.com")
+    tab.fill("#password", TEAM_PASSWORD)
+    tab.click("button[type=submit]")
+    assert "cannot enter" in (tab.text_content("#title") or "")
+    accessible(tab, shots, "refused")
+    tab.goto(f"{world.gateway}/sso/team/login?return_url=/")
+    tab.fill("#email", "ada@example.com")
+    tab.fill("#password", TEAM_PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(world.devsite.url + "/")  # signed in as ada: a link for bo must ask
+    tab.goto(
+        f"{world.gateway}/sso/portal/login?return_url=/&jwt={world.portal_token('bo@example.com')}"
+    )
+    accessible(tab, shots, "continue-as")
+    tab.goto(f"{world.gateway}/sso/team/logout")
+    accessible(tab, shots, "logout-confirm")
+    tab.click("#sign-out")
+    assert tab.text_content("#retry") == "Back to the videos"  # the way back to the site
+    accessible(tab, shots, "signed-out")
+    world.devsite.mode("down")
+    tab.goto(f"{world.gateway}/sso/team/login?return_url=/")
+    tab.fill("#email", "ada@example.com")
+    tab.fill("#password", TEAM_PASSWORD)
+    tab.click("button[type=submit]")
+    detail = tab.text_content("#detail") or ""
+    assert "team" in detail and "session/get-token" in detail and "http_503" in detail
+    accessible(tab, shots, "upstream-down")
+    world.devsite.mode("ok")
+
+
+@pytest.mark.parametrize("world", ["one-instance"], indirect=True)
+def test_pages_speak_danish_when_asked(world: World, chromium: Browser, shots: Path) -> None:
+    context = chromium.new_context(bypass_csp=True, locale="da-DK")
+    page = context.new_page()
+    page.goto(f"{world.gateway}/sso/team/login?return_url=/")
+    assert page.text_content("h1") == "Log ind for at se med"
+    assert page.get_attribute("html", "lang") == "da"
+    accessible(page, shots, "password-form-da")
+    context.close()
+
+
+@pytest.mark.parametrize("paywall", ["one-instance"], indirect=True)
+def test_paywall_pages(paywall: PaywallWorld, tab: Page, shots: Path) -> None:
+    paywall.reset()
+    tab.goto(f"{paywall.gateway}/sso/shop/login?return_url=/video/1001&provider=gold")
+    accessible(tab, shots, "subscribe")
+    tab.goto(f"{paywall.gateway}/sso/shop/login?return_url=/video/1001&provider=mail")
+    accessible(tab, shots, "email-form")
+    tab.fill("#email", "reader@example.com")
+    tab.click("button[type=submit]")
+    accessible(tab, shots, "email-sent")
+
+
+@pytest.mark.parametrize("world", ["one-instance"], indirect=True)
+def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
+    world.reset()
+    for _ in range(3):  # some traffic to plot: sign-ins granted and refused
+        browser = requests.Session()
+        form = browser.get(f"{world.gateway}/sso/team/login?return_url=/", timeout=15).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf
+        browser.post(
+            f"{world.gateway}/sso/team/login",
+            data={"csrf": csrf.group(1), "provider": "team", "email": "ada@example.com",
+                  "password": TEAM_PASSWORD, "return_url": "/", "next": ""},
+            allow_redirects=False, timeout=15,
+        )  # fmt: skip
+    tab.goto(f"{world.gateway}/admin")
+    assert "Sign in to the operator console" in (tab.text_content("h1") or "")
+    accessible(tab, shots, "console-sign-in")
+    tab.fill("#email", "ada@example.com")
+    tab.fill("#password", TEAM_PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(f"{world.gateway}/admin")
+    assert tab.locator("svg.plot").count() >= 6
+    granted = tab.locator("dt:text-is('Sign-ins granted') + dd").first.text_content()
+    assert granted is not None and int(granted) >= 3
+    assert tab.locator("svg.plot polyline").count() > 0
+    accessible(tab, shots, "console-overview")
+    tab.click("text=Audit events")
+    tab.fill("#f-email", "ada@example.com")
+    tab.click("text=Filter")
+    assert tab.locator("td:text-is('sso_granted')").count() >= 3
+    accessible(tab, shots, "console-audit")
+    tab.click("text=Why can't they get in?")
+    tab.fill("#w-email", "ada@example.com")
+    tab.select_option("#w-site", "staffonly")
+    tab.click("text=Explain")
+    assert "group_not_allowed" in tab.content()
+    accessible(tab, shots, "console-why")
+    tab.click("text=Configuration")
+    assert "********" in (tab.text_content("pre.config") or "")
+    accessible(tab, shots, "console-config")
+    tab.click("#sign-out")
+    tab.goto(f"{world.gateway}/admin")
+    assert "Sign in to the operator console" in (tab.text_content("h1") or "")

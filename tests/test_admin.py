@@ -1,0 +1,226 @@
+"""The operator console: who gets in, its own session, CSRF, the pages and their numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from gateway import create_app
+from gateway.passwords import hash_password
+from gateway.telemetry import ALL, Telemetry, percentile_ms
+from tests.helpers import Devsite, make_settings, site_table
+
+PASSWORD = "console-pass-123"
+KEY = "admin-test-key-0123456789"
+
+
+def _settings(devsite: Devsite, **admin: Any) -> Any:
+    users = [
+        {"email": e, "password_hash": hash_password(PASSWORD), "groups": g}
+        for e, g in (
+            ("ops@example.com", []),
+            ("viewer@example.com", []),
+            ("sre@example.com", ["sre"]),
+        )
+    ]
+    return make_settings(
+        {
+            "demo": site_table(devsite.url, identity="team", allow_email_domains=["example.com"]),
+            "paid": site_table(devsite.url, identity="team", require_entitlement="gold"),
+        },
+        identity={
+            "team": {"type": "static", "users": users},
+            "other": {"type": "static", "users": users},
+        },
+        store={"database_url": "sqlite://"},
+        api_keys={
+            "cms": {"key_sha256": hashlib.sha256(KEY.encode()).hexdigest(), "sites": ["demo"]}
+        },
+        admin={
+            "identity": "team",
+            "allow_emails": ["ops@example.com"],
+            "allow_groups": ["sre"],
+            **admin,
+        },
+    )
+
+
+@pytest.fixture()
+def console(devsite: Devsite) -> FlaskClient:
+    return create_app(_settings(devsite)).test_client()
+
+
+def sign_in(client: FlaskClient, email: str = "ops@example.com", password: str = PASSWORD) -> Any:
+    form = client.get("/admin", follow_redirects=True)
+    assert form.status_code == 200 and 'name="password"' in form.get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.get_data(as_text=True))
+    assert csrf
+    return client.post(
+        "/sso/_admin/login",
+        data={"csrf": csrf.group(1), "provider": "team", "email": email, "password": password,
+              "return_url": "/admin", "next": ""},
+    )  # fmt: skip
+
+
+def test_no_admin_section_no_console(devsite: Devsite) -> None:
+    plain = make_settings({"demo": site_table(devsite.url)})
+    client = create_app(plain).test_client()
+    assert client.get("/admin").status_code == 404
+    assert client.get("/admin/config").status_code == 404
+    assert client.get("/sso/_admin/login").status_code == 404
+
+
+def test_allowed_operators_get_in_by_email_or_group(console: FlaskClient, devsite: Devsite) -> None:
+    assert console.get("/admin").status_code == 303  # to the sign-in
+    done = sign_in(console)
+    assert done.status_code == 303 and done.headers["Location"] == "/admin"
+    cookie = done.headers["Set-Cookie"]
+    assert "Path=/admin" in cookie and "SameSite=Strict" in cookie and "HttpOnly" in cookie
+    page = console.get("/admin")
+    assert page.status_code == 200 and "Overview" in page.get_data(as_text=True)
+    sre = create_app(_settings(devsite)).test_client()
+    assert sign_in(sre, "sre@example.com").status_code == 303
+    assert sre.get("/admin/config").status_code == 200
+
+
+def test_others_are_refused_and_audited(
+    console: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = sign_in(console, "viewer@example.com")
+    assert refused.status_code == 403
+    assert console.get("/admin").status_code == 303
+    wrong = sign_in(console, "ops@example.com", "nope-nope-nope")
+    assert wrong.status_code == 401 and "gw_admin" not in wrong.headers.get("Set-Cookie", "")
+
+
+def test_a_visitor_session_of_another_provider_is_not_a_console_session(
+    console: FlaskClient,
+) -> None:
+    """A site session (any provider) never opens /admin by itself; and a visitor cookie is
+    not the console's cookie."""
+    form = console.get("/sso/demo/login?return_url=/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf
+    visitor = console.post(
+        "/sso/demo/login",
+        data={"csrf": csrf.group(1), "provider": "team", "email": "viewer@example.com",
+              "password": PASSWORD, "return_url": "/", "next": ""},
+    )  # fmt: skip
+    assert visitor.status_code == 302
+    assert console.get("/admin").status_code == 303
+
+
+def test_sign_out_needs_the_token_and_revokes_the_cookie(console: FlaskClient) -> None:
+    sign_in(console)
+    cookie = console.get_cookie("gw_admin", path="/admin")
+    assert cookie is not None
+    page = console.get("/admin").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    assert console.post("/admin/logout", data={"csrf": "forged"}).status_code == 400
+    assert console.get("/admin").status_code == 200  # still in
+    assert console.post("/admin/logout", data={"csrf": csrf.group(1)}).status_code == 303
+    console.set_cookie("gw_admin", cookie.value, path="/admin")  # a copy taken before
+    assert console.get("/admin").status_code == 303
+
+
+def test_removing_an_operator_from_the_config_locks_them_out(devsite: Devsite) -> None:
+    first = create_app(_settings(devsite)).test_client()
+    sign_in(first)
+    cookie = first.get_cookie("gw_admin", path="/admin")
+    assert cookie is not None
+    later = create_app(_settings(devsite, allow_emails=["someone@example.com"])).test_client()
+    later.set_cookie("gw_admin", cookie.value, path="/admin")
+    assert later.get("/admin").status_code == 303
+
+
+def test_the_configuration_page_masks_every_secret(console: FlaskClient) -> None:
+    sign_in(console)
+    text = console.get("/admin/config").get_data(as_text=True)
+    assert "consumer_secret = &#34;********&#34;" in text or 'consumer_secret = "********"' in text
+    for secret in ("demo-super-consumer-secret", "demo-super-access-secret", "scrypt$"):
+        assert secret not in text
+    assert "[sites.demo]" in text and "[admin]" in text
+
+
+def test_traffic_shows_in_the_overview_and_the_audit_page(
+    console: FlaskClient, devsite: Devsite
+) -> None:
+    sign_in(console)
+    for _ in range(3):
+        minted = console.post(
+            "/api/v1/sites/demo/tokens",
+            json={"photo_ids": [1001, 1002]},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+        assert minted.status_code == 200
+    overview = console.get("/admin").get_data(as_text=True)
+    assert overview.count('<svg class="plot"') >= 6 * 3  # all sites, demo, paid
+    totals = re.search(r"Tokens minted</dt><dd>(\d+)</dd>", overview)
+    assert totals and int(totals.group(1)) == 6
+    assert "<polyline" in overview
+    events = console.get("/admin/audit?site=demo&event=tokens_minted").get_data(as_text=True)
+    assert events.count("<td>tokens_minted</td>") == 3 and "api_key: cms" in events
+    assert "admin_signed_in" in console.get("/admin/audit?event=admin").get_data(as_text=True)
+
+
+def test_why_explains_the_policy(console: FlaskClient) -> None:
+    sign_in(console)
+    outsider = console.get("/admin/why?email=eve@other.org&site=demo").get_data(as_text=True)
+    assert "domain_not_allowed" in outsider and "refused" in outsider
+    member = console.get("/admin/why?email=viewer@example.com&site=demo").get_data(as_text=True)
+    assert "allowed" in member
+    paid = console.get("/admin/why?email=viewer@example.com&site=paid").get_data(as_text=True)
+    assert "entitlement_required" in paid and "holds it: <strong>none</strong>" in paid
+    nothing = console.get("/admin/why?email=nope&site=demo").get_data(as_text=True)
+    assert "Give an e-mail address and a site" in nothing
+
+
+def test_console_pages_are_not_cached_and_strict(console: FlaskClient) -> None:
+    sign_in(console)
+    page = console.get("/admin/why")
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert "<script" not in page.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- telemetry
+
+
+def test_telemetry_counts_per_minute_per_site_and_in_total() -> None:
+    from gateway.store import MemoryStore
+
+    now = [1_800_000_000.0]
+    telemetry = Telemetry(MemoryStore(), clock=lambda: now[0])
+    telemetry.count("demo", "granted")
+    telemetry.audited("tokens_minted", {"site": "demo", "photo_ids": [1, 2, 3]})
+    now[0] += 120
+    telemetry.audited("sso_denied", {"site": "other", "email": "x@example.com"})
+    for ms in (3, 40, 40, 40, 900):
+        telemetry.observe_ms("demo", "upstream_ms", ms)
+    demo = telemetry.series("demo", minutes=3)
+    assert demo[0] == {"granted": 1, "tokens": 3} and demo[1] == {}
+    assert percentile_ms(demo[2], "upstream_ms", 0.5) == 50
+    assert percentile_ms(demo[2], "upstream_ms", 0.99) == 1000
+    total = telemetry.series(ALL, minutes=3)
+    assert total[0]["tokens"] == 3 and total[2]["refused"] == 1
+    assert [e["event"] for e in telemetry.recent()] == ["sso_denied", "tokens_minted"]
+
+
+def test_telemetry_is_shared_through_redis(redis_url: str) -> None:
+    import redis as redis_lib
+
+    from gateway.store import RedisStore
+
+    url = redis_url.rsplit("/", 1)[0] + "/9"
+    redis_lib.Redis.from_url(url).flushdb()
+    a, b = Telemetry(RedisStore(url)), Telemetry(RedisStore(url))
+    a.count("demo", "granted", 2)
+    b.count("demo", "granted", 3)
+    a.flush()
+    b.flush()
+    assert a.series("demo", minutes=1)[-1]["granted"] == 5
