@@ -249,12 +249,20 @@ def test_load_file_errors(tmp_path: Path) -> None:
 
 def test_gateway_config_env_var_and_demo_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    monkeypatch.setenv("GATEWAY_SECRET_KEY", "x" * 32)
+    for name, value in DEMO_ENV.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
     assert load_settings().source == "config/gateway.toml"
     for example in sorted((ROOT / "config").glob("*.toml")):
         monkeypatch.setenv("GATEWAY_CONFIG", str(example))
         assert load_settings().source == str(example)
+
+
+DEMO_ENV = {  # what scripts/run-demo.sh exports for config/gateway.toml
+    "GATEWAY_SECRET_KEY": "y" * 32,
+    "DEMO_GATEWAY_URL": "http://127.0.0.1:8000",
+    "DEMO_SITE_URL": "http://127.0.0.1:8023",
+}
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -269,7 +277,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_check_config_cli(tmp_path: Path) -> None:
-    ok = _cli("check-config", "config/gateway.toml", env={"GATEWAY_SECRET_KEY": "y" * 32})
+    ok = _cli("check-config", "config/gateway.toml", env=DEMO_ENV)
     assert ok.returncode == 0, ok.stderr
     assert "ok (1 site(s)" in ok.stdout
     bad = tmp_path / "bad.toml"
