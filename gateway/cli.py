@@ -6,9 +6,12 @@ import argparse
 import contextlib
 import getpass
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
+
+from gateway import __version__
 
 
 def _positive_int(text: str) -> int:
@@ -134,16 +137,26 @@ def cmd_devsite(args: argparse.Namespace) -> int:
 
     from gateway.devsite import DevsiteOptions, create_devsite
     from gateway.devsite.catalog import demo_photos, generated_photos
+    from gateway.devsite.requestlog import JsonRequestHandler, log
+    from gateway.logs import configure_logging
 
+    configure_logging("info")
     photos = demo_photos() + generated_photos(args.extra_photos)
     app = create_devsite(DevsiteOptions(remote_login_url=args.remote_login_url, photos=photos))
-    server = make_server(args.host, args.port, app, threaded=True)
-    print(
-        f"Emulated 23 site on http://{args.host}:{server.port}/ "
-        f"(remote login: {args.remote_login_url})",
-        flush=True,
+    server = make_server(
+        args.host, args.port, app, threaded=True, request_handler=JsonRequestHandler
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    log.info(
+        "emulated 23 site listening",
+        extra={
+            "url": f"http://{args.host}:{server.port}/",
+            "remote_login_url": args.remote_login_url,
+            "photos": len(photos),
+        },
+    )
+    # SIGTERM ends as Ctrl-C does, so the queued log lines are written before exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         server.serve_forever()
     return 0
 
@@ -152,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="23 Gateway: SSO and signed access for TwentyThree sites."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from gateway.serve import DEFAULT_SERVER, SERVERS
@@ -169,21 +183,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a config file and list every problem")
-    p.add_argument("path", nargs="?", help="default: $GATEWAY_CONFIG or config/gateway.toml")
+    p.add_argument(
+        "path", nargs="?", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)"
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("token", help="print one time-limited token, offline")
-    p.add_argument("--photo-id", type=_positive_int, required=True)
-    p.add_argument("--photo-token", required=True)
+    p.add_argument("--photo-id", type=_positive_int, required=True, help="the video's photo_id")
+    p.add_argument(
+        "--photo-token", required=True, help="the video's own token (photo/list's token field)"
+    )
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--expire", type=_positive_int, help="absolute expiry, Unix seconds")
     when.add_argument("--ttl", type=_positive_int, help="seconds from now")
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("link", help="mint one token with a configured site and print its URLs")
-    p.add_argument("--site", required=True)
-    p.add_argument("--photo-id", type=_positive_int, required=True)
-    p.add_argument("--ttl", type=_positive_int, default=3600, help="seconds (default 3600)")
+    p.add_argument("--site", required=True, help="a [sites.<name>] table of the config")
+    p.add_argument("--photo-id", type=_positive_int, required=True, help="the video's photo_id")
+    p.add_argument(
+        "--ttl", type=_positive_int, default=3600, help="token lifetime, seconds (default 3600)"
+    )
     p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
     p.set_defaults(func=cmd_link)
 
@@ -201,9 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("devsite", help="run the emulated 23 site (demo and tests)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8023)
-    p.add_argument("--remote-login-url", default="http://127.0.0.1:8000/sso/demo/login")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8023, help="port (default 8023)")
+    p.add_argument(
+        "--remote-login-url",
+        default="http://127.0.0.1:8000/sso/demo/login",
+        help="where the closed site sends visitors who are not signed in "
+        "(default http://127.0.0.1:8000/sso/demo/login)",
+    )
     p.add_argument("--extra-photos", type=int, default=0, help="add N generated videos (2001...)")
     p.set_defaults(func=cmd_devsite)
     return parser

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import signal
@@ -118,6 +120,34 @@ def test_devsite_command(process: list[subprocess.Popen[str]]) -> None:
     home = requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=5)
     assert home.status_code == 302
     assert home.headers["Location"].startswith("http://127.0.0.1:8000/sso/demo/login?return_url=")
+    requests.get(f"http://127.0.0.1:{port}/nothing-here", timeout=5)
+    proc = process[-1]
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=10)
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert "\x1b" not in output  # no terminal colours, even for a 404
+    entries = [json.loads(line) for line in lines]  # every line is JSON
+    assert entries[0]["msg"] == "emulated 23 site listening"
+    requested = {(e.get("path"), e.get("status")) for e in entries}
+    assert ("/", 302) in requested and ("/nothing-here", 404) in requested
+
+
+def test_version_and_help_on_every_option() -> None:
+    from gateway import __version__
+    from gateway.cli import build_parser
+
+    version = subprocess.run([GATEWAY, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"gateway {__version__}"
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [
+        f"{name} {action.dest}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert missing == []
+    assert all(choice.help for choice in commands._choices_actions)
 
 
 def test_serve_with_gunicorn(
