@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.merge_slashes = False
     services = Services.build(settings)
     app.extensions["gateway.services"] = services
+    for catalogue in services.catalogues.values():
+        catalogue.start()  # in the serving process: a worker that forks has its own loop
     # Outermost first: request id, headers and metrics; whole bodies; the mint hot path.
     minting = tokens.MintApi(app.wsgi_app, services)
     app.wsgi_app = RequestBodies(minting, MAX_BODY)  # type: ignore[method-assign]

@@ -34,3 +34,11 @@ CACHE_EVENTS = Counter("gateway_cache_events_total", "Photo cache lookups", ["ca
 SESSIONS_GRANTED = Counter(
     "gateway_sessions_total", "Site access decisions", ["site", "provider", "outcome"]
 )
+CATALOGUE_SYNCS = Counter(
+    "gateway_catalogue_syncs_total", "Full catalogue syncs run by this process", ["site", "outcome"]
+)
+COLD_LOOKUPS_REFUSED = Counter(
+    "gateway_cold_lookups_refused_total",
+    "Mint calls refused because the key used up its cold lookups for the minute",
+    ["site", "api_key"],
+)

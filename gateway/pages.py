@@ -24,6 +24,7 @@ BADGES = {
 TITLES = {
     "domain_not_allowed": "This account cannot enter",
     "group_not_allowed": "This account cannot enter",
+    "forbidden_by_rule": "This video is not open to your account",
     "email_unverified": "Please verify your e-mail address",
     "no_account": "No account on this video site",
     "entitlement_required": "Subscription needed",
@@ -68,6 +69,8 @@ VISITOR_MESSAGES = {
     "upstream_rejected": "The video site refused to sign you in. Its owner has been told why "
     "in the gateway's log.",
     "admin_refused": "This account may not open the operator console.",
+    "forbidden_by_rule": "This video is only for some of the site's viewers (a channel or tag "
+    "with its own rules), and your account is not among them. Ask the site's owner for access.",
 }
 
 

@@ -46,15 +46,34 @@ def decide(
         return Decision(False, "invalid_email", "Your account has no usable e-mail address.")
     if not identity.email_verified:
         return Decision(False, "email_unverified", "Your e-mail address is not verified.")
-    if site.allow_email_domains and domain not in site.allow_email_domains:
+    return conditions(
+        identity,
+        site.allow_email_domains,
+        site.allow_groups,
+        site.require_entitlement,
+        standing,
+        "this site",
+    )
+
+
+def conditions(
+    identity: Identity,
+    domains: tuple[str, ...],
+    groups: tuple[str, ...],
+    product: str,
+    standing: StandingLookup | None,
+    what: str,
+) -> Decision:
+    """The conditions a site (or an access rule, for some of its videos) may set: e-mail
+    domains, groups, an entitlement. ``what`` names the thing refused in the messages."""
+    if domains and email_domain(identity.email) not in domains:
         return Decision(
-            False, "domain_not_allowed", "Accounts from your e-mail domain may not enter this site."
+            False, "domain_not_allowed", f"Accounts from your e-mail domain may not enter {what}."
         )
-    if site.allow_groups and not set(site.allow_groups) & set(identity.groups):
+    if groups and not set(groups) & set(identity.groups):
         return Decision(
-            False, "group_not_allowed", "Your account is not in a group allowed to enter this site."
+            False, "group_not_allowed", f"Your account is not in a group allowed to enter {what}."
         )
-    product = site.require_entitlement
     if product and product not in identity.entitlements:
         # No lookup means no stored entitlements to consult: fail closed.
         held = standing(identity.email, product) if standing is not None else "none"
@@ -62,11 +81,42 @@ def decide(
             return Decision(
                 False,
                 "subscription_lapsed",
-                "Your subscription has ended or its payment failed, so this site is closed to "
+                f"Your subscription has ended or its payment failed, so {what} is closed to "
                 "you for now. Renew it to watch again.",
             )
         if held != "active":
             return Decision(
-                False, "entitlement_required", "This site needs a subscription you do not have."
+                False,
+                "entitlement_required",
+                f"{what.capitalize()} needs a subscription you do not have.",
             )
+    return ALLOW
+
+
+def rules_decision(
+    site: SiteSettings,
+    identity: Identity | None,
+    albums: tuple[int, ...],
+    tags: tuple[str, ...],
+    standing: StandingLookup | None = None,
+) -> Decision:
+    """The site's access rules for one video (its channels and tags): every rule covering it
+    must be met. ``identity`` None (a backend minting for nobody in particular) meets none."""
+    for rule in site.rules:
+        if not rule.covers(albums, tags):
+            continue
+        if identity is None:
+            return Decision(
+                False, "forbidden_by_rule", f"This video ({rule.label}) is only for some visitors."
+            )
+        decision = conditions(
+            identity,
+            rule.allow_email_domains,
+            rule.allow_groups,
+            rule.require_entitlement,
+            standing,
+            "this video",
+        )
+        if not decision.allowed:
+            return decision
     return ALLOW

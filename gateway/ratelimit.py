@@ -42,3 +42,26 @@ class RateLimiter:
             return
         window = max(1.0, 1.0 / rate)
         self.limit(name, max(1, int(rate * window)), window, now)
+
+    def spend(
+        self,
+        name: str,
+        amount: int,
+        per_minute: int,
+        message: str,
+        code: str,
+        now: float | None = None,
+    ) -> None:
+        """Take ``amount`` from a budget of ``per_minute`` (0 = unlimited) that refills at each
+        minute, else TooManyRequests until the next minute. A refused amount is given back,
+        so a caller that waits is not punished for asking."""
+        if per_minute <= 0 or amount <= 0:
+            return
+        now = time.time() if now is None else now
+        minute = int(now // 60)
+        key = f"budget:{name}:{minute}"
+        if self._store.incr(key, ttl=120, amount=amount) > per_minute:
+            self._store.incr(key, ttl=120, amount=-amount)
+            raise TooManyRequests(
+                message, code=code, retry_after=math.ceil((minute + 1) * 60 - now)
+            )

@@ -19,6 +19,7 @@ from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.telemetry import Telemetry
 from gateway.twentythree.cache import PhotoCache
+from gateway.twentythree.catalogue import Catalogue
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.minting import Minter
 from gateway.twentythree.readiness import ReadinessProbe
@@ -30,6 +31,7 @@ class Services:
     store: Store
     clients: Mapping[str, TwentyThreeClient]
     caches: Mapping[str, PhotoCache]
+    catalogues: Mapping[str, Catalogue]  # sites with catalogue = "sync"
     minters: Mapping[str, Minter]
     readiness: ReadinessProbe
     telemetry: Telemetry
@@ -67,6 +69,13 @@ class Services:
             )
             for name, client in clients.items()
         }
+        catalogues = {
+            name: Catalogue(site, clients[name], store, caches[name].fetch)
+            for name, site in settings.sites.items()
+            if site.catalogue == "sync"
+        }
+        for name, catalogue in catalogues.items():
+            caches[name].use_catalogue(catalogue)
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="photo-fetch")
         limiter = RateLimiter(store)
         entitlements = open_entitlements(settings)
@@ -89,6 +98,7 @@ class Services:
             store=store,
             clients=clients,
             caches=caches,
+            catalogues=catalogues,
             minters={n: Minter(settings.sites[n], caches[n], pool) for n in clients},
             readiness=ReadinessProbe(clients, interval=g.readiness_interval, telemetry=telemetry),
             telemetry=telemetry,
@@ -108,11 +118,13 @@ class Services:
 
 
 def open_entitlements(settings: Settings) -> EntitlementStore | None:
-    """The entitlement database, opened (and its schema created) only when a site requires an
-    entitlement or a paywall can grant one; otherwise no database file appears at all."""
-    needed = any(site.require_entitlement for site in settings.sites.values()) or any(
-        ident.type == "stripe" for ident in settings.identities.values()
-    )
+    """The entitlement database, opened (and its schema created) only when a site (or one of
+    its access rules) requires an entitlement or a paywall can grant one; otherwise no
+    database file appears at all."""
+    needed = any(
+        site.require_entitlement or any(rule.require_entitlement for rule in site.rules)
+        for site in settings.sites.values()
+    ) or any(ident.type == "stripe" for ident in settings.identities.values())
     if not needed:
         return None
     store = EntitlementStore(settings.store.database_url.get_secret_value())

@@ -28,6 +28,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -164,6 +165,40 @@ class GatewaySettings(Model):
         return self.public_url.startswith("https://")
 
 
+class AccessRule(Model):
+    """Extra conditions for some of a site's videos: those in channel ``album_id`` or tagged
+    ``tag``. Every matching rule must be met, on top of the site's own policy."""
+
+    album_id: Integer | None = Field(None, ge=1)
+    tag: Text = ""
+    allow_groups: Strings = ()
+    allow_email_domains: Domains = ()
+    require_entitlement: Text = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> AccessRule:
+        if (self.album_id is None) == (not self.tag):
+            raise problem("give album_id or tag (exactly one): which videos the rule covers")
+        if not (self.allow_groups or self.allow_email_domains or self.require_entitlement):
+            raise problem(
+                "give allow_groups, allow_email_domains or require_entitlement: "
+                "what the rule asks of a visitor"
+            )
+        return self
+
+    @field_validator("tag")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()  # tags compare as 23 lists them, lower-cased
+
+    def covers(self, albums: tuple[int, ...], tags: tuple[str, ...]) -> bool:
+        return self.album_id in albums if self.album_id is not None else self.tag in tags
+
+    @property
+    def label(self) -> str:
+        return f"album {self.album_id}" if self.album_id is not None else f"tag {self.tag!r}"
+
+
 class SiteSettings(Named):
     url: Origin  # the site's own origin; the API is under <url>/api/
     consumer_key: RequiredText
@@ -178,11 +213,27 @@ class SiteSettings(Named):
     expire_bucket: Integer = Field(0, ge=0, le=86400)
     require_entitlement: Text = ""
     visitor_ttl: Integer = Field(3600, ge=60, le=7 * 86400)
+    visitor_ttl_max: Integer = Field(43200, ge=60, le=7 * 86400)  # cap of playback-long links
     visitor_unpublished: Flag = False
+    catalogue: Literal["sync", "on_demand"] = "sync"
+    catalogue_refresh: Integer = Field(900, ge=60, le=86400)  # seconds between full syncs
+    catalogue_max_age: Integer = Field(3600, ge=120, le=7 * 86400)  # older: not used, not ready
+    rules: tuple[AccessRule, ...] = ()
     # How the gateway's pages name and dress the site (default: the table's name, no logo).
     display_name: Text = ""
     logo_url: OptionalUrl = ""
     accent_color: AccentColor = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SiteSettings:
+        if self.visitor_ttl > self.visitor_ttl_max:
+            raise problem("visitor_ttl must not exceed visitor_ttl_max")
+        if self.catalogue == "sync" and self.catalogue_max_age <= self.catalogue_refresh:
+            raise problem(
+                "catalogue_max_age must exceed catalogue_refresh (a catalogue must be able to "
+                "survive a failed sync)"
+            )
+        return self
 
     @property
     def title(self) -> str:
@@ -212,6 +263,8 @@ class ApiKeySettings(Named):
     sites: SiteNames
     max_ttl: Integer = Field(86400, ge=1, le=366 * 86400)
     rate_limit: Number = Field(0.0, ge=0)  # mint calls per second; 0 = unlimited
+    enforce_rules: Flag = False  # true: the sites' access rules apply to this key's mints too
+    cold_lookups_per_minute: Integer = Field(600, ge=0)  # ids only 23 can answer; 0 = unlimited
 
 
 class AdminSettings(Model):
@@ -309,6 +362,8 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     }
     if loc[0] == "identity" and len(loc) > 3:
         model: type[Model] | None = dict(_registered()).get(str(loc[2]))
+    elif loc[0] == "sites" and len(loc) > 4 and loc[2] == "rules":
+        model = AccessRule
     else:
         model = models.get(str(loc[0]))
     return list(model.model_fields) if model else []

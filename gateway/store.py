@@ -49,8 +49,20 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def incr(self, key: str, ttl: float) -> int:
-        """Add one to a counter that lives ``ttl`` seconds from its first increment."""
+    def incr(self, key: str, ttl: float, amount: int = 1) -> int:
+        """Add ``amount`` to a counter that lives ``ttl`` seconds from its first increment."""
+        ...
+
+    def put_fields(self, key: str, fields: Mapping[str, Any], ttl: float) -> None:
+        """Set fields of the hash ``key`` and make the whole hash live ``ttl`` seconds."""
+        ...
+
+    def get_fields(self, key: str, names: Sequence[str]) -> list[Any]:
+        """Fields of the hash ``key`` in one round trip (None where absent)."""
+        ...
+
+    def expire(self, key: str, ttl: float) -> None:
+        """Let ``key`` (a value or a hash) live ``ttl`` seconds from now."""
         ...
 
     def add_counts(self, counts: Mapping[str, Mapping[str, int]], ttl: float) -> None:
@@ -95,6 +107,9 @@ class MemoryStore:
         self._max = max_entries
         self._locks: dict[str, threading.Lock] = {}
         self._listeners: dict[str, list[Listener]] = {}
+        # Hashes (the catalogue) live beside the LRU, so a big catalogue never evicts
+        # single-use state; their size is bounded by whoever writes them.
+        self._hashes: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def _live(self, key: str, now: float) -> tuple[float, Any] | None:
         entry = self._data.get(key)
@@ -136,17 +151,47 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+            self._hashes.pop(key, None)
 
-    def incr(self, key: str, ttl: float) -> int:
+    def incr(self, key: str, ttl: float, amount: int = 1) -> int:
         with self._lock:
             now = time.monotonic()
             entry = self._live(key, now)
             if entry is None:
-                self._put(key, 1, ttl, now)
-                return 1
-            count = int(entry[1]) + 1
+                self._put(key, amount, ttl, now)
+                return amount
+            count = int(entry[1]) + amount
             self._data[key] = (entry[0], count)  # keeps its first expiry: a fixed window
             return count
+
+    def _hash(self, key: str, now: float) -> dict[str, Any] | None:
+        entry = self._hashes.get(key)
+        if entry is None or entry[0] <= now:
+            self._hashes.pop(key, None)
+            return None
+        return entry[1]
+
+    def put_fields(self, key: str, fields: Mapping[str, Any], ttl: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            table = self._hash(key, now) or {}
+            table.update(fields)
+            self._hashes[key] = (now + ttl, table)
+
+    def get_fields(self, key: str, names: Sequence[str]) -> list[Any]:
+        with self._lock:
+            table = self._hash(key, time.monotonic()) or {}
+            return [table.get(name) for name in names]
+
+    def expire(self, key: str, ttl: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            table = self._hash(key, now)
+            if table is not None:
+                self._hashes[key] = (now + ttl, table)
+            entry = self._live(key, now)
+            if entry is not None:
+                self._data[key] = (now + ttl, entry[1])
 
     def add_counts(self, counts: Mapping[str, Mapping[str, int]], ttl: float) -> None:
         with self._lock:
@@ -200,6 +245,7 @@ class MemoryStore:
         """Forget everything (rate-limit windows, cached photos, single-use markers)."""
         with self._lock:
             self._data.clear()
+            self._hashes.clear()
 
 
 class RedisStore:
@@ -259,18 +305,39 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self._call(self._redis.delete, self._prefix + key)
 
-    def incr(self, key: str, ttl: float) -> int:
+    def incr(self, key: str, ttl: float, amount: int = 1) -> int:
         full = self._prefix + key
 
         def run() -> int:
             pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
             pipe.set(full, 0, px=_ms(ttl), nx=True)  # only the first call opens the window
-            pipe.incr(full)
+            pipe.incrby(full, amount)
             _, count = pipe.execute()
             return int(count)
 
         result: int = self._call(run)
         return result
+
+    def put_fields(self, key: str, fields: Mapping[str, Any], ttl: float) -> None:
+        full = self._prefix + key
+
+        def run() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            if fields:
+                pipe.hset(full, mapping={k: json.dumps(v) for k, v in fields.items()})
+            pipe.pexpire(full, _ms(ttl))
+            pipe.execute()
+
+        self._call(run)
+
+    def get_fields(self, key: str, names: Sequence[str]) -> list[Any]:
+        if not names:
+            return []
+        raws = self._call(self._redis.hmget, self._prefix + key, list(names))
+        return [None if raw is None else json.loads(raw) for raw in raws]
+
+    def expire(self, key: str, ttl: float) -> None:
+        self._call(self._redis.pexpire, self._prefix + key, _ms(ttl))
 
     def add_counts(self, counts: Mapping[str, Mapping[str, int]], ttl: float) -> None:
         def run() -> None:

@@ -122,6 +122,14 @@ def saml(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     yield from running_saml_world(folder, request.param, _world_redis(request, 3))
 
 
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def catalogue_world(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An emulated site of 1,200+ videos and a gateway that syncs it (catalogue_world.py)."""
+    from tests.catalogue_world import running_catalogue_world
+
+    yield from running_catalogue_world(request.param, _world_redis(request, 4))
+
+
 @pytest.fixture(scope="session")
 def ldap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real slapd, emulated site and gateway with LDAP identities (ldap_world.py)."""

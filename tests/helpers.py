@@ -68,12 +68,31 @@ class Devsite(LiveServer):
 
     @property
     def photos(self) -> dict[int, Any]:
-        return {p.photo_id: p for p in self.app.config["DEVSITE_OPTIONS"].photos}
+        photos: dict[int, Any] = self.app.extensions["devsite"].photos
+        return photos
+
+    def put_photo(self, photo_id: int, **changes: Any) -> None:
+        """Add or change a video on the emulated site (``new_token=True`` re-tokens it)."""
+        self.post_json("/_devsite/photos", {"photo_id": photo_id, **changes})
+
+    def delete_photo(self, photo_id: int) -> None:
+        req = urllib.request.Request(f"{self.url}/_devsite/photos/{photo_id}", method="DELETE")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def photo_list_pages(self) -> list[int]:
+        """The pages of the full listing (no photo_id) fetched since the last reset, in order."""
+        return [
+            int(c["page"])
+            for c in self.calls()
+            if c.get("method") == "photo/list" and "photo_id" not in c["params"] and "page" in c
+        ]
 
 
 def site_table(
     url: str, creds: tuple[str, str, str, str] = DEMO_SUPER, **extra: Any
 ) -> dict[str, Any]:
+    """A site's table for the emulated site. Tests look videos up on demand unless they ask
+    for ``catalogue="sync"`` (a background sync would add calls to their call counts)."""
     key, secret, token, token_secret = creds
     return {
         "url": url,
@@ -81,6 +100,7 @@ def site_table(
         "consumer_secret": secret,
         "access_token": token,
         "access_token_secret": token_secret,
+        "catalogue": "on_demand",
         **extra,
     }
 

@@ -34,12 +34,22 @@ def _int_param(params: Params, name: str, required: bool = False) -> int | None:
     return int(raw)
 
 
-def _page(params: Params, items: list[Any]) -> list[Any]:
-    """One page of ``items`` by 23's ``p`` (1-based) and ``size`` (default 20, at most 100)."""
+class Page(list[Any]):
+    """One page of a listing, with what 23 echoes beside it: ``p``, ``size``, ``total_count``."""
+
+    def __init__(self, items: list[Any], page: int, size: int, total: int) -> None:
+        super().__init__(items)
+        self.paging = {"p": str(page), "size": str(size), "total_count": str(total)}
+
+
+def _page(params: Params, items: list[Any], render: Callable[[Any], Any] = lambda x: x) -> Page:
+    """One page of ``items`` by 23's ``p`` (1-based) and ``size`` (default 20, at most 100),
+    each item shown with ``render``."""
     size_raw, page_raw = params.get("size") or "20", params.get("p") or "1"
     size = min(max(int(size_raw), 1), 100) if size_raw.isdigit() else 20
     page = max(int(page_raw), 1) if page_raw.isdigit() else 1
-    return items[(page - 1) * size : page * size]
+    shown = [render(item) for item in items[(page - 1) * size : page * size]]
+    return Page(shown, page, size, len(items))
 
 
 # ---------------------------------------------------------------- the methods
@@ -65,8 +75,8 @@ def photo_list(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
         raise ApiFailure("invalid_input", "A token needs a photo_id.")
     if not at_least(level, "anonymous"):
         raise ApiFailure("token_required", "This site needs a token for anonymous access.")
-    listed = [ph for ph in site.photos.values() if ph.published or with_unpublished]
-    return "photos", _page(p, [ph.as_api(level) for ph in listed])
+    listed = [ph for ph in site.photo_list() if ph.published or with_unpublished]
+    return "photos", _page(p, listed, lambda ph: ph.as_api(level))
 
 
 def user_list(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
@@ -213,6 +223,9 @@ def api(method: str) -> BaseResponse:
         else:
             envelope[key] = payload
             envelope["endpoint"] = f"/api/{method}"
+        if isinstance(payload, Page):
+            envelope.update(payload.paging)
+            entry["page"] = payload.paging["p"]
         entry["status"] = "ok"
     except ApiFailure as exc:
         envelope = {

@@ -46,6 +46,9 @@ class Photo:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     protected_token: str = ""  # set when protected
     password: str = ""  # for protection_method=password
+    video_length: int = 0  # seconds
+    albums: tuple[int, ...] = ()  # channel ids; the first is album_id
+    tags: tuple[str, ...] = ()
 
     @property
     def slug(self) -> str:
@@ -68,6 +71,12 @@ class Photo:
             "protection_method": "custom" if self.protected_token else "",
             "one": f"/video/{self.photo_id}/{self.slug}",
             "original_filename": f"/var/spool/23/uploads/{self.photo_id}/{self.slug}.mov",
+            "video_length": str(self.video_length),
+            "album_id": str(self.albums[0]) if self.albums else "",
+            "all_albums": " ".join(str(a) for a in self.albums),
+            "number_of_albums": str(len(self.albums)),
+            "tags": list(self.tags),
+            "number_of_tags": str(len(self.tags)),
         }
         for fmt in VIDEO_FORMATS:
             present = fmt in self.formats
@@ -89,23 +98,54 @@ class User:
     site_admin: bool = False
 
 
+BOARD_ALBUM = 9001  # the demo's board-only channel
+NEWS_ALBUM = 9002
+
+
 def demo_photos() -> list[Photo]:
     return [
-        Photo(1001, 7001, "Welcome to the demo site"),
+        Photo(1001, 7001, "Welcome to the demo site", video_length=95, albums=(NEWS_ALBUM,)),
         Photo(
             1002,
             7001,
             "Quarterly all-hands",
             formats=("video_medium", "video_hd", "video_1080p", "audio"),
+            video_length=5400,
+            albums=(NEWS_ALBUM,),
+            tags=("all-hands",),
         ),
-        Photo(1003, 7002, "Unpublished draft", published=False),
-        Photo(1004, 7002, "Members only keynote", protected_token=secrets.token_hex(16)),
+        Photo(1003, 7002, "Unpublished draft", published=False, video_length=30),
+        Photo(
+            1004,
+            7002,
+            "Members only keynote",
+            protected_token=secrets.token_hex(16),
+            video_length=2700,
+            tags=("premium",),
+        ),
+        Photo(1005, 7002, "Board meeting", video_length=7200, albums=(BOARD_ALBUM, NEWS_ALBUM)),
     ]
 
 
 def generated_photos(count: int, first_id: int = 2001) -> list[Photo]:
-    """Extra published videos (for benchmarks and load tests)."""
-    return [Photo(first_id + i, 7100 + i // 1000, f"Generated video {i + 1}") for i in range(count)]
+    """Extra published videos (for catalogue tests, benchmarks and load tests): lengths from
+    a minute to five hours, every 7th in the board channel, every 10th tagged premium."""
+    photos = []
+    for i in range(count):
+        albums = (NEWS_ALBUM, BOARD_ALBUM) if i % 7 == 3 else (NEWS_ALBUM,)
+        tags = ("premium", "generated") if i % 10 == 5 else ("generated",)
+        length = 60 + (i * 997) % (5 * 3600)
+        photos.append(
+            Photo(
+                first_id + i,
+                7100 + i // 1000,
+                f"Generated video {i + 1}",
+                video_length=length,
+                albums=albums,
+                tags=tags,
+            )
+        )
+    return photos
 
 
 def demo_users() -> list[User]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import secrets
+from typing import Any
 
 from flask import Blueprint, Response, request
 
+from gateway.devsite.catalog import Photo
 from gateway.devsite.site import MODES, current
 
 bp = Blueprint("devsite_controls", __name__)
@@ -24,6 +28,45 @@ def reset() -> Response:
     with state.lock:
         state.calls.clear()
         state.mode = "ok"
+    current().restore_photos()
+    return Response("{}", mimetype="application/json")
+
+
+_EDITABLE = {"title", "published", "video_length", "albums", "tags", "tree_id", "protected_token"}
+
+
+@bp.post("/_devsite/photos")
+def put_photo() -> Response:
+    """Add or change one video (tests of the catalogue sync and pingbacks). ``new_token``
+    gives it a fresh token, as re-uploading does on 23."""
+    site = current()
+    body: dict[str, Any] = request.get_json(silent=True) or {}
+    photo_id = body.get("photo_id")
+    unknown = set(body) - _EDITABLE - {"photo_id", "new_token"}
+    if not isinstance(photo_id, int) or photo_id <= 0 or unknown:
+        message = json.dumps({"error": f"photo_id (int) and {sorted(_EDITABLE)}"})
+        return Response(message, 400, mimetype="application/json")
+    changes: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in body.items() if k in _EDITABLE
+    }
+    if body.get("new_token"):
+        changes["token"] = secrets.token_hex(16)
+    with site.state.lock:
+        old = site.photos.get(photo_id)
+        if old is None:
+            tree_id, title = int(changes.pop("tree_id", 7900)), changes.pop("title", "New video")
+            photo = Photo(photo_id, tree_id, str(title), **changes)
+        else:
+            photo = dataclasses.replace(old, **changes)
+        site.photos[photo_id] = photo
+    return Response(json.dumps({"token": photo.token}), mimetype="application/json")
+
+
+@bp.delete("/_devsite/photos/<int:photo_id>")
+def delete_photo(photo_id: int) -> Response:
+    site = current()
+    with site.state.lock:
+        site.photos.pop(photo_id, None)
     return Response("{}", mimetype="application/json")
 
 

@@ -89,9 +89,20 @@ class EmulatedSite:
         self.options = options
         self.state = State()
         self.verifier = OAuthVerifier(options.credentials)
-        self.photos = {p.photo_id: p for p in options.photos}
+        self.photos: dict[int, Photo] = {}
+        self.restore_photos()
         self.users = {u.user_id: u for u in options.users}
         self.cookies = URLSafeTimedSerializer(secrets.token_hex(32), salt="devsite-session")
+
+    def restore_photos(self) -> None:
+        """The catalogue as the site started (tests may add, change and delete videos)."""
+        with self.state.lock:
+            self.photos = {p.photo_id: p for p in self.options.photos}
+
+    def photo_list(self) -> list[Photo]:
+        """The catalogue in 23's listing order for the gateway's sync (oldest first)."""
+        with self.state.lock:
+            return sorted(self.photos.values(), key=lambda ph: ph.photo_id)
 
     def token_opens(self, photo: Photo, token: str) -> bool:
         """The photo's base token, or an unexpired time-limited token made from it."""

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import metrics
 from gateway.errors import UpstreamBadResponse, UpstreamRejected
@@ -31,6 +31,9 @@ from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.urls import FORMAT_RE
 from gateway.twentythree.values import as_flag, as_int
+
+if TYPE_CHECKING:
+    from gateway.twentythree.catalogue import Catalogue
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
@@ -51,6 +54,9 @@ class PhotoInfo:
     published: bool
     files: Mapping[str, str]  # format -> file name ("" when 23 gives none), existing formats only
     still: str  # a named thumbnail size the site lists
+    length: int = 0  # video_length, seconds (0 when 23 gives none)
+    albums: tuple[int, ...] = ()  # every channel the video is in
+    tags: tuple[str, ...] = ()  # lower-cased
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> PhotoInfo:
@@ -84,6 +90,9 @@ class PhotoInfo:
             published=as_flag(obj.get("published_p")) is not False,
             files=files,
             still=next((s for s in _STILLS if s in stills), "large"),
+            length=max(0, as_int(obj.get("video_length")) or 0),
+            albums=album_ids(obj),
+            tags=tag_names(obj.get("tags")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -95,11 +104,42 @@ class PhotoInfo:
             "published": self.published,
             "files": dict(self.files),
             "still": self.still,
+            "length": self.length,
+            "albums": list(self.albums),
+            "tags": list(self.tags),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PhotoInfo:
-        return cls(**data)
+        return cls(
+            **{
+                **data,
+                "albums": tuple(data.get("albums", ())),
+                "tags": tuple(data.get("tags", ())),
+            }
+        )
+
+
+_ID_RE = re.compile(r"[0-9]{1,16}")
+
+
+def album_ids(obj: Mapping[str, Any]) -> tuple[int, ...]:
+    """Every channel of a photo object: ``all_albums`` (a list, or ids in a string with any
+    separator) and ``album_id``."""
+    found: list[int] = []
+    for value in (obj.get("all_albums"), obj.get("album_id")):
+        parts = value if isinstance(value, list) else _ID_RE.findall(str(value or ""))
+        found += [i for i in (as_int(part) for part in parts) if i]
+    return tuple(dict.fromkeys(found))
+
+
+def tag_names(value: Any) -> tuple[str, ...]:
+    """Tags as 23 lists them: strings, ``{"tag": ...}`` objects, or one space-separated string."""
+    items = value.split() if isinstance(value, str) else value if isinstance(value, list) else []
+    names = [item.get("tag") if isinstance(item, dict) else item for item in items]
+    return tuple(
+        dict.fromkeys(n.strip().lower() for n in names if isinstance(n, str) and n.strip())
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +158,21 @@ _STORE_HITS = metrics.CACHE_EVENTS.labels("photo", "shared_hit")
 _MISSES = metrics.CACHE_EVENTS.labels("photo", "miss")
 
 
-def _encode(value: Found) -> dict[str, Any]:
+def encode(value: Found) -> dict[str, Any]:
     if isinstance(value, Missing):
         return {"missing": value.code, "message": value.message}
     return value.to_json()
 
 
-def _decode(photo_id: int, raw: Mapping[str, Any]) -> Found:
+def decode(photo_id: int, raw: Mapping[str, Any]) -> Found:
     if "missing" in raw:
         return Missing(photo_id, str(raw["missing"]), str(raw.get("message", "")))
     return PhotoInfo.from_json(raw)
 
 
 class PhotoCache:
-    """One site's photo facts, keyed ``photo:<site>:<id>`` in the shared store."""
+    """One site's photo facts, keyed ``photo:<site>:<id>`` in the shared store; on a site with
+    a synced catalogue, the catalogue answers what the first level lacks."""
 
     def __init__(
         self,
@@ -159,7 +200,13 @@ class PhotoCache:
         # by pingbacks (then the store's copy goes too).
         self._generation = 0
         self._pings: dict[int, int] = {}
+        self.catalogue: Catalogue | None = None
         store.subscribe(INVALIDATIONS, self._on_invalidation, self.forget_all)
+
+    def use_catalogue(self, catalogue: Catalogue) -> None:
+        """Answer from ``catalogue`` once it is synced; a new version replaces the first level."""
+        self.catalogue = catalogue
+        catalogue.on_new_version(self.forget_all)
 
     def _key(self, photo_id: int) -> str:
         return f"photo:{self._site}:{photo_id}"
@@ -186,6 +233,10 @@ class PhotoCache:
         if not cold:
             return found, cold
         generation = self._generation
+        if self.catalogue is not None:
+            cold = self._from_catalogue(self.catalogue, cold, found, now)
+            if not cold:
+                return found, cold
         try:
             stored = self._store.get_many([self._key(i) for i in cold])
         except StoreUnavailable:
@@ -194,7 +245,7 @@ class PhotoCache:
         missing: list[int] = []
         for photo_id, raw in zip(cold, stored, strict=True):
             if isinstance(raw, dict):
-                value = _decode(photo_id, raw)
+                value = decode(photo_id, raw)
                 if keep:
                     self._remember(photo_id, value, now)
                 found[photo_id] = value
@@ -205,6 +256,25 @@ class PhotoCache:
             if self._telemetry is not None:
                 self._telemetry.count(self._site, "cache_hits", len(cold) - len(missing))
         return found, missing
+
+    def _from_catalogue(
+        self, catalogue: Catalogue, cold: list[int], found: dict[int, Found], now: float
+    ) -> list[int]:
+        """What the catalogue answers goes into ``found``; the ids it cannot answer remain."""
+        generation = self._generation
+        answer = catalogue.lookup(cold)
+        if answer is None:
+            return cold  # no usable catalogue: the per-id path
+        listed, unresolved = answer
+        if generation == self._generation:  # no invalidation crossed the read
+            for photo_id, value in listed.items():
+                self._remember(photo_id, value, now)
+        found.update(listed)
+        if listed:
+            _STORE_HITS.inc(len(listed))
+            if self._telemetry is not None:
+                self._telemetry.count(self._site, "cache_hits", len(listed))
+        return unresolved
 
     def get(self, photo_id: int) -> Found:
         """One photo's facts, from 23 when no level has them (single flight)."""
@@ -222,7 +292,10 @@ class PhotoCache:
     # ------------------------------------------------------------------ invalidation
 
     def invalidate(self, photo_id: int) -> None:
-        """A pingback: forget the photo here, in the store and in every other worker."""
+        """A pingback: re-read the photo into the catalogue (one call to 23, on sites that sync
+        one), and forget it here, in the store and in every other worker."""
+        if self.catalogue is not None:
+            self.catalogue.refresh(photo_id)
         self._note_ping(photo_id)
         try:
             self._store.delete(self._key(photo_id))
@@ -281,18 +354,19 @@ class PhotoCache:
             with self._store.lock(f"lock:{key}", ttl=self._fetch_wait, wait=self._fetch_wait):
                 raw = self._store.get(key)  # whoever held the lock before may have fetched it
                 if isinstance(raw, dict):
-                    return _decode(photo_id, raw)
+                    return decode(photo_id, raw)
                 pings = self._pings.get(photo_id, 0)
-                value = self._fetch(photo_id)
+                value = self.fetch(photo_id)
                 ttl = self._negative_ttl if isinstance(value, Missing) else self._ttl
-                self._store.set(key, _encode(value), ttl=ttl)
+                self._store.set(key, encode(value), ttl=ttl)
                 if self._pings.get(photo_id, 0) != pings:
                     self._store.delete(key)  # a pingback came while 23 answered: don't keep it
                 return value
         except StoreUnavailable:
-            return self._fetch(photo_id)
+            return self.fetch(photo_id)
 
-    def _fetch(self, photo_id: int) -> Found:
+    def fetch(self, photo_id: int) -> Found:
+        """One photo from 23 (``photo/list`` with its id), whatever the levels hold."""
         _MISSES.inc()
         if self._telemetry is not None:
             self._telemetry.count(self._site, "cache_misses")

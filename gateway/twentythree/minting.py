@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -47,6 +47,26 @@ DOWNLOAD_FORMATS = (
     "audio",
 )
 COLD_FETCH_DEADLINE = 12.0  # seconds for all cold photos of one request, inside the 15 s promise
+PLAYBACK_MARGIN = 600  # seconds beyond twice the video's length
+
+
+def covering_playback(ttl: int, length: int, cap: int) -> int:
+    """A lifetime of at least ``ttl`` that outlasts watching the video twice over (pauses,
+    seeking, a second look) plus a margin, at most ``cap``."""
+    return min(max(ttl, 2 * length + PLAYBACK_MARGIN), cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A photo the caller may not have a token for (a site's access rule)."""
+
+    photo_id: int
+    code: str
+    message: str
+
+
+# Whether a photo may be minted for this call: None, or why not.
+Admission = Callable[[PhotoInfo], Refused | None]
 
 
 def _first(formats: Sequence[str], info: PhotoInfo) -> str | None:
@@ -123,22 +143,31 @@ class Mintable:
 
 @dataclass(frozen=True, slots=True)
 class Minted:
-    """One call's outcome, in request order: a Mintable or 23's "no such photo" per id."""
+    """One call's outcome, in request order: a Mintable, 23's "no such photo" or a refusal per
+    id. ``expires`` holds the photos whose token lives longer than ``expire`` (playback)."""
 
     expire: int
-    entries: tuple[tuple[int, Mintable | Missing], ...]
+    entries: tuple[tuple[int, Mintable | Missing | Refused], ...]
     photo_ids: list[int]  # those minted
-    refused: list[int]  # those 23 has no photo for
+    refused: list[int]  # those 23 has no photo for, or the caller may not have
+    expires: Mapping[int, int] = field(default_factory=dict)
+
+    def expire_of(self, photo_id: int) -> int:
+        return self.expires.get(photo_id, self.expire)
 
     def items(self) -> list[dict[str, Any]]:
         return [
-            entry.item(self.expire) if isinstance(entry, Mintable) else _error_item(pid, entry)
+            entry.item(self.expire_of(pid))
+            if isinstance(entry, Mintable)
+            else _error_item(pid, entry)
             for pid, entry in self.entries
         ]
 
     def json(self) -> bytes:
         """``{"tokens": items()}`` as JSON bytes, from each photo's prepared text. The batch
         hot path: the expiry's parts are built once, each token costs one HMAC and a join."""
+        if self.expires:
+            return orjson.dumps({"tokens": self.items()})
         expire_part, tail, expire_text = (
             b"expire%d" % self.expire,
             f"-{self.expire}",
@@ -156,8 +185,8 @@ class Minted:
         return ('{"tokens":[' + ",".join(out) + "]}").encode()
 
 
-def _error_item(photo_id: int, missing: Missing) -> dict[str, Any]:
-    return {"photo_id": photo_id, "error": {"code": missing.code, "message": missing.message}}
+def _error_item(photo_id: int, error: Missing | Refused) -> dict[str, Any]:
+    return {"photo_id": photo_id, "error": {"code": error.code, "message": error.message}}
 
 
 class Minter:
@@ -181,11 +210,16 @@ class Minter:
     def expire_after(self, ttl: int, now: float | None = None) -> int:
         return expiry(time.time() if now is None else now, ttl, self.site.expire_bucket)
 
-    def photos(self, photo_ids: Sequence[int]) -> dict[int, Found]:
+    def photos(
+        self, photo_ids: Sequence[int], spend_cold: Callable[[int], None] | None = None
+    ) -> dict[int, Found]:
         """Facts for each id, or 23's "no such photo". The cache levels answer first (one
         store round trip for the lot); what only 23 knows is fetched in parallel under one
-        deadline. Upstream outages, and 23 refusing the gateway itself, fail the whole call."""
+        deadline, after ``spend_cold`` (which may refuse) is told how many that is. Upstream
+        outages, and 23 refusing the gateway itself, fail the whole call."""
         found, cold = self.cache.known(ids_in_order(photo_ids))
+        if cold and spend_cold is not None:
+            spend_cold(len(cold))
         if len(cold) == 1:
             found[cold[0]] = self.cache.load(cold[0])
         elif cold:
@@ -203,18 +237,39 @@ class Minter:
         """One time-limited token for a photo already looked up with ``photos``."""
         return self._mintable(info).signer.token(expire)
 
-    def mint(self, photo_ids: Sequence[int], expire: int) -> Minted:
-        """A token with URLs for every requested id, in order, or 23's error for that id."""
-        found = self.photos(photo_ids)
-        entries: list[tuple[int, Mintable | Missing]] = []
+    def mint(
+        self,
+        photo_ids: Sequence[int],
+        expire: int,
+        *,
+        admit: Admission | None = None,
+        playback_cap: int | None = None,
+        spend_cold: Callable[[int], None] | None = None,
+        now: int | None = None,
+    ) -> Minted:
+        """A token with URLs for every requested id, in order, or the reason there is none
+        (23's error, or ``admit``'s refusal). With ``playback_cap`` each token also outlasts
+        its video's playback (``covering_playback``), up to that many seconds from now."""
+        found = self.photos(photo_ids, spend_cold)
+        now = int(time.time()) if now is None else now
+        entries: list[tuple[int, Mintable | Missing | Refused]] = []
         minted: list[int] = []
         refused: list[int] = []
+        expires: dict[int, int] = {}
         for pid in photo_ids:
             info = found[pid]
-            if isinstance(info, Missing):
-                entries.append((pid, info))
+            refusal = info if isinstance(info, Missing) else admit(info) if admit else None
+            if refusal is not None:
+                entries.append((pid, refusal))
                 refused.append(pid)
-            else:
-                entries.append((pid, self._mintable(info)))
-                minted.append(pid)
-        return Minted(expire, tuple(entries), minted, refused)
+                continue
+            assert isinstance(info, PhotoInfo)  # a Missing is always a refusal
+            entries.append((pid, self._mintable(info)))
+            minted.append(pid)
+            if playback_cap is not None:
+                longer = self.expire_after(
+                    covering_playback(expire - now, info.length, playback_cap), now
+                )
+                if longer > expire:
+                    expires[pid] = longer
+        return Minted(expire, tuple(entries), minted, refused, expires)

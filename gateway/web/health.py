@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 
 from gateway.errors import Unauthorized
+from gateway.twentythree.catalogue import CatalogueCollector
 from gateway.web.context import services
 
 bp = Blueprint("health", __name__)
@@ -40,14 +41,18 @@ def readyz() -> Response:
     broken = [d.name for d in dependencies if not d.ok]
     sites = svc.readiness.known() if broken else svc.readiness.status()
     failing = broken + [s.site for s in sites if not s.ok and s.code != "unchecked"]
-    response = jsonify(
-        {
-            "status": "fail" if failing else "ok",
-            "failing": failing,
-            "dependencies": [d.to_dict() for d in dependencies],
-            "sites": [s.to_dict() for s in sites],
-        }
-    )
+    # A catalogue older than catalogue_max_age (or none for that long) fails its site.
+    catalogues = [c.health() for c in svc.catalogues.values()]
+    failing += [c["site"] for c in catalogues if not c["ok"] and c["site"] not in failing]
+    body: dict[str, object] = {
+        "status": "fail" if failing else "ok",
+        "failing": failing,
+        "dependencies": [d.to_dict() for d in dependencies],
+        "sites": [s.to_dict() for s in sites],
+    }
+    if catalogues:
+        body["catalogues"] = catalogues
+    response = jsonify(body)
     response.status_code = 503 if failing else 200
     return response
 
@@ -71,4 +76,6 @@ def metrics() -> Response:
         data = generate_latest(registry)
     else:
         data = generate_latest(REGISTRY)
-    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+    shared = CollectorRegistry()  # figures every instance reads from the store alike
+    shared.register(CatalogueCollector(services().catalogues))
+    return Response(data + generate_latest(shared), mimetype=CONTENT_TYPE_LATEST)

@@ -1,10 +1,11 @@
 """Visitor links: ``/embed/<site>/<id>`` and ``/download/<site>/<id>/<format>``.
 
-A signed-in visitor whom the site's policy allows gets a 302 to 23 with a token minted just now
-(lifetime: the site's ``visitor_ttl``). Anyone else goes through the site's sign-in and comes
-back here (``next``), without a 23 session being made for it. Unpublished videos stay
-unpublished for visitors (404) unless the site sets ``visitor_unpublished``; backends with an
-API key still mint them.
+A signed-in visitor whom the site's policy (and the access rules covering the video) allows
+gets a 302 to 23 with a token minted just now, living ``visitor_ttl`` or, for a long video,
+long enough to watch it twice over (capped by ``visitor_ttl_max``). Anyone else goes through
+the site's sign-in and comes back here (``next``), without a 23 session being made for it.
+Unpublished videos stay unpublished for visitors (404) unless the site sets
+``visitor_unpublished``; backends with an API key still mint them.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.errors import NotFound
+from gateway.errors import Forbidden, NotFound
 from gateway.identity.base import Identity
 from gateway.logs import audit
+from gateway.policy import rules_decision
 from gateway.settings import SiteSettings
 from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
+from gateway.twentythree.minting import covering_playback
 from gateway.web.context import photo_id_or_400, services, site_or_404
-from gateway.web.visitor import NotSignedIn, allowed_visitor, keep_alive
+from gateway.web.visitor import NotSignedIn, allowed_visitor, keep_alive, standing_lookup
 
 bp = Blueprint("links", __name__)
 
@@ -35,22 +38,44 @@ class NoSuchFormat(NotFound):
     default_message = "This video has no file in that format."
 
 
-def visitor_photo(site: SiteSettings, photo_id: int) -> PhotoInfo:
-    """What 23 says about a video a visitor may see (cached): 23's "no such photo", and an
-    unpublished video on a site that keeps those to itself, are both a 404."""
+class ForbiddenByRule(Forbidden):
+    code = "forbidden_by_rule"
+
+
+def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> PhotoInfo:
+    """What 23 says about a video this visitor may see (cached). 23's "no such photo", and an
+    unpublished video on a site that keeps those to itself, are both a 404; an access rule
+    covering the video that the visitor does not meet is a 403 (and an audit line)."""
     found = services().minters[site.name].photos([photo_id])[photo_id]
     if isinstance(found, Missing):
         raise NoSuchVideo()
     if not found.published and not site.visitor_unpublished:
         raise NoSuchVideo()  # the same answer as unknown: ids cannot be probed
+    if site.rules:
+        decision = rules_decision(site, identity, found.albums, found.tags, standing_lookup())
+        if not decision.allowed:
+            audit(
+                "access_denied",
+                site=site.name,
+                email=identity.email,
+                provider=identity.provider,
+                detail=decision.code,
+                photo_ids=[photo_id],
+                path=request.path,
+            )
+            raise ForbiddenByRule(decision.message)
     return found
 
 
-def visitor_token(site: SiteSettings, photo_id: int) -> tuple[PhotoInfo, str, int]:
-    """The photo's facts, a token minted now for the site's visitor_ttl, and its expiry."""
-    info = visitor_photo(site, photo_id)
+def visitor_token(
+    site: SiteSettings, photo_id: int, identity: Identity
+) -> tuple[PhotoInfo, str, int]:
+    """The photo's facts, a token minted now, and its expiry: ``visitor_ttl``, or longer for a
+    long video so pausing and seeking never outlive it (at most ``visitor_ttl_max``)."""
+    info = visitor_photo(site, photo_id, identity)
     minter = services().minters[site.name]
-    expire = minter.expire_after(site.visitor_ttl)
+    ttl = covering_playback(site.visitor_ttl, info.length, site.visitor_ttl_max)
+    expire = minter.expire_after(ttl)
     return info, minter.token(info, expire), expire
 
 
@@ -94,7 +119,7 @@ def embed(site_name: str, raw_id: str) -> Response:
     identity = _signed_in_or_login(site)
     if isinstance(identity, Response):
         return identity
-    info, token, expire = visitor_token(site, photo_id)
+    info, token, expire = visitor_token(site, photo_id, identity)
     url = urls.embed_url(site.url, info.photo_id, token)
     return _send("embed", site, identity, photo_id, url, expire)
 
@@ -108,7 +133,7 @@ def download(site_name: str, raw_id: str, fmt: str) -> Response:
     identity = _signed_in_or_login(site)
     if isinstance(identity, Response):
         return identity
-    info, token, expire = visitor_token(site, photo_id)
+    info, token, expire = visitor_token(site, photo_id, identity)
     if fmt not in info.files:
         raise NoSuchFormat()
     url = urls.file_url(site.url, info.tree_id, info.photo_id, token, fmt, info.files[fmt])

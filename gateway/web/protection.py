@@ -95,7 +95,7 @@ def _protected_token(site: SiteSettings) -> dict[str, Any]:
     if not is_site_page(request.referrer, site):
         raise NotSignedIn()  # not asked from the video site's own page: a stranger's answer
     identity = allowed_visitor(site, player=True)
-    info = visitor_photo(site, object_id)
+    info = visitor_photo(site, object_id, identity)
     if not info.protected_token:
         raise NotProtected()
     audit(

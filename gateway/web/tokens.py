@@ -13,22 +13,30 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 
 from gateway import metrics
+from gateway.emails import email_domain
 from gateway.errors import (
     BadRequest,
     Forbidden,
     GatewayError,
     MethodNotAllowed,
     NotFound,
+    TooManyRequests,
     UnsupportedMediaType,
 )
+from gateway.identity.base import Identity
 from gateway.logs import audit
+from gateway.policy import rules_decision
 from gateway.services import Services
+from gateway.settings import ApiKeySettings, SiteSettings
+from gateway.twentythree.cache import PhotoInfo
+from gateway.twentythree.minting import Admission, Refused
 from gateway.twentythree.values import MAX_PHOTO_ID
 from gateway.web.context import photo_id_or_400
 from gateway.web.jsonprovider import loads
@@ -41,7 +49,8 @@ LONGEST_TTL = 366 * 86400  # beyond any max_ttl: such a request is a mistake, no
 DEFAULT_TTL = 3600
 ROUTE = "/api/v1/sites/<site_name>/tokens"
 _PATH_RE = re.compile(r"/api/v1/sites/([^/]+)/tokens")
-_ALLOWED_KEYS = frozenset({"photo_ids", "ttl", "expire"})
+_ALLOWED_KEYS = frozenset({"photo_ids", "ttl", "expire", "cover_playback", "visitor"})
+_VISITOR_KEYS = frozenset({"email", "groups"})
 _BAD_ID = "Every photo id must be a positive whole number."
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -57,9 +66,17 @@ def _whole(name: str, value: Any) -> int:
     return value
 
 
-def parse_mint_request(body: Any, max_ttl: int, now: int) -> tuple[list[int], int]:
-    """Validate a mint body; return (photo ids, expiry before bucketing). ttl and expire are
-    capped by the key's max_ttl; absurd values (past, or beyond a year) are refused."""
+@dataclass(frozen=True, slots=True)
+class MintRequest:
+    photo_ids: list[int]
+    expire: int  # before bucketing
+    cover_playback: bool = False
+    visitor: Identity | None = None  # whom the backend mints for (access rules)
+
+
+def parse_mint_request(body: Any, max_ttl: int, now: int) -> MintRequest:
+    """Validate a mint body. ttl and expire are capped by the key's max_ttl; absurd values
+    (past, or beyond a year) are refused."""
     if not isinstance(body, dict):
         raise _bad("invalid_body", "The body must be a JSON object.")
     unknown = set(body) - _ALLOWED_KEYS
@@ -85,7 +102,29 @@ def parse_mint_request(body: Any, max_ttl: int, now: int) -> tuple[list[int], in
             raise _bad("invalid_ttl", "ttl must be a positive number of seconds.")
     if ttl > LONGEST_TTL:
         raise _bad("ttl_too_long", "Tokens can live at most one year; ask for less.")
-    return photo_ids, now + min(ttl, max_ttl)
+    cover = body.get("cover_playback", False)
+    if not isinstance(cover, bool):
+        raise _bad("invalid_cover_playback", "cover_playback must be true or false.")
+    visitor = _visitor(body["visitor"]) if "visitor" in body else None
+    return MintRequest(photo_ids, now + min(ttl, max_ttl), cover, visitor)
+
+
+def _visitor(value: Any) -> Identity:
+    """``{"email": ..., "groups": [...]}``: the person a backend mints for, as it vouches."""
+    bad = _bad(
+        "invalid_visitor",
+        'visitor must be {"email": "<address>", "groups": ["<group>", ...]} (groups optional).',
+    )
+    if not isinstance(value, dict) or set(value) - _VISITOR_KEYS:
+        raise bad
+    email, groups = value.get("email"), value.get("groups", [])
+    if not isinstance(email, str) or len(email) > 254 or email_domain(email) is None:
+        raise bad
+    if not isinstance(groups, list) or len(groups) > 100:
+        raise bad
+    if not all(isinstance(g, str) and 0 < len(g) <= 256 for g in groups):
+        raise bad
+    return Identity(email=email, groups=tuple(groups))
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -146,11 +185,23 @@ class MintApi:
         except ValueError:
             raise _bad("invalid_json", "The body is not valid JSON.") from None
         now = int(time.time())
-        photo_ids, expire = parse_mint_request(body, key.max_ttl, now)
+        asked = parse_mint_request(body, key.max_ttl, now)
         minter = svc.minters[site.name]
-        minted = minter.mint(photo_ids, minter.expire_after(expire - now, now))
+        minted = minter.mint(
+            asked.photo_ids,
+            minter.expire_after(asked.expire - now, now),
+            admit=self._rules(site, asked.visitor) if key.enforce_rules and site.rules else None,
+            playback_cap=key.max_ttl if asked.cover_playback else None,
+            spend_cold=lambda n: self._spend_cold(key, site.name, n),
+            now=now,
+        )
         granted = minted.photo_ids
         self._minted[site.name].inc(len(granted))
+        extra: dict[str, Any] = {}
+        if asked.cover_playback:
+            extra["cover_playback"] = True
+        if asked.visitor is not None:
+            extra["visitor"] = asked.visitor.email
         audit(  # one line per call, however many tokens
             "tokens_minted",
             via="api",
@@ -158,6 +209,37 @@ class MintApi:
             site=site.name,
             photo_ids=granted,
             refused=minted.refused,
-            expire=minted.expire,
+            expire=max(minted.expires.values(), default=minted.expire),
+            **extra,
         )
         return minted.json()
+
+    def _rules(self, site: SiteSettings, visitor: Identity | None) -> Admission:
+        """The site's access rules for a key that must apply them: for the visitor the
+        backend names, or for nobody (then every rule-covered video is refused)."""
+        store = self.services.entitlements
+        standing = store.standing if store is not None else None
+
+        def admit(info: PhotoInfo) -> Refused | None:
+            decision = rules_decision(site, visitor, info.albums, info.tags, standing)
+            if decision.allowed:
+                return None
+            return Refused(info.photo_id, "forbidden_by_rule", decision.message)
+
+        return admit
+
+    def _spend_cold(self, key: ApiKeySettings, site: str, cold: int) -> None:
+        """Ids only 23 can answer cost a call each: a key gets cold_lookups_per_minute."""
+        try:
+            self.services.limiter.spend(
+                f"cold:{key.name}",
+                cold,
+                key.cold_lookups_per_minute,
+                f"This key asked for {key.cold_lookups_per_minute} videos the gateway had to "
+                "look up at 23 within a minute; retry after Retry-After seconds (videos "
+                "already looked up stay available).",
+                "too_many_cold_lookups",
+            )
+        except TooManyRequests:
+            metrics.COLD_LOOKUPS_REFUSED.labels(site, key.name).inc()
+            raise

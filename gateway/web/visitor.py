@@ -19,7 +19,7 @@ from gateway import cookies
 from gateway.errors import Forbidden, GatewayError
 from gateway.identity.base import Identity
 from gateway.logs import audit
-from gateway.policy import Decision, decide, trusts
+from gateway.policy import Decision, StandingLookup, decide, trusts
 from gateway.sessions import VisitorSession
 from gateway.settings import SiteSettings
 from gateway.web.context import services
@@ -68,10 +68,15 @@ class SignInNotConfigured(GatewayError):
     default_message = "Sign-in is not configured for this video site."
 
 
+def standing_lookup() -> StandingLookup | None:
+    """The stored entitlements, when the gateway keeps any."""
+    store = services().entitlements
+    return store.standing if store is not None else None
+
+
 def access_decision(site: SiteSettings, identity: Identity) -> Decision:
     """The site's policy for this identity, with the stored entitlements when there are any."""
-    store = services().entitlements
-    return decide(site, identity, store.standing if store is not None else None)
+    return decide(site, identity, standing_lookup())
 
 
 def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:

@@ -1,0 +1,426 @@
+"""A site's catalogue: the facts of every video, read by paging through ``photo/list``, kept in
+the shared store so that minting a video nobody asked for yet needs no call to 23, and an id
+the site does not have is answered at once.
+
+Layout in the store: ``catalogue:<site>`` holds the state (which version is complete, when,
+how big, failures); ``catalogue:<site>:v<N>`` is a hash of photo id -> facts. A sync builds a
+new version beside the current one and switches the state to it when the last page is in,
+so readers never see half a catalogue, and a video 23 dropped disappears with the switch.
+Between syncs, pingbacks re-read single videos into the current (and any building) version.
+
+One worker of one instance syncs at a time (a store lock); every process runs the same loop
+and finds the work done. A failed sync keeps the last good version and is retried with a
+backoff shared through the state. A catalogue older than ``catalogue_max_age`` is not used:
+lookups go to 23 one by one again, and ``/readyz`` says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway import metrics
+from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamError
+from gateway.settings import SiteSettings
+from gateway.store import Store, StoreUnavailable
+from gateway.twentythree.cache import Found, Missing, PhotoInfo, decode, encode
+from gateway.twentythree.client import TwentyThreeClient
+from gateway.twentythree.values import as_int
+
+log = logging.getLogger("gateway.catalogue")
+
+PAGE_SIZE = 100  # photo/list's largest page
+MAX_VIDEOS = 200_000  # a bound on the store's memory; a bigger site stays on demand
+VERSIONS = "catalogue-versions"  # pub/sub channel: "<site>:<version>" when a sync completes
+STATE_TTL = 7 * 86400.0
+STATE_CACHE = 2.0  # seconds a process trusts its copy of the state
+OLD_VERSION_GRACE = 120.0  # a replaced version stays readable this long for slow readers
+UNSETTLED_RETRY = 60.0  # seconds until a sync that saw the listing move is done again
+RELOAD = {"reload": 1}  # a pingback could not re-read this video: ask 23 on use
+
+
+class CatalogueTooLarge(GatewayError):
+    status = 502
+    code = "catalogue_too_large"
+    default_message = f"The site lists more than {MAX_VIDEOS} videos; it is looked up on demand."
+
+
+@dataclass(frozen=True)
+class CatalogueState:
+    """What every process knows about a site's catalogue (kept in the store)."""
+
+    version: int = 0  # the complete version readers use; 0 = none yet
+    synced_at: float = 0.0  # when it was completed (Unix seconds)
+    videos: int = 0
+    duration: float = 0.0  # seconds the last complete sync took
+    settled: bool = True  # false: the listing moved during the sync (ids may be missing)
+    building: int = 0  # the version a sync is writing now, 0 when none
+    failures: int = 0  # failed syncs in a row
+    next_try: float = 0.0  # no sync before this (Unix seconds), after failures
+    first_try: float = 0.0  # when the first sync was started
+    error: str = ""  # the last failure's code
+
+    def age(self, now: float) -> float | None:
+        return now - self.synced_at if self.version else None
+
+
+class Catalogue:
+    """One site's catalogue, as one process sees and maintains it."""
+
+    def __init__(
+        self,
+        site: SiteSettings,
+        client: TwentyThreeClient,
+        store: Store,
+        fetch: Callable[[int], Found],
+    ) -> None:
+        self.site = site
+        self._client = client
+        self._store = store
+        self._fetch = fetch  # one video from 23 (a pingback's re-read)
+        self._state_key = f"catalogue:{site.name}"
+        self._state = CatalogueState()
+        self._state_read = -STATE_CACHE  # monotonic time of the last read
+        self._listeners: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        store.subscribe(VERSIONS, self._on_version, self._on_gap)
+
+    def _version_key(self, version: int) -> str:
+        return f"{self._state_key}:v{version}"
+
+    # ------------------------------------------------------------------ state
+
+    def state(self, fresh: bool = False) -> CatalogueState:
+        """The shared state, re-read at most every STATE_CACHE seconds (the last known one
+        while the store is down)."""
+        now = time.monotonic()
+        if not fresh and now - self._state_read < STATE_CACHE:
+            return self._state
+        try:
+            raw = self._store.get(self._state_key)
+        except StoreUnavailable:
+            return self._state
+        self._state = CatalogueState(**raw) if isinstance(raw, dict) else CatalogueState()
+        self._state_read = now
+        return self._state
+
+    def _save(self, state: CatalogueState) -> None:
+        self._store.set(self._state_key, dataclasses.asdict(state), ttl=STATE_TTL)
+        self._state, self._state_read = state, time.monotonic()
+
+    def usable(self, state: CatalogueState, now: float | None = None) -> bool:
+        age = state.age(time.time() if now is None else now)
+        return age is not None and age < self.site.catalogue_max_age
+
+    def health(self, now: float | None = None) -> dict[str, Any]:
+        """For ``/readyz``: ok while a usable catalogue exists, or while the first sync has
+        not been failing for longer than catalogue_max_age (until then 23 answers per id)."""
+        now = time.time() if now is None else now
+        state = self.state()
+        age = state.age(now)
+        if state.version:
+            ok = self.usable(state, now)
+        else:
+            ok = not state.first_try or now - state.first_try < self.site.catalogue_max_age
+        out: dict[str, Any] = {
+            "site": self.site.name,
+            "ok": ok,
+            "videos": state.videos,
+            "age_seconds": None if age is None else int(age),
+            "syncing": bool(state.building),
+        }
+        if not ok:
+            out.update(
+                code="catalogue_stale",
+                message=f"No catalogue synced within catalogue_max_age "
+                f"({self.site.catalogue_max_age} s); last error: {state.error or 'none'}.",
+            )
+        return out
+
+    # ------------------------------------------------------------------ reading
+
+    def lookup(self, photo_ids: Sequence[int]) -> tuple[dict[int, Found], list[int]] | None:
+        """Facts for the ids from the catalogue (one store round trip), and the ids only 23
+        can answer (a pingback could not re-read them). None when there is no usable
+        catalogue. An id the catalogue does not list is 23's "no such photo", unless the
+        listing moved during the sync (then 23 is asked)."""
+        state = self.state()
+        if not self.usable(state):
+            return None
+        try:
+            raws = self._store.get_fields(
+                self._version_key(state.version), [str(i) for i in photo_ids]
+            )
+        except StoreUnavailable:
+            return None
+        found: dict[int, Found] = {}
+        unresolved: list[int] = []
+        for photo_id, raw in zip(photo_ids, raws, strict=True):
+            if isinstance(raw, dict) and "reload" not in raw:
+                found[photo_id] = decode(photo_id, raw)
+            elif raw is None and state.settled:
+                found[photo_id] = Missing(photo_id)
+            else:
+                unresolved.append(photo_id)
+        return found, unresolved
+
+    def on_new_version(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a new version becomes current (in any process)."""
+        self._listeners.append(listener)
+
+    def _on_version(self, message: str) -> None:
+        site, _, _version = message.rpartition(":")
+        if site == self.site.name:
+            self._new_version()
+
+    def _on_gap(self) -> None:
+        self._new_version()  # a switch may have been missed
+
+    def _new_version(self) -> None:
+        self._state_read = -STATE_CACHE
+        for listener in self._listeners:
+            listener()
+
+    # ------------------------------------------------------------------ pingbacks
+
+    def refresh(self, photo_id: int) -> None:
+        """A pingback: re-read the video from 23 (one call) into the current and any building
+        version. When 23 fails, the entry says "ask 23 on use" rather than keep stale facts."""
+        try:
+            state = self.state(fresh=True)
+        except StoreUnavailable:
+            return
+        targets = [v for v in {state.version, state.building} if v]
+        if not targets:
+            return
+        value: dict[str, Any]
+        try:
+            value = encode(self._fetch(photo_id))
+        except UpstreamError as exc:
+            log.warning(
+                "catalogue re-read failed",
+                extra={"site": self.site.name, "photo_id": photo_id, "cause": exc.code},
+            )
+            value = RELOAD
+        now = time.time()
+        try:
+            for version in targets:
+                if version == state.version:  # the current one keeps its expiry
+                    ttl = state.synced_at + self.site.catalogue_max_age + 60 - now
+                else:
+                    ttl = self._building_ttl()
+                if ttl > 0:
+                    self._store.put_fields(self._version_key(version), {str(photo_id): value}, ttl)
+        except StoreUnavailable:
+            pass  # lookups fall back to 23 while the store is down
+
+    # ------------------------------------------------------------------ syncing
+
+    def _building_ttl(self) -> float:
+        return self.site.catalogue_max_age + 600.0
+
+    def due_at(self, state: CatalogueState) -> float:
+        """When the next sync should start (Unix seconds)."""
+        if state.failures:
+            return state.next_try
+        if not state.version:
+            return 0.0
+        wait = self.site.catalogue_refresh if state.settled else UNSETTLED_RETRY
+        return state.synced_at + wait
+
+    def sync(self, force: bool = False) -> bool:
+        """One full sync, unless another process holds the lock or it is not due (``force``:
+        due now). True when this call completed one."""
+        lock = self._store.lock(f"lock:{self._state_key}", ttl=self.site.catalogue_refresh, wait=0)
+        with lock as got:
+            if not got:
+                return False
+            state = self.state(fresh=True)
+            if not force and time.time() < self.due_at(state):
+                return False  # another process finished one meanwhile
+            return self._sync(state)
+
+    def _sync(self, state: CatalogueState) -> bool:
+        started, now = time.monotonic(), time.time()
+        version = max(state.version, state.building) + 1
+        key = self._version_key(version)
+        first_try = state.first_try or now
+        self._save(dataclasses.replace(state, building=version, first_try=first_try))
+        page, seen, moved = 0, set(), False
+        try:
+            total: int | None = None
+            while True:
+                page += 1
+                items, listed = self._page(page)
+                moved |= total is not None and listed is not None and listed != total
+                total = listed if listed is not None else total
+                entries: dict[str, Any] = {}
+                for obj in items:
+                    info = self._info(obj)
+                    if info is None:
+                        continue
+                    moved |= info.photo_id in seen  # the listing shifted under the paging
+                    seen.add(info.photo_id)
+                    entries[str(info.photo_id)] = info.to_json()
+                if len(seen) > MAX_VIDEOS:
+                    raise CatalogueTooLarge()
+                self._store.put_fields(key, entries, self._building_ttl())
+                if len(items) < PAGE_SIZE or (total is not None and page * PAGE_SIZE >= total):
+                    break
+        except (GatewayError, StoreUnavailable) as exc:
+            self._failed(state, version, page, exc)
+            return False
+        duration = time.monotonic() - started
+        done = CatalogueState(
+            version=version,
+            synced_at=time.time(),
+            videos=len(seen),
+            duration=round(duration, 3),
+            settled=not moved,
+            first_try=first_try,
+        )
+        try:
+            self._store.expire(key, self.site.catalogue_max_age + 60)
+            self._save(done)
+            if state.version:
+                self._store.expire(self._version_key(state.version), OLD_VERSION_GRACE)
+            self._store.publish(VERSIONS, f"{self.site.name}:{version}")
+        except StoreUnavailable as exc:
+            self._failed(state, version, page, exc)
+            return False
+        metrics.CATALOGUE_SYNCS.labels(self.site.name, "ok").inc()
+        log.info(
+            "catalogue synced",
+            extra={
+                "site": self.site.name,
+                "videos": len(seen),
+                "pages": page,
+                "seconds": done.duration,
+                "settled": done.settled,
+            },
+        )
+        return True
+
+    def _page(self, page: int) -> tuple[list[Any], int | None]:
+        """One page of the full listing, and the total 23 says it has."""
+        response = self._client.call(
+            "photo/list", {"size": PAGE_SIZE, "p": page, "include_unpublished_p": 1}
+        )
+        return response.items("photos"), as_int(response.envelope.get("total_count"))
+
+    def _info(self, obj: Any) -> PhotoInfo | None:
+        try:
+            return PhotoInfo.from_api(obj)
+        except UpstreamBadResponse as exc:
+            log.warning(
+                "catalogue skips a video", extra={"site": self.site.name, "cause": exc.code}
+            )
+            return None
+
+    def _failed(self, state: CatalogueState, version: int, page: int, exc: Exception) -> None:
+        failures = state.failures + 1
+        backoff = min(float(self.site.catalogue_refresh), 10.0 * 2 ** (failures - 1))
+        code = getattr(exc, "code", type(exc).__name__)
+        metrics.CATALOGUE_SYNCS.labels(self.site.name, "failed").inc()
+        log.warning(
+            "catalogue sync failed",
+            extra={
+                "site": self.site.name,
+                "api_method": "photo/list",
+                "page": page,
+                "cause": getattr(exc, "cause", "") or code,
+                "code": code,
+                "retry_in": backoff,
+                "keeps_version": state.version,
+            },
+        )
+        failed = dataclasses.replace(
+            state,
+            building=0,
+            failures=failures,
+            next_try=time.time() + backoff,
+            first_try=state.first_try or time.time(),
+            error=code,
+        )
+        try:
+            self._store.delete(self._version_key(version))  # the half-built one
+            self._save(failed)
+        except StoreUnavailable:
+            self._state = failed  # at least this process backs off
+
+    # ------------------------------------------------------------------ the loop
+
+    def start(self) -> None:
+        """Run the sync loop in a daemon thread (a greenlet under gevent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"catalogue-{self.site.name}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if time.time() >= self.due_at(self.state(fresh=True)):
+                    self.sync()
+            except StoreUnavailable:
+                pass  # the lock or state could not be read; try again shortly
+            except Exception:
+                log.exception("catalogue loop failed", extra={"site": self.site.name})
+            # Wake for the next due time, but look at least every 30 s (another process may
+            # have failed, or the state may be gone); a little jitter spreads the workers.
+            pause = min(max(self.due_at(self._state) - time.time(), 1.0), 30.0)
+            self._stop.wait(pause + random.uniform(0, 1))  # noqa: S311
+
+
+class CatalogueCollector(Collector):
+    """The catalogues' size, age and last sync duration for ``/metrics``, read from the shared
+    state at scrape time (every instance reports the same figures)."""
+
+    def __init__(self, catalogues: Mapping[str, Catalogue]) -> None:
+        self._catalogues = catalogues
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
+        families = {
+            "videos": GaugeMetricFamily(
+                "gateway_catalogue_videos", "Videos in the site's synced catalogue", labels=["site"]
+            ),
+            "age": GaugeMetricFamily(
+                "gateway_catalogue_age_seconds",
+                "Seconds since the site's catalogue was last synced completely",
+                labels=["site"],
+            ),
+            "duration": GaugeMetricFamily(
+                "gateway_catalogue_sync_seconds",
+                "How long the last complete catalogue sync took",
+                labels=["site"],
+            ),
+            "failures": GaugeMetricFamily(
+                "gateway_catalogue_sync_failures",
+                "Catalogue syncs failed in a row (0 after a success)",
+                labels=["site"],
+            ),
+        }
+        for name, catalogue in self._catalogues.items():
+            state = catalogue.state()
+            age = state.age(now)
+            if age is not None:
+                families["videos"].add_metric([name], state.videos)
+                families["age"].add_metric([name], age)
+                families["duration"].add_metric([name], state.duration)
+            families["failures"].add_metric([name], state.failures)
+        yield from families.values()
