@@ -78,18 +78,27 @@ def post_script(folder: str | Path, name: str, body: dict[str, object]) -> str:
     return str(path)
 
 
-def mint_once(base: str, photo_ids: list[int]) -> None:
-    """One mint call (to warm the photo cache)."""
+def mint_once(base: str, photo_ids: list[int]) -> bytes:
+    """One mint call (to warm the photo cache); the answer's body."""
     request = urllib.request.Request(
         f"{base}/api/v1/sites/demo/tokens",
         data=json.dumps({"photo_ids": photo_ids}).encode(),
         method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
     )
-    urllib.request.urlopen(request, timeout=15).read()
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body: bytes = response.read()
+        return body
 
 
-def gateway_config(folder: Path, gateway_port: int, devsite_port: int, store: str = "") -> Path:
+def gateway_config(
+    folder: Path,
+    gateway_port: int,
+    devsite_port: int,
+    store: str = "",
+    site_extra: str = "",
+    key_extra: str = "",
+) -> Path:
     config = folder / f"gateway-{gateway_port}.toml"
     config.write_text(f"""
 [gateway]
@@ -106,10 +115,12 @@ consumer_key = "{DEMO_SUPER[0]}"
 consumer_secret = "{DEMO_SUPER[1]}"
 access_token = "{DEMO_SUPER[2]}"
 access_token_secret = "{DEMO_SUPER[3]}"
+{site_extra}
 
 [api_keys.bench]
 key_sha256 = "{hashlib.sha256(KEY.encode()).hexdigest()}"
 sites = ["demo"]
+{key_extra}
 """)
     return config
 

@@ -168,16 +168,18 @@ def test_readyz_while_the_catalogue_is_fresh_enough(catalogue_world: CatalogueWo
     catalogue = world.catalogue()
     state = catalogue.state(fresh=True)
     site = catalogue.site
+    # As after syncs that kept failing: the next try is far off (so no loop heals it meanwhile).
+    failing_since = dataclasses.replace(state, failures=3, error="x", next_try=time.time() + 3600)
     try:
         # Older than catalogue_refresh (a sync is due) but within catalogue_max_age: ready.
         stale = state.synced_at - site.catalogue_refresh - 60
-        catalogue._save(dataclasses.replace(state, synced_at=stale, failures=3, error="x"))
+        catalogue._save(dataclasses.replace(failing_since, synced_at=stale))
         ready = requests.get(f"{world.gateway}/readyz", timeout=15)
         assert ready.status_code == 200, ready.text
         assert ready.json()["catalogues"][0]["ok"] is True
         # Beyond catalogue_max_age: not ready, and no longer used (23 answers per id).
         too_old = time.time() - site.catalogue_max_age - 1
-        catalogue._save(dataclasses.replace(state, synced_at=too_old, failures=3))
+        catalogue._save(dataclasses.replace(failing_since, synced_at=too_old))
         time.sleep(2.1)  # the other instance's copy of the state expires
         failing = requests.get(f"{world.gateway}/readyz", timeout=15)
         assert failing.status_code == 503

@@ -116,12 +116,14 @@ def test_alerts_and_dashboard_query_metrics_the_gateway_exports(client: FlaskCli
     from prometheus_client.metrics import MetricWrapperBase
 
     from gateway import metrics
+    from gateway.twentythree.catalogue import CatalogueCollector
 
     defined = {
         m._name + ("_total" if m._type == "counter" else ""): set(m._labelnames)
         for m in vars(metrics).values()
         if isinstance(m, MetricWrapperBase)
     }
+    defined |= {f.name: {"site"} for f in CatalogueCollector({}).collect()}  # per-site gauges
     for expr in _queries():
         for metric, selector in re.findall(r"\b(gateway_[a-z_]+)\{([^}]*)\}", expr):
             base = re.sub(r"_(bucket|count|sum)$", "", metric)

@@ -35,6 +35,7 @@ from gateway.logs import audit
 from gateway.policy import rules_decision
 from gateway.services import Services
 from gateway.settings import ApiKeySettings, SiteSettings
+from gateway.store import StoreUnavailable
 from gateway.twentythree.cache import PhotoInfo
 from gateway.twentythree.minting import Admission, Refused
 from gateway.twentythree.values import MAX_PHOTO_ID
@@ -229,7 +230,9 @@ class MintApi:
         return admit
 
     def _spend_cold(self, key: ApiKeySettings, site: str, cold: int) -> None:
-        """Ids only 23 can answer cost a call each: a key gets cold_lookups_per_minute."""
+        """Ids only 23 can answer cost a call each: a key gets cold_lookups_per_minute. While
+        the store is down the budget cannot be counted, and minting goes on (degraded, not
+        refused: those lookups are single-flight per process still)."""
         try:
             self.services.limiter.spend(
                 f"cold:{key.name}",
@@ -243,3 +246,5 @@ class MintApi:
         except TooManyRequests:
             metrics.COLD_LOOKUPS_REFUSED.labels(site, key.name).inc()
             raise
+        except StoreUnavailable:
+            pass
