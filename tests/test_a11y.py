@@ -12,29 +12,18 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.paywall_world import PaywallWorld
 from tests.sso_world import TEAM_PASSWORD, World
-from tests.test_browser import CHROMIUM, FLAGS
 
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: run `make test-deps`")
-    if not AXE.exists():
-        pytest.fail("axe-core is not installed: run `make test-deps`")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture()
 def tab(chromium: Browser) -> Iterator[Page]:
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: run `make test-deps`")
     # The pages allow no script at all (CSP); only this test's axe-core may run in them.
     context = chromium.new_context(bypass_csp=True)
     page = context.new_page()

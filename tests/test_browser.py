@@ -8,45 +8,23 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.cluster import INSTANCE_HEADER
 from tests.paywall_world import PaywallWorld
 from tests.sso_world import TEAM_PASSWORD, World
 from tests.test_paywall import paywall_token
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: run `make test-deps`")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture()
-def page(browser: Browser, world: World) -> Iterator[Page]:
+def page(chromium: Browser, world: World) -> Iterator[Page]:
     world.reset()
-    context = browser.new_context()  # a fresh browser profile per test: no cookies
+    context = chromium.new_context()  # a fresh browser profile per test: no cookies
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     yield tab
@@ -157,10 +135,10 @@ def test_embed_link_signs_in_then_plays(page: Page, world: World, shots: Path) -
 
 
 def test_paying_visitor_reaches_the_welcome_page(
-    browser: Browser, paywall: PaywallWorld, shots: Path
+    chromium: Browser, paywall: PaywallWorld, shots: Path
 ) -> None:
     paywall.reset()
-    context = browser.new_context()
+    context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
@@ -181,14 +159,14 @@ def test_paying_visitor_reaches_the_welcome_page(
         context.close()
 
 
-def test_lapsed_subscription_page(browser: Browser, paywall: PaywallWorld, shots: Path) -> None:
+def test_lapsed_subscription_page(chromium: Browser, paywall: PaywallWorld, shots: Path) -> None:
     from gateway.entitlements import Grant
 
     paywall.reset()
     paywall.entitlements.record(
         Grant("stripe:gold", "sub_lapsed_demo", "lapsed@example.com", "gold", "canceled", False)
     )
-    context = browser.new_context()
+    context = chromium.new_context()
     page = context.new_page()
     try:
         token = paywall_token("lapsed@example.com")
@@ -200,14 +178,14 @@ def test_lapsed_subscription_page(browser: Browser, paywall: PaywallWorld, shots
 
 
 def test_payment_received_page_in_another_browser(
-    browser: Browser, paywall: PaywallWorld, shots: Path
+    chromium: Browser, paywall: PaywallWorld, shots: Path
 ) -> None:
     from tests.test_paywall import start_checkout
 
     paywall.reset()
     _, session_id = start_checkout(paywall, "elsewhere@example.com")
     paywall.stripe.pay(session_id)
-    context = browser.new_context()  # not the browser that started the checkout
+    context = chromium.new_context()  # not the browser that started the checkout
     page = context.new_page()
     try:
         page.goto(f"{paywall.gateway}/sso/stripe/gold/return?session_id={session_id}")
@@ -217,10 +195,10 @@ def test_payment_received_page_in_another_browser(
         context.close()
 
 
-def test_saml_sign_in_through_simplesamlphp(browser: Browser, saml: Any, shots: Path) -> None:
+def test_saml_sign_in_through_simplesamlphp(chromium: Browser, saml: Any, shots: Path) -> None:
     """Closed site -> gateway -> the IdP's own login page -> back -> the site's welcome page."""
     saml.reset()
-    context = browser.new_context()
+    context = chromium.new_context()
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     try:
@@ -239,10 +217,10 @@ def test_saml_sign_in_through_simplesamlphp(browser: Browser, saml: Any, shots: 
         context.close()
 
 
-def test_ldap_sign_in_through_the_form(browser: Browser, ldap: Any, shots: Path) -> None:
+def test_ldap_sign_in_through_the_form(chromium: Browser, ldap: Any, shots: Path) -> None:
     """The gateway's own form against a real directory, to the site's welcome page."""
     ldap.reset()
-    context = browser.new_context()
+    context = chromium.new_context()
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     try:

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from gateway.twentythree.tokens import parse_token
 from tests.catalogue_world import COLD_BUDGET, PASSWORD, VERY_LONG, CatalogueWorld
 from tests.formclient import FormClient
-from tests.test_browser import CHROMIUM, FLAGS
 
 SHORT, LONG, BOARD, PREMIUM = 1001, 1002, 1005, 1004  # 95 s, 5400 s, board channel, premium tag
 VISITOR_TTL, VISITOR_TTL_MAX = 3600, 43200
@@ -252,16 +250,6 @@ def test_cold_lookups_are_limited_per_key(catalogue_world: CatalogueWorld) -> No
 
 
 # ---------------------------------------------------------------- in a browser
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: run `make test-deps`")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.errors import Forbidden, NotFound
+from gateway.errors import NotFound
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.policy import rules_decision
@@ -23,7 +23,7 @@ from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
 from gateway.web.context import photo_id_or_400, services, site_or_404
-from gateway.web.visitor import NotSignedIn, allowed_visitor, keep_alive, standing_lookup
+from gateway.web.visitor import NotSignedIn, allowed_visitor, deny, keep_alive, standing_lookup
 
 bp = Blueprint("links", __name__)
 
@@ -38,10 +38,6 @@ class NoSuchFormat(NotFound):
     default_message = "This video has no file in that format."
 
 
-class ForbiddenByRule(Forbidden):
-    code = "forbidden_by_rule"
-
-
 def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> PhotoInfo:
     """What 23 says about a video this visitor may see (cached). 23's "no such photo", and an
     unpublished video on a site that keeps those to itself, are both a 404; an access rule
@@ -54,16 +50,7 @@ def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> Phot
     if site.rules:
         decision = rules_decision(site, identity, found.albums, found.tags, standing_lookup())
         if not decision.allowed:
-            audit(
-                "access_denied",
-                site=site.name,
-                email=identity.email,
-                provider=identity.provider,
-                detail=decision.code,
-                photo_ids=[photo_id],
-                path=request.path,
-            )
-            raise ForbiddenByRule(decision.message)
+            deny(site, identity, decision, "forbidden_by_rule", photo_ids=[photo_id])
     return found
 
 

@@ -12,6 +12,8 @@ a provider that identifies each request (a trusted proxy's headers) counts on ev
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from flask import g, request
 from werkzeug.wrappers import Response
 
@@ -91,16 +93,25 @@ def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:
         raise NotSignedIn() if site.identities else SignInNotConfigured()
     decision = access_decision(site, identity)
     if not decision.allowed:
-        audit(
-            "access_denied",
-            site=site.name,
-            email=identity.email,
-            provider=identity.provider,
-            detail=decision.code,
-            path=request.path,
-        )
-        raise Forbidden(decision.message, code=decision.code)
+        deny(site, identity, decision)
     return identity
+
+
+def deny(
+    site: SiteSettings, identity: Identity, decision: Decision, code: str = "", **fields: Any
+) -> NoReturn:
+    """Refuse a signed-in visitor (403 with ``code``, else the decision's), with the
+    ``access_denied`` audit line that names the unmet condition."""
+    audit(
+        "access_denied",
+        site=site.name,
+        email=identity.email,
+        provider=identity.provider,
+        detail=decision.code,
+        path=request.path,
+        **fields,
+    )
+    raise Forbidden(decision.message, code=code or decision.code)
 
 
 def _set(response: Response, session: VisitorSession) -> None:
