@@ -29,7 +29,12 @@ def _settings(devsite: Devsite, **admin: Any) -> Any:
     ]
     return make_settings(
         {
-            "demo": site_table(devsite.url, identity="team", allow_email_domains=["example.com"]),
+            "demo": site_table(
+                devsite.url,
+                identity="team",
+                allow_email_domains=["example.com"],
+                rules=[{"album_id": 9001, "allow_groups": ["board"]}],
+            ),
             "paid": site_table(devsite.url, identity="team", require_entitlement="gold"),
         },
         identity={
@@ -178,6 +183,20 @@ def test_why_explains_the_policy(console: FlaskClient) -> None:
     assert "entitlement_required" in paid and "holds it: <strong>none</strong>" in paid
     nothing = console.get("/admin/why?email=nope&site=demo").get_data(as_text=True)
     assert "Give an e-mail address and a site" in nothing
+
+
+def test_why_explains_the_access_rules_for_one_video(console: FlaskClient) -> None:
+    sign_in(console)
+    board = console.get("/admin/why?email=viewer@example.com&site=demo&photo_id=1005")
+    text = board.get_data(as_text=True)
+    assert "Video 1005" in text and "album 9001" in text
+    assert "refused" in text and "group_not_allowed" in text
+    open_video = console.get("/admin/why?email=viewer@example.com&site=demo&photo_id=1001")
+    assert "Access rules covering it: none" in open_video.get_data(as_text=True)
+    unknown = console.get("/admin/why?email=viewer@example.com&site=demo&photo_id=999999")
+    assert "the site has no such video" in unknown.get_data(as_text=True)
+    bad = console.get("/admin/why?email=viewer@example.com&site=demo&photo_id=12ab")
+    assert bad.status_code == 200 and 'aria-invalid="true"' in bad.get_data(as_text=True)
 
 
 def test_console_pages_are_not_cached_and_strict(console: FlaskClient) -> None:

@@ -131,3 +131,47 @@ def test_single_flight_across_instances(devsite: Devsite, redis_url: str) -> Non
 def test_services_build_a_redis_store(devsite: Devsite, redis_url: str) -> None:
     settings = make_settings({"demo": site_table(devsite.url)}, store={"url": redis_url})
     assert type(Services.build(settings).store) is type(open_store(redis_url))
+
+
+def test_a_request_that_joins_a_failing_fetch_fetches_again() -> None:
+    """An earlier request's fetch, retrying against a 23 that has just recovered, fails: a
+    request that joined it moments ago asks 23 itself rather than share that failure."""
+    import threading
+
+    from gateway.errors import UpstreamUnavailable
+    from gateway.store import MemoryStore
+    from gateway.twentythree.cache import PhotoCache
+    from gateway.twentythree.client import ApiResponse
+
+    joined = threading.Event()
+    answers: list[str] = []
+
+    class Flaky:
+        calls = 0
+
+        def call(self, method: str, params: dict[str, Any]) -> ApiResponse:
+            self.calls += 1
+            if self.calls == 1:  # the earlier request's fetch: fails once the other has joined
+                joined.wait(5)
+                time.sleep(0.2)
+                raise UpstreamUnavailable("23 was down")
+            photo = {
+                "photo_id": "7",
+                "tree_id": "1",
+                "token": "t7",
+                "large_download": "/1/7/t7/large",
+            }
+            return ApiResponse(method, {"status": "ok", "photos": [photo]})
+
+    client = Flaky()
+    cache = PhotoCache("s", client, MemoryStore())  # type: ignore[arg-type]
+    with cf.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.load, 7)
+        time.sleep(0.05)
+        second = pool.submit(cache.load, 7)
+        time.sleep(0.05)
+        joined.set()
+        with pytest.raises(UpstreamUnavailable):
+            first.result(5)
+        answers.append(type(second.result(5)).__name__)
+    assert answers == ["PhotoInfo"] and client.calls == 2

@@ -12,10 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+from gateway.errors import UpstreamError
 from gateway.identity.base import Identity
-from gateway.policy import decide
+from gateway.policy import decide, rules_decision
 from gateway.services import Services
 from gateway.settings import Settings, SiteSettings
+from gateway.twentythree.cache import Missing
 
 MASK = "********"
 EVENTS_SHOWN = 25
@@ -39,9 +41,25 @@ class Diagnosis:
     standing: str | None  # entitlement: active / lapsed / none (None: not a paywalled site)
     events: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    video: VideoVerdict | None = None
 
 
-def diagnose(svc: Services, site: SiteSettings, email: str) -> Diagnosis:
+@dataclass(frozen=True)
+class VideoVerdict:
+    """The site's access rules for one video and this person."""
+
+    photo_id: int
+    albums: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()  # the rules covering it, as labels
+    allowed: bool = True
+    code: str = ""
+    message: str = ""
+
+
+def diagnose(
+    svc: Services, site: SiteSettings, email: str, photo_id: int | None = None
+) -> Diagnosis:
     """The site's policy for ``email`` through each of its providers, as far as the gateway
     can tell without the person: groups come from their last sign-in (audit), entitlements
     from the database, and the audit trail says what happened when they tried."""
@@ -74,7 +92,39 @@ def diagnose(svc: Services, site: SiteSettings, email: str) -> Diagnosis:
         person = Identity(wanted, groups=seen or (), provider=name, email_verified=True)
         decision = decide(site, person, lookup)
         verdicts.append(Verdict(name, kind, decision.allowed, decision.code, decision.message))
-    return Diagnosis(site, wanted, verdicts, seen, standing, events, notes)
+    video = None
+    if photo_id is not None:
+        person = Identity(wanted, groups=seen or (), email_verified=True)
+        video = _video(svc, site, person, photo_id, notes)
+    return Diagnosis(site, wanted, verdicts, seen, standing, events, notes, video)
+
+
+def _video(
+    svc: Services, site: SiteSettings, person: Identity, photo_id: int, notes: list[str]
+) -> VideoVerdict | None:
+    """The video's channels and tags (from the catalogue or 23) and the rules' decision."""
+    try:
+        info = svc.minters[site.name].photos([photo_id])[photo_id]
+    except UpstreamError as exc:
+        notes.append(f"Video {photo_id}: the video site did not answer ({exc.code}).")
+        return None
+    if isinstance(info, Missing):
+        notes.append(f"Video {photo_id}: the site has no such video.")
+        return None
+    store = svc.entitlements
+    decision = rules_decision(
+        site, person, info.albums, info.tags, store.standing if store is not None else None
+    )
+    covering = tuple(r.label for r in site.rules if r.covers(info.albums, info.tags))
+    return VideoVerdict(
+        photo_id,
+        info.albums,
+        info.tags,
+        covering,
+        decision.allowed,
+        decision.code,
+        decision.message,
+    )
 
 
 def masked(settings: Settings) -> dict[str, Any]:

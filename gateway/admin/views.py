@@ -16,6 +16,7 @@ from gateway.admin import access
 from gateway.admin.diagnose import as_toml, diagnose, masked
 from gateway.admin.figures import site_figures
 from gateway.telemetry import ALL
+from gateway.twentythree.values import photo_id
 from gateway.web.context import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -109,10 +110,21 @@ def why() -> Response:
     svc = services()
     email = request.args.get("email", "").strip()[:254]
     site = svc.settings.sites.get(request.args.get("site", ""))
-    found = diagnose(svc, site, email) if site is not None and "@" in email else None
+    raw_video = request.args.get("photo_id", "").strip()
+    video = photo_id(raw_video) if raw_video else None
+    bad_video = bool(raw_video) and video is None
+    found = None
+    if site is not None and "@" in email and not bad_video:
+        found = diagnose(svc, site, email, video)
     asked = bool(request.args)
     return _page(
-        "admin/why.html", diagnosis=found, email=email, asked=asked, sites=svc.settings.sites
+        "admin/why.html",
+        diagnosis=found,
+        email=email,
+        asked=asked,
+        sites=svc.settings.sites,
+        video=raw_video[:20],
+        bad_video=bad_video,
     )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway import metrics
-from gateway.errors import UpstreamBadResponse, UpstreamRejected
+from gateway.errors import UpstreamBadResponse, UpstreamError, UpstreamRejected
 from gateway.store import Store, StoreUnavailable
 from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
@@ -41,6 +41,7 @@ _STILLS = ("large", "standard", "portrait", "medium", "small", "original")
 NO_SUCH_PHOTO = "no_such_photo"
 INVALIDATIONS = "photo-invalidations"  # the pub/sub channel: "<site>:<photo id>"
 LOCAL_LIMIT = 50_000  # entries per site in the first level
+REJOIN_WITHIN = 1.0  # seconds: a joined fetch failing sooner is retried (see load)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,15 +323,25 @@ class PhotoCache:
 
     # ------------------------------------------------------------------ loading from 23
 
-    def load(self, photo_id: int) -> Found:
-        """Single flight within this process: one thread fetches, the others wait for it."""
+    def load(self, photo_id: int, rejoin: bool = True) -> Found:
+        """Single flight within this process: one thread fetches, the others wait for it.
+
+        A fetch that fails soon after a caller joined it began before that caller arrived
+        (an earlier request's, retrying against a 23 that was failing): the caller fetches
+        once more for itself, so the first request after 23 recovers is served."""
         with self._lock:
             future = self._inflight.get(photo_id)
             leader = future is None
             if future is None:
                 future = self._inflight[photo_id] = Future()
         if not leader:
-            return future.result()
+            joined = time.monotonic()
+            try:
+                return future.result()
+            except UpstreamError:
+                if not rejoin or time.monotonic() - joined > REJOIN_WITHIN:
+                    raise
+            return self.load(photo_id, rejoin=False)
         generation = self._generation
         try:
             value = self._load_shared(photo_id)

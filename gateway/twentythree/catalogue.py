@@ -196,10 +196,7 @@ class Catalogue:
     def refresh(self, photo_id: int) -> None:
         """A pingback: re-read the video from 23 (one call) into the current and any building
         version. When 23 fails, the entry says "ask 23 on use" rather than keep stale facts."""
-        try:
-            state = self.state(fresh=True)
-        except StoreUnavailable:
-            return
+        state = self.state(fresh=True)  # the last known one while the store is down
         targets = [v for v in {state.version, state.building} if v]
         if not targets:
             return
