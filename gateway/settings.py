@@ -511,7 +511,11 @@ def parse_settings(
 
 
 def _unique(problems: list[str]) -> list[str]:
-    return list(dict.fromkeys(problems))
+    """Each problem once; a key whose variable is unset says only that, not also "is
+    required" (its value was left out so that nothing else about it is guessed at)."""
+    unset = {p.partition(": ")[0] for p in problems if p.endswith(" is not set")}
+    kept = [p for p in problems if not (p.endswith(": is required") and p[:-13] in unset)]
+    return list(dict.fromkeys(kept))
 
 
 def _finish(settings: Settings, identities: dict[str, IdentityModel], source: str) -> Settings:
@@ -556,4 +560,10 @@ def load_settings_or_exit(path: str | os.PathLike[str] | None = None) -> Setting
         print(f"{config_path(path)}: {len(exc.problems)} problem(s):", file=sys.stderr)
         for found in exc.problems:
             print(f"  {found}", file=sys.stderr)
+        if all(found.endswith(" is not set") for found in exc.problems):
+            print(
+                "Only environment variables are missing: the file itself is valid. To check it "
+                "where the secrets are not at hand, set those variables to placeholders.",
+                file=sys.stderr,
+            )
         raise SystemExit(2) from None

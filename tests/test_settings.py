@@ -77,6 +77,16 @@ def test_the_interface_example_parses() -> None:
     assert "from-env" not in repr(settings)  # secrets stay out of reprs (and so of logs)
 
 
+def test_an_unset_variable_is_one_problem_per_key() -> None:
+    doc = _base()
+    doc["gateway"]["secret_key"] = "env:UNSET_SECRET_KEY"
+    doc["sites"]["intranet"]["consumer_secret"] = "env:UNSET_CONSUMER_SECRET"
+    assert _problems(doc) == [
+        "gateway.secret_key: environment variable UNSET_SECRET_KEY is not set",
+        "sites.intranet.consumer_secret: environment variable UNSET_CONSUMER_SECRET is not set",
+    ]
+
+
 def test_secret_key_list_for_rotation() -> None:
     doc = _base()
     doc["gateway"]["secret_key"] = ["n" * 20, "o" * 20]
