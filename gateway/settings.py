@@ -562,8 +562,8 @@ def load_settings_or_exit(path: str | os.PathLike[str] | None = None) -> Setting
             print(f"  {found}", file=sys.stderr)
         if all(found.endswith(" is not set") for found in exc.problems):
             print(
-                "Only environment variables are missing; the rest of the file checks out. To check it "
-                "where the secrets are not at hand, set those variables to placeholders.",
+                "Only environment variables are missing; the rest of the file checks out. To "
+                "check it where the secrets are not at hand, set those variables to placeholders.",
                 file=sys.stderr,
             )
         raise SystemExit(2) from None
