@@ -56,7 +56,10 @@ def _gateway_on(devsite: Devsite, store: dict[str, Any], **sites: Any) -> Any:
         {"demo": site_table(devsite.url, identity="portal"), **sites},
         store=store,
         api_keys={
-            "cms": {"key_sha256": hashlib.sha256(KEY.encode()).hexdigest(), "sites": ["demo"]}
+            "cms": {
+                "key_sha256": hashlib.sha256(KEY.encode()).hexdigest(),
+                "sites": ["demo", *sites],
+            }
         },
         identity={
             "portal": {
@@ -124,6 +127,47 @@ def test_redis_going_away_degrades_and_comes_back(
         time.sleep(0.2)
     back = client.get(f"/sso/demo/login?jwt={portal_token('ada@example.com')}")
     assert back.status_code == 302 and "redeem-token" in back.headers["Location"]
+
+
+def test_a_synced_catalogue_survives_redis_going_away(
+    devsite: Devsite, redis_proxy: TcpProxy, redis_url: str
+) -> None:
+    """Mints keep working while Redis is cut (what a worker knows, then 23 per id), and the
+    catalogue in Redis is used again, with no call to 23, once Redis is back."""
+    store_url = f"redis://127.0.0.1:{redis_proxy.port}/7"
+    redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/7").flushdb()
+    sites = {"synced": site_table(devsite.url, identity="portal", catalogue="sync")}
+    client = _gateway_on(devsite, {"url": store_url}, **sites)
+    catalogue = client.application.extensions["gateway.services"].catalogues["synced"]
+    deadline = time.monotonic() + 10
+    while not catalogue.state(fresh=True).version:
+        assert time.monotonic() < deadline, "no start-up sync"
+        time.sleep(0.05)
+    cache = client.application.extensions["gateway.services"].caches["synced"]
+
+    def mint(photo_id: int) -> Any:
+        return client.post(
+            "/api/v1/sites/synced/tokens",
+            json={"photo_ids": [photo_id]},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+
+    devsite.reset()
+    assert mint(1001).status_code == 200 and devsite.calls() == []  # from the catalogue
+    redis_proxy.cut()
+    assert mint(1001).status_code == 200  # the worker's own first level
+    cache.forget_all()
+    assert mint(1002).status_code == 200  # no catalogue reachable: 23, once
+    assert [c["params"].get("photo_id") for c in devsite.calls()] == ["1002"]
+    redis_proxy.start()
+    deadline = time.monotonic() + RETRY_AFTER + 3
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the store did not come back by itself"
+        time.sleep(0.2)
+    cache.forget_all()
+    devsite.reset()
+    assert mint(1005).status_code == 200 and devsite.calls() == []  # the catalogue again
+    catalogue.stop()
 
 
 # ---------------------------------------------------------------- the entitlement database
