@@ -131,6 +131,7 @@ def running_catalogue_world(topology: str, redis_url: str = "") -> Iterator[Cata
         },
         api_keys=keys,
         store=store,
+        admin={"identity": "team", "allow_emails": ["ada@example.com"]},
     )
     served = start_gateway(topology, build, port, redis_url)
     world = CatalogueWorld(served.url, devsite, served, len(photos))

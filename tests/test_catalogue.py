@@ -203,6 +203,19 @@ def test_catalogue_metrics(catalogue_world: CatalogueWorld) -> None:
     assert 'gateway_catalogue_sync_failures{site="videos"} 0.0' in text
 
 
+def test_the_console_shows_the_catalogue(catalogue_world: CatalogueWorld) -> None:
+    from tests.catalogue_world import PASSWORD
+    from tests.formclient import FormClient
+
+    browser = FormClient()
+    form = browser.get(f"{catalogue_world.gateway}/admin", timeout=15)
+    done = browser.submit(form, email="ada@example.com", password=PASSWORD)
+    assert done.status_code == 200, done.text[:300]
+    overview = browser.get(f"{catalogue_world.gateway}/admin", timeout=15).text
+    assert "catalogue videos" in overview
+    assert f"{catalogue_world.videos} videos, synced" in overview
+
+
 def test_the_generated_catalogue_is_varied(catalogue_world: CatalogueWorld) -> None:
     """The emulated catalogue has what the features read: lengths, several channels, tags."""
     photos = catalogue_world.devsite.photos.values()

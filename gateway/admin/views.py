@@ -73,10 +73,12 @@ def overview() -> Response:
         site_figures(svc.telemetry, name, f"site-{i}") for i, name in enumerate(names)
     ]
     ready = {s.site: s for s in svc.readiness.known()}
+    catalogues = [c.health() for c in svc.catalogues.values()]
     return _page(
         "admin/overview.html",
         figures=figures,
         ready=ready,
+        catalogues=catalogues,
         dependencies=svc.dependencies.status(),
         sites=svc.settings.sites,
     )
