@@ -136,12 +136,17 @@ def cmd_devsite(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from gateway.devsite import DevsiteOptions, create_devsite
-    from gateway.devsite.catalog import demo_photos, generated_photos
+    from gateway.devsite.catalog import demo_photos, generated_photos, photos_from_file
     from gateway.devsite.requestlog import JsonRequestHandler, log
     from gateway.logs import configure_logging
 
     configure_logging("info")
-    photos = demo_photos() + generated_photos(args.extra_photos)
+    try:
+        own = photos_from_file(args.catalogue) if args.catalogue else demo_photos()
+    except (OSError, ValueError) as exc:
+        print(f"error: --catalogue: {exc}", file=sys.stderr)
+        return 2
+    photos = own + generated_photos(args.extra_photos)
     app = create_devsite(DevsiteOptions(remote_login_url=args.remote_login_url, photos=photos))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=JsonRequestHandler
@@ -230,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default http://127.0.0.1:8000/sso/demo/login)",
     )
     p.add_argument("--extra-photos", type=int, default=0, help="add N generated videos (2001...)")
+    p.add_argument(
+        "--catalogue",
+        metavar="FILE",
+        help="videos from a JSON list instead of the demo's five: [{photo_id, title, "
+        "video_length, albums, tags, published, protected}, ...]",
+    )
     p.set_defaults(func=cmd_devsite)
     return parser
 

@@ -228,3 +228,28 @@ access_token_secret = "{DEMO_SUPER[3]}"
     assert missing.returncode == 1 and "no_such_photo" in missing.stderr
     unknown = run("link", "--site", "nope", "--photo-id", "1", "--config", str(config))
     assert unknown.returncode == 2 and "sites: demo" in unknown.stderr
+
+
+def test_devsite_with_a_catalogue_of_ones_own(
+    tmp_path: Path, process: list[subprocess.Popen[str]]
+) -> None:
+    videos = [
+        {"photo_id": 42, "title": "Long", "video_length": 7200, "albums": [5], "tags": ["Board"]},
+        {"photo_id": 43, "video_length": 30, "published": False, "protected": True},
+    ]
+    catalogue = tmp_path / "videos.json"
+    catalogue.write_text(json.dumps(videos))
+    port = _free_port()
+    command = [GATEWAY, "devsite", "--port", str(port), "--catalogue", str(catalogue)]
+    process.append(subprocess.Popen([*command, "--extra-photos", "3"], text=True))
+    listed = _wait(f"http://127.0.0.1:{port}/_devsite/photos").json()
+    assert [v["photo_id"] for v in listed] == [42, 43, 2001, 2002, 2003]
+    assert listed[0] | {"title": "Long"} == {
+        "photo_id": 42, "title": "Long", "video_length": 7200, "albums": [5], "tags": ["Board"],
+        "published": True, "protected": False,
+    }  # fmt: skip
+    assert listed[1]["published"] is False and listed[1]["protected"] is True
+
+    catalogue.write_text(json.dumps([{"photo_id": 1, "lenght": 3}]))
+    bad = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert bad.returncode == 2 and "--catalogue" in bad.stderr and "photo_id" in bad.stderr

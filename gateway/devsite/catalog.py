@@ -148,6 +148,39 @@ def generated_photos(count: int, first_id: int = 2001) -> list[Photo]:
     return photos
 
 
+_FILE_KEYS = {"photo_id", "tree_id", "title", "published", "video_length", "albums", "tags"}
+
+
+def photos_from_file(path: str) -> list[Photo]:
+    """Videos from a JSON list of objects: ``photo_id`` (required), ``title``, ``tree_id``,
+    ``published``, ``video_length``, ``albums``, ``tags``, ``protected`` (true: a protected
+    token is made up). Unknown keys are refused, so a typo does not pass unseen."""
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        items = json.load(handle)
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: must hold a JSON list of videos")
+    photos = []
+    for n, item in enumerate(items):
+        unknown = set(item) - _FILE_KEYS - {"protected"} if isinstance(item, dict) else {"?"}
+        if unknown or not isinstance(item.get("photo_id"), int) or item["photo_id"] <= 0:
+            raise ValueError(f"{path}[{n}]: needs an int photo_id; keys: {sorted(_FILE_KEYS)}")
+        photos.append(
+            Photo(
+                item["photo_id"],
+                int(item.get("tree_id", 7500)),
+                str(item.get("title", f"Video {item['photo_id']}")),
+                published=bool(item.get("published", True)),
+                video_length=int(item.get("video_length", 0)),
+                albums=tuple(int(a) for a in item.get("albums", ())),
+                tags=tuple(str(t) for t in item.get("tags", ())),
+                protected_token=secrets.token_hex(16) if item.get("protected") else "",
+            )
+        )
+    return photos
+
+
 def demo_users() -> list[User]:
     return [
         User(501, "ada", "ada@example.com", "Ada Lovelace", site_admin=True),

@@ -22,6 +22,25 @@ def calls() -> Response:
         return Response(json.dumps(state.calls), mimetype="application/json")
 
 
+@bp.get("/_devsite/photos")
+def list_photos() -> Response:
+    """The catalogue as the tests see it (unsigned, test control): ids, lengths, channels,
+    tags, published and protected."""
+    shown = [
+        {
+            "photo_id": p.photo_id,
+            "title": p.title,
+            "video_length": p.video_length,
+            "albums": list(p.albums),
+            "tags": list(p.tags),
+            "published": p.published,
+            "protected": bool(p.protected_token),
+        }
+        for p in current().photo_list()
+    ]
+    return Response(json.dumps(shown), mimetype="application/json")
+
+
 @bp.post("/_devsite/reset")
 def reset() -> Response:
     state = current().state
