@@ -204,3 +204,29 @@ def test_a_catalogue_too_big_for_the_store_stays_on_demand(
     state = catalogue.state(fresh=True)
     assert state.version == 0 and state.error == "catalogue_too_large"
     assert catalogue.lookup([1]) is None  # no catalogue: lookups go to 23 per id
+
+
+def test_a_listing_that_ignores_the_page_number_ends() -> None:
+    """A site answering page 1 for every p (and no total) must not keep the sync going."""
+    client = ScriptedClient({p: (list(range(1, 101)), None) for p in range(1, 10)})  # type: ignore[misc]
+    catalogue = _catalogue(client)
+    assert catalogue.sync(force=True)
+    assert client.asked == [1, 2]
+    state = catalogue.state(fresh=True)
+    assert state.videos == 100 and not state.settled  # absences are not trusted then
+
+
+def test_an_unreadable_video_makes_absences_unsure() -> None:
+    client = ScriptedClient({1: ([1, 2, 3], 4)})
+    original = client.call
+
+    def with_a_bad_one(method: str, params: dict[str, Any]) -> ApiResponse:
+        response = original(method, params)
+        photos = [*response.envelope["photos"], {"photo_id": "4", "token": "t4"}]  # no tree id
+        return ApiResponse(method, {**response.envelope, "photos": photos})
+
+    client.call = with_a_bad_one  # type: ignore[method-assign]
+    catalogue = _catalogue(client)
+    assert catalogue.sync(force=True)
+    found, unresolved = catalogue.lookup([1, 4]) or ({}, [])
+    assert 1 in found and unresolved == [4]  # 23 is asked about the one it could not read

@@ -253,7 +253,7 @@ class Catalogue:
         key = self._version_key(version)
         first_try = state.first_try or now
         self._save(dataclasses.replace(state, building=version, first_try=first_try))
-        page, seen, moved = 0, set(), False
+        page, seen, moved = 0, set[int](), False
         try:
             total: int | None = None
             while True:
@@ -262,17 +262,22 @@ class Catalogue:
                 moved |= total is not None and listed is not None and listed != total
                 total = listed if listed is not None else total
                 entries: dict[str, Any] = {}
+                known = len(seen)
                 for obj in items:
                     info = self._info(obj)
                     if info is None:
+                        moved = True  # a video we could not read: absences are not proof
                         continue
                     moved |= info.photo_id in seen  # the listing shifted under the paging
                     seen.add(info.photo_id)
                     entries[str(info.photo_id)] = info.to_json()
-                if len(seen) > MAX_VIDEOS:
+                if len(seen) > MAX_VIDEOS or page > MAX_VIDEOS // PAGE_SIZE:
                     raise CatalogueTooLarge()
                 self._store.put_fields(key, entries, self._building_ttl())
                 if len(items) < PAGE_SIZE or (total is not None and page * PAGE_SIZE >= total):
+                    break
+                if len(seen) == known:  # a full page of nothing new: 23 ignores the paging
+                    moved = True
                     break
         except (GatewayError, StoreUnavailable) as exc:
             self._failed(state, version, page, exc)
