@@ -46,6 +46,7 @@ STATE_CACHE = 2.0  # seconds a process trusts its copy of the state
 OLD_VERSION_GRACE = 120.0  # a replaced version stays readable this long for slow readers
 UNSETTLED_RETRY = 60.0  # seconds until a sync that saw the listing move is done again
 RELOAD = {"reload": 1}  # a pingback could not re-read this video: ask 23 on use
+_JITTER = random.Random()  # noqa: S311 (timing jitter; its own, the global one is left alone)
 
 
 class CatalogueTooLarge(GatewayError):
@@ -385,7 +386,7 @@ class Catalogue:
             # Wake for the next due time, but look at least every 30 s (another process may
             # have failed, or the state may be gone); a little jitter spreads the workers.
             pause = min(max(self.due_at(self._state) - time.time(), 1.0), 30.0)
-            self._stop.wait(pause + random.uniform(0, 1))  # noqa: S311
+            self._stop.wait(pause + _JITTER.uniform(0, 1))
 
 
 class CatalogueCollector(Collector):
