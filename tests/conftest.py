@@ -65,6 +65,17 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture()
+def shots(tmp_path: Any) -> Any:
+    """Where browser tests put their screenshots: $GATEWAY_SCREENSHOTS, else the test's tmp."""
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ.get("GATEWAY_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on a free loopback port (installed by make test-deps)."""

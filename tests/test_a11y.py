@@ -32,15 +32,6 @@ def tab(chromium: Browser) -> Iterator[Page]:
     context.close()
 
 
-@pytest.fixture()
-def shots(tmp_path: Path) -> Path:
-    import os
-
-    folder = Path(os.environ.get("GATEWAY_SCREENSHOTS", tmp_path))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def accessible(page: Page, shots: Path, name: str) -> None:
     """A screenshot, then axe-core's WCAG 2.1 AA rules: no violation."""
     page.screenshot(path=shots / f"{name}.png", full_page=True)

@@ -7,7 +7,6 @@ pages can be looked at.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,6 @@ def page(chromium: Browser, world: World) -> Iterator[Page]:
     tab.set_default_timeout(15_000)
     yield tab
     context.close()
-
-
-@pytest.fixture()
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("GATEWAY_SCREENSHOTS", tmp_path))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def sign_in_at_provider(page: Page, login: str) -> None:

@@ -256,10 +256,8 @@ def test_cold_lookups_are_limited_per_key(catalogue_world: CatalogueWorld) -> No
     ("email", "plays"), [("ada@example.com", True), ("carol@example.com", False)]
 )
 def test_a_board_only_video_in_a_browser(
-    catalogue_world: CatalogueWorld, chromium: Browser, email: str, plays: bool, tmp_path: Path
+    catalogue_world: CatalogueWorld, chromium: Browser, email: str, plays: bool, shots: Path
 ) -> None:
-    import os
-
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -269,8 +267,6 @@ def test_a_board_only_video_in_a_browser(
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_load_state()
-        shots = Path(os.environ.get("GATEWAY_SCREENSHOTS", tmp_path))
-        shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / f"rule-board-{email.split('@')[0]}.png"), full_page=True)
         if plays:
             assert page.url.startswith(catalogue_world.devsite.url + "/v.ihtml")
