@@ -13,6 +13,7 @@ from gateway.entitlements import EntitlementStore
 from gateway.identity.base import IdentifiesEachRequest, Provider
 from gateway.identity.context import ProviderContext
 from gateway.identity.registry import build_providers
+from gateway.policy import StandingLookup
 from gateway.ratelimit import RateLimiter
 from gateway.sessions import SessionCodec, Sessions
 from gateway.settings import Settings
@@ -44,6 +45,12 @@ class Services:
     sessions: Sessions
     cookies: CookieJar
     entitlements: EntitlementStore | None
+
+    @property
+    def standing(self) -> StandingLookup | None:
+        """Who holds which product, from the entitlement database when the gateway keeps one
+        (policy and access rules fail closed without it)."""
+        return self.entitlements.standing if self.entitlements is not None else None
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:

@@ -111,10 +111,7 @@ def _video(
     if isinstance(info, Missing):
         notes.append(f"Video {photo_id}: the site has no such video.")
         return None
-    store = svc.entitlements
-    decision = rules_decision(
-        site, person, info.albums, info.tags, store.standing if store is not None else None
-    )
+    decision = rules_decision(site, person, info.albums, info.tags, svc.standing)
     covering = tuple(r.label for r in site.rules if r.covers(info.albums, info.tags))
     return VideoVerdict(
         photo_id,

@@ -252,11 +252,15 @@ class PhotoCache:
                 found[photo_id] = value
             else:
                 missing.append(photo_id)
-        if len(missing) < len(cold):
-            _STORE_HITS.inc(len(cold) - len(missing))
-            if self._telemetry is not None:
-                self._telemetry.count(self._site, "cache_hits", len(cold) - len(missing))
+        self._shared_hits(len(cold) - len(missing))
         return found, missing
+
+    def _shared_hits(self, n: int) -> None:
+        """Facts the store (or the catalogue in it) had and this worker did not."""
+        if n:
+            _STORE_HITS.inc(n)
+            if self._telemetry is not None:
+                self._telemetry.count(self._site, "cache_hits", n)
 
     def _from_catalogue(
         self, catalogue: Catalogue, cold: list[int], found: dict[int, Found], now: float
@@ -271,10 +275,7 @@ class PhotoCache:
             for photo_id, value in listed.items():
                 self._remember(photo_id, value, now)
         found.update(listed)
-        if listed:
-            _STORE_HITS.inc(len(listed))
-            if self._telemetry is not None:
-                self._telemetry.count(self._site, "cache_hits", len(listed))
+        self._shared_hits(len(listed))
         return unresolved
 
     def get(self, photo_id: int) -> Found:

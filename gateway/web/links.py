@@ -23,7 +23,7 @@ from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
 from gateway.web.context import photo_id_or_400, services, site_or_404
-from gateway.web.visitor import NotSignedIn, allowed_visitor, deny, keep_alive, standing_lookup
+from gateway.web.visitor import NotSignedIn, allowed_visitor, deny, keep_alive
 
 bp = Blueprint("links", __name__)
 
@@ -48,7 +48,7 @@ def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> Phot
     if not found.published and not site.visitor_unpublished:
         raise NoSuchVideo()  # the same answer as unknown: ids cannot be probed
     if site.rules:
-        decision = rules_decision(site, identity, found.albums, found.tags, standing_lookup())
+        decision = rules_decision(site, identity, found.albums, found.tags, services().standing)
         if not decision.allowed:
             deny(site, identity, decision, "forbidden_by_rule", photo_ids=[photo_id])
     return found

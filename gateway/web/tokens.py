@@ -218,8 +218,7 @@ class MintApi:
     def _rules(self, site: SiteSettings, visitor: Identity | None) -> Admission:
         """The site's access rules for a key that must apply them: for the visitor the
         backend names, or for nobody (then every rule-covered video is refused)."""
-        store = self.services.entitlements
-        standing = store.standing if store is not None else None
+        standing = self.services.standing
 
         def admit(info: PhotoInfo) -> Refused | None:
             decision = rules_decision(site, visitor, info.albums, info.tags, standing)

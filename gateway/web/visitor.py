@@ -21,7 +21,7 @@ from gateway import cookies
 from gateway.errors import Forbidden, GatewayError
 from gateway.identity.base import Identity
 from gateway.logs import audit
-from gateway.policy import Decision, StandingLookup, decide, trusts
+from gateway.policy import Decision, decide, trusts
 from gateway.sessions import VisitorSession
 from gateway.settings import SiteSettings
 from gateway.web.context import services
@@ -70,15 +70,9 @@ class SignInNotConfigured(GatewayError):
     default_message = "Sign-in is not configured for this video site."
 
 
-def standing_lookup() -> StandingLookup | None:
-    """The stored entitlements, when the gateway keeps any."""
-    store = services().entitlements
-    return store.standing if store is not None else None
-
-
 def access_decision(site: SiteSettings, identity: Identity) -> Decision:
     """The site's policy for this identity, with the stored entitlements when there are any."""
-    return decide(site, identity, standing_lookup())
+    return decide(site, identity, services().standing)
 
 
 def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:
