@@ -1,9 +1,13 @@
 # 23 Gateway: slim image, non-root, gunicorn+gevent (or granian). Mount a config and point GATEWAY_CONFIG at it.
+# Every Python package comes from requirements.lock, with its hash checked; nothing is resolved here.
 FROM python:3.11-slim AS build
 WORKDIR /src
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Built with the locked setuptools, without fetching a build environment.
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
@@ -12,8 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 RUN apt-get update && apt-get install -y --no-install-recommends xmlsec1 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gateway
+COPY requirements.lock /tmp/requirements.lock
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock \
+    && pip install --no-cache-dir --no-deps /wheels/*.whl \
+    && rm -rf /wheels /tmp/requirements.lock
 WORKDIR /app
 COPY app.py gunicorn.conf.py ./
 # The default SQLite entitlement database (sqlite:///gateway.db) lives in /app/data: mount a

@@ -6,22 +6,39 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_STAMP := $(VENV)/.runtime-stamp
 
-.PHONY: run test lint typecheck unit bench install test-deps clean
+.PHONY: lock run test lint typecheck unit bench install test-deps clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every install is exactly the lock: hashes required, no resolver, then a check that the venv
+# holds nothing else (scripts/venv-matches-lock.py). The project itself goes in last, built
+# with the locked setuptools.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+$(STAMP): $(DEV_LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP_INSTALL) --require-hashes --no-deps -r $(DEV_LOCK)
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
+	$(BIN)/python scripts/venv-matches-lock.py $(DEV_LOCK)
 	@touch $@ $(RUN_STAMP)
 
 # The demo needs the runtime only; the dev extras (linters, Playwright...) are for `make test`.
-$(RUN_STAMP): pyproject.toml
+$(RUN_STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP_INSTALL) --require-hashes --no-deps -r $(LOCK)
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
+	$(BIN)/python scripts/venv-matches-lock.py $(LOCK) --also $(DEV_LOCK)
 	@touch $@
+
+# Refresh both lock files to the newest versions pyproject.toml allows (the runtime lock is
+# constrained by the dev lock, so the two never disagree). Then run `make test` in full.
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
+lock: $(STAMP)
+	$(UV_COMPILE) --upgrade pyproject.toml --extra dev requirements-build.in -o $(DEV_LOCK)
+	$(UV_COMPILE) pyproject.toml requirements-build.in --constraint $(DEV_LOCK) -o $(LOCK)
+	@echo "locked; now run: make test"
 
 run: $(RUN_STAMP)
 	@scripts/run-demo.sh

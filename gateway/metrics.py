@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "gateway_http_requests_total", "HTTP requests served", ["endpoint", "method", "status"]
@@ -41,4 +41,10 @@ COLD_LOOKUPS_REFUSED = Counter(
     "gateway_cold_lookups_refused_total",
     "Mint calls refused because the key used up its cold lookups for the minute",
     ["site", "api_key"],
+)
+UPSTREAM_UP = Gauge(
+    "gateway_upstream_up",
+    "1 when the site's 23 API answered the last readiness check with super credentials, else 0",
+    ["site"],
+    multiprocess_mode="mostrecent",
 )

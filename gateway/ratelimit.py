@@ -21,19 +21,56 @@ class RateLimiter:
 
     def limit(self, name: str, count: int, window: float, now: float | None = None) -> None:
         """At most ``count`` calls per ``window`` seconds, else TooManyRequests (Retry-After)."""
+        self.reserve(name, count, window, now)
+
+    def reserve(self, name: str, count: int, window: float, now: float | None = None) -> str:
+        """Count one call as ``limit`` does and return the counter it went to, so that a call
+        which turns out not to count (a successful sign-in) can be given back with ``release``.
+        Counting first keeps concurrent calls from all slipping under the limit together."""
         now = time.time() if now is None else now
         slot = int(now // window)
-        current = self._store.incr(f"rl:{name}:{slot}", ttl=2 * window + 1)
+        key = f"rl:{name}:{slot}"
+        current = self._store.incr(key, ttl=2 * window + 1)
+        retry_after = self._retry_after(name, current, count, window, now)
+        if retry_after is not None:
+            raise TooManyRequests(retry_after=retry_after)
+        return key
+
+    def release(self, key: str, window: float) -> None:
+        """Give back one call counted by ``reserve``."""
+        self._store.incr(key, ttl=2 * window + 1, amount=-1)
+
+    def check_open(self, name: str, count: int, window: float, now: float | None = None) -> None:
+        """TooManyRequests while ``count`` calls were ``record``ed in the last ``window``
+        seconds; counts nothing itself."""
+        now = time.time() if now is None else now
+        current = self._store.get(f"rl:{name}:{int(now // window)}")
+        current = current if isinstance(current, int) else 0
+        retry_after = self._retry_after(name, current + 1, count, window, now)
+        if retry_after is not None:
+            raise TooManyRequests(retry_after=retry_after)
+
+    def record(self, name: str, window: float, now: float | None = None) -> None:
+        """Count one call for ``check_open``."""
+        now = time.time() if now is None else now
+        self._store.incr(f"rl:{name}:{int(now // window)}", ttl=2 * window + 1)
+
+    def _retry_after(
+        self, name: str, current: int, count: int, window: float, now: float
+    ) -> int | None:
+        """Seconds to wait when ``current`` calls in this window are over the sliding limit."""
+        slot = int(now // window)
         if current > count:
-            raise TooManyRequests(retry_after=math.ceil((slot + 1) * window - now))
+            return math.ceil((slot + 1) * window - now)
         previous = self._store.get(f"rl:{name}:{slot - 1}")
         if not isinstance(previous, int) or previous <= 0:
-            return
+            return None
         overlap = 1.0 - (now - slot * window) / window
         if current + previous * overlap > count:
             # Waiting until the previous window has slid out far enough.
             excess = current + previous * overlap - count
-            raise TooManyRequests(retry_after=math.ceil(excess / previous * window))
+            return max(1, math.ceil(excess / previous * window))
+        return None
 
     def per_second(self, name: str, rate: float, now: float | None = None) -> None:
         """A configured rate (calls per second; 0 = unlimited). Rates below one a second get a

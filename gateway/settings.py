@@ -55,10 +55,11 @@ from gateway.settings_fields import (
     as_names,
     is_loopback_host,
     problem,
+    refuse_placeholder,
 )
 
 DEFAULT_CONFIG_PATH = "config/gateway.toml"
-MIN_SECRET_KEY_LENGTH = 16
+MIN_SECRET_KEY_BYTES = 32
 SECTIONS = ("gateway", "sites", "store", "identity", "api_keys", "admin")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -87,8 +88,10 @@ def _secret_keys(value: Any) -> tuple[SecretStr, ...]:
     keys = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
     if not all(isinstance(k, str) for k in keys):
         raise problem("must be a string or a non-empty list of strings")
-    if any(len(k) < MIN_SECRET_KEY_LENGTH for k in keys):
-        raise problem(f"every key must be at least {MIN_SECRET_KEY_LENGTH} characters")
+    for key in keys:
+        refuse_placeholder(key)
+    if any(len(k.encode()) < MIN_SECRET_KEY_BYTES for k in keys):
+        raise problem(f"every key must be at least {MIN_SECRET_KEY_BYTES} bytes")
     return tuple(SecretStr(k) for k in keys)
 
 
@@ -114,7 +117,7 @@ def _store_url(value: Any) -> Any:
         value == "" or value.startswith(("redis://", "rediss://", "unix://"))
     ):
         raise problem("must be empty (in-process) or a redis:// URL")
-    return value
+    return refuse_placeholder(value)
 
 
 def _hex64(value: Any) -> bytes:
@@ -563,7 +566,8 @@ def load_settings_or_exit(path: str | os.PathLike[str] | None = None) -> Setting
         if all(found.endswith(" is not set") for found in exc.problems):
             print(
                 "Only environment variables are missing; the rest of the file checks out. To "
-                "check it where the secrets are not at hand, set those variables to placeholders.",
+                "check it where the secrets are not at hand, set those variables to stand-in "
+                "values of the real length (the examples' replace-me placeholders are refused).",
                 file=sys.stderr,
             )
         raise SystemExit(2) from None

@@ -65,12 +65,34 @@ def _non_empty(value: Any) -> str:
     return str(value)
 
 
+# Words the examples (and most others) use where a real secret belongs, compared with case,
+# spaces and punctuation folded away: "replace-me", "CHANGE_ME", "<your secret>" ...
+PLACEHOLDER_MARKERS = (
+    "replaceme",
+    "changeme",
+    "changethis",
+    "placeholder",
+    "yoursecret",
+    "secretgoeshere",
+    "insertsecret",
+)
+
+
+def refuse_placeholder(secret: str) -> str:
+    """A secret copied from an example unchanged is refused, naming the marker (never the value)."""
+    folded = re.sub(r"[^a-z0-9]", "", secret.lower())
+    for marker in PLACEHOLDER_MARKERS:
+        if marker in folded:
+            raise problem(f"is a placeholder (contains {marker!r}): set a real secret")
+    return secret
+
+
 def _secret(value: Any) -> Any:
-    return value if isinstance(value, SecretStr) else _string(value)
+    return value if isinstance(value, SecretStr) else refuse_placeholder(_string(value))
 
 
 def _required_secret(value: Any) -> Any:
-    return value if isinstance(value, SecretStr) else _non_empty(value)
+    return value if isinstance(value, SecretStr) else refuse_placeholder(_non_empty(value))
 
 
 def _integer(value: Any) -> int:

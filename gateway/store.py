@@ -424,7 +424,7 @@ class RedisStore:
                 client = redis.Redis.from_url(
                     self._url, socket_connect_timeout=1.0, health_check_interval=10, retry=_once()
                 )  # health checks: a half-open connection shows up as an error
-                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 while True:
                     self._resubscribe.clear()
                     with self._subscribers_lock:

@@ -11,6 +11,7 @@ from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
 from tests.cluster import TOPOLOGIES
 from tests.helpers import Devsite, make_settings, site_table
+from tests.processes import end, end_all, spawn
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -101,7 +102,7 @@ def redis_url() -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen(
+    proc = spawn(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -115,12 +116,11 @@ def redis_url() -> Iterator[str]:
             break
         except redis.ConnectionError:
             if time.monotonic() > deadline:
-                proc.kill()
+                end(proc)
                 raise
             time.sleep(0.05)
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    end(proc)
 
 
 def _world_redis(request: pytest.FixtureRequest, database: int) -> str:
@@ -174,3 +174,8 @@ def ldap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.ldap_world import running_ldap_world
 
     yield from running_ldap_world(tmp_path_factory.mktemp("ldap"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Whatever a failing test or fixture left running ends with the session."""
+    end_all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -12,6 +13,7 @@ from werkzeug.serving import make_server
 
 from gateway.devsite.catalog import DEMO_READ, DEMO_SUPER
 from gateway.settings import Settings, SiteSettings, parse_settings
+from tests.processes import end, spawn
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 
@@ -180,7 +182,7 @@ class ServedGateway:
             command += ["--port", str(self.port), "--server", server]
         self._log = self.log_path.open("w")
         root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             command, cwd=root, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
         )
         self._wait()
@@ -206,11 +208,7 @@ class ServedGateway:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except Exception:
-            self.proc.kill()
+        end(self.proc, timeout=15)
         self._log.close()
 
 
@@ -223,3 +221,11 @@ def forget_state(app: Any) -> None:
         services.store.clear()  # a Redis store is flushed by whoever owns the database
     for cache in services.caches.values():
         cache.forget_all()
+
+
+def wait_for_a_fresh_minute(seconds_needed: float) -> None:
+    """Budgets that refill at each wall-clock minute (cold lookups) make a test flaky when it
+    straddles a minute boundary: start it early enough in a minute to finish within it."""
+    left = 60 - time.time() % 60
+    if left < seconds_needed:
+        time.sleep(left + 0.05)

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.helpers import free_port
+from tests.processes import end, spawn
 
 BASE = "dc=example,dc=com"
 SERVICE_DN = f"cn=gateway,ou=services,{BASE}"
@@ -239,7 +240,7 @@ access to *
             [slapadd, "-f", str(config), "-l", str(ldif)], check=True, capture_output=True
         )
         log = (self.folder / "slapd.log").open("w")  # -d 256: one "stats" line per operation
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [slapd, "-f", str(config), "-h", f"{self.url}/ {self.tls_url}/", "-d", "256"],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -273,15 +274,14 @@ access to *
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+            end(self.proc)
             self.proc = None
 
     def restart(self) -> None:
         self.stop()
         log = (self.folder / "slapd.log").open("a")
         config = self.folder / "slapd.conf"
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [
                 "/usr/sbin/slapd",
                 "-f",

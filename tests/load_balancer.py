@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.processes import end, spawn
+
 NGINX_CONF = """
 {user}
 worker_processes 1;
@@ -60,7 +62,7 @@ class NginxBalancer:
         # As root, nginx's workers would switch to "nobody", who may not enter this folder.
         user = "user root;" if os.geteuid() == 0 else ""
         conf.write_text(NGINX_CONF.format(user=user, root=self.root, port=port, servers=servers))
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [binary, "-p", str(self.root), "-c", str(conf), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -81,10 +83,6 @@ class NginxBalancer:
         raise RuntimeError("nginx did not come up")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        end(self.process)
         if not os.environ.get("KEEP_NGINX_LOGS"):
             shutil.rmtree(self.root, ignore_errors=True)

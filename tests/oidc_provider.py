@@ -13,6 +13,8 @@ from pathlib import Path
 import requests
 from joserfc.jwk import RSAKey
 
+from tests.processes import end, spawn
+
 HERE = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "gateway"
 CLIENT_SECRET = "gateway-client-secret-0123456789"
@@ -56,7 +58,7 @@ class OidcProviderProcess:
         node = shutil.which("node")
         if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError("the test OIDC provider is not installed: run `make test-deps`")
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [node, str(HERE / "provider.mjs")],
             env=self._env,
             text=True,
@@ -74,8 +76,7 @@ class OidcProviderProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+            end(self.proc)
             self.proc = None
 
     def restart(self) -> None:

@@ -22,6 +22,7 @@ from tests.helpers import (
     make_settings,
     site_table,
 )
+from tests.processes import end, spawn
 from tests.saml_forge import ForgedIdp, KeyPair
 
 SSP_ROOT = Path("/usr/share/simplesamlphp/www")
@@ -124,7 +125,7 @@ class SimpleSamlPhp:
             "PHP_CLI_SERVER_WORKERS": "4",
         }
         log = (self.folder / "php.log").open("w")
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [php, "-S", f"127.0.0.1:{self.port}", "-t", str(SSP_ROOT)],
             env=env,
             stdout=log,
@@ -141,8 +142,7 @@ class SimpleSamlPhp:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+            end(self.proc)  # the whole group: PHP_CLI_SERVER_WORKERS are children
             self.proc = None
 
 

@@ -14,6 +14,20 @@ from tests.helpers import Devsite, free_port, make_settings, site_table
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProviderProcess
 
 TEAM_PASSWORD = "correct horse battery staple"
+OFFICE_SIZE = 40  # colleagues behind one NAT address (tests/test_hardening.py)
+
+
+def office_users(password_hash: str) -> list[dict[str, str]]:
+    return [
+        {
+            "email": f"colleague{i:02d}@example.com",
+            "name": f"Colleague {i}",
+            "password_hash": password_hash,
+        }
+        for i in range(OFFICE_SIZE)
+    ]
+
+
 PORTAL_SECRET = "portal-shared-secret-0123456789abcdef"
 PORTAL_ISSUER = "https://portal.example.test"
 PORTAL_AUDIENCE = "23-gateway"
@@ -107,6 +121,7 @@ def running_world(topology: str = "one-instance", redis_url: str = "") -> Iterat
                         "password_hash": team_hash,
                     },
                     {"email": "nobody@example.com", "name": "No Body", "password_hash": team_hash},
+                    *office_users(team_hash),
                 ],
             },
             "proxy": {"type": "header"},

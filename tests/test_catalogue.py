@@ -153,7 +153,12 @@ def test_a_failed_sync_keeps_the_last_good_catalogue(catalogue_world: CatalogueW
         world.forget_first_levels()
         items = world.mint({"photo_ids": [FIRST_GENERATED, UNKNOWN[0]]}).json()["tokens"]
         assert "token" in items[0] and items[1]["error"]["code"] == "no_such_photo"
-        assert requests.get(f"{world.gateway}/readyz", timeout=15).status_code == 503  # 23 down
+        # 23 down: this instance still serves (degraded); only the strict probe fails.
+        ready = requests.get(f"{world.gateway}/readyz", timeout=15)
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+        assert "videos" in ready.json()["degraded"]  # and the other sites on the same 23
+        strict = requests.get(f"{world.gateway}/readyz?strict=1", timeout=15)
+        assert strict.status_code == 503 and "videos" in strict.json()["failing"]
         assert not catalogue.sync(force=True)
         assert catalogue.state(fresh=True).failures == 2
         assert catalogue.state().next_try - time.time() > 15  # the backoff grows
@@ -181,7 +186,9 @@ def test_readyz_while_the_catalogue_is_fresh_enough(catalogue_world: CatalogueWo
         too_old = time.time() - site.catalogue_max_age - 1
         catalogue._save(dataclasses.replace(failing_since, synced_at=too_old))
         time.sleep(2.1)  # the other instance's copy of the state expires
-        failing = requests.get(f"{world.gateway}/readyz", timeout=15)
+        degraded = requests.get(f"{world.gateway}/readyz", timeout=15)
+        assert degraded.status_code == 200 and degraded.json()["degraded"] == ["videos"]
+        failing = requests.get(f"{world.gateway}/readyz?strict=1", timeout=15)
         assert failing.status_code == 503
         body = failing.json()
         assert body["failing"] == ["videos"]

@@ -72,7 +72,7 @@ def test_site_lifetimes_and_catalogue_ages_are_checked() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings(
             {
-                "gateway": {"public_url": "http://127.0.0.1:1", "secret_key": "x" * 20},
+                "gateway": {"public_url": "http://127.0.0.1:1", "secret_key": "x" * 32},
                 "sites": {
                     "a": site_table("http://127.0.0.1:9", visitor_ttl=7200, visitor_ttl_max=3600),
                     "b": site_table(

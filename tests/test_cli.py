@@ -19,6 +19,7 @@ import requests
 
 from gateway.passwords import verify_password
 from tests.helpers import DEMO_SUPER, TEST_SECRET, Devsite
+from tests.processes import end, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = shutil.which("gateway", path=str(Path(sys.executable).parent)) or "gateway"
@@ -99,17 +100,13 @@ def process() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for proc in started:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end(proc)
 
 
 def test_devsite_command(process: list[subprocess.Popen[str]]) -> None:
     port = _free_port()
     process.append(
-        subprocess.Popen(
+        spawn(
             [GATEWAY, "devsite", "--port", str(port)],
             text=True,
             stdout=subprocess.PIPE,
@@ -173,7 +170,7 @@ access_token_secret = "{DEMO_SUPER[3]}"
         "TEST_GATEWAY_SECRET": TEST_SECRET,
         "TEST_DEMO_CS": DEMO_SUPER[1],
     }
-    proc = subprocess.Popen(
+    proc = spawn(
         [GATEWAY, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         text=True,
@@ -241,7 +238,7 @@ def test_devsite_with_a_catalogue_of_ones_own(
     catalogue.write_text(json.dumps(videos))
     port = _free_port()
     command = [GATEWAY, "devsite", "--port", str(port), "--catalogue", str(catalogue)]
-    process.append(subprocess.Popen([*command, "--extra-photos", "3"], text=True))
+    process.append(spawn([*command, "--extra-photos", "3"], text=True))
     listed = _wait(f"http://127.0.0.1:{port}/_devsite/photos").json()
     assert [v["photo_id"] for v in listed] == [42, 43, 2001, 2002, 2003]
     assert listed[0] | {"title": "Long"} == {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ import pytest
 import requests
 
 from tests.helpers import free_port
+from tests.processes import end, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "run-demo.sh"
@@ -24,19 +24,14 @@ SCRIPT = ROOT / "scripts" / "run-demo.sh"
 def _start(**ports: int) -> subprocess.Popen[str]:
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
     env.pop("GATEWAY_CONFIG", None)
-    return subprocess.Popen(
+    return spawn(
         [str(SCRIPT)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        text=True,
     )  # fmt: skip
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    end(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -70,12 +70,32 @@ def test_the_configmap_config_passes_check_config_with_the_secrets_keys(tmp_path
     env = {name: f"redis://redis:6379/0-{name}" for name in wanted}
     env["GATEWAY_REDIS_URL"] = "redis://redis:6379/0"
     env["GATEWAY_DATABASE_URL"] = "postgresql://gateway:pw@postgres:5432/gateway"
-    env["GATEWAY_SECRET_KEY"] = "placeholder-secret-key-0123456789abcdef"
+    env["GATEWAY_SECRET_KEY"] = "stand-in-secret-key-0123456789abcdef"
     result = subprocess.run(
         [GATEWAY, "check-config", str(config)], capture_output=True, text=True, env=env,
         timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_the_examples_own_placeholder_secrets_are_refused(tmp_path: Path) -> None:
+    """Copied unchanged, the Secret example and compose's env.example do not start a gateway."""
+    kinds = _manifests()
+    config = tmp_path / "gateway.toml"
+    config.write_text(kinds["ConfigMap"]["data"]["gateway.toml"])
+    env = {**kinds["Secret"]["stringData"], "GATEWAY_REDIS_URL": "redis://redis:6379/0"}
+    compose_env = (ROOT / "deploy" / "compose" / "env.example").read_text()
+    compose_key = re.search(r"^GATEWAY_SECRET_KEY=(.+)$", compose_env, re.M)
+    assert compose_key is not None
+    for secret_key in (env["GATEWAY_SECRET_KEY"], compose_key.group(1)):
+        result = subprocess.run(
+            [GATEWAY, "check-config", str(config)], capture_output=True, text=True,
+            env={**env, "GATEWAY_SECRET_KEY": secret_key}, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2
+        for key in ("gateway.secret_key", "gateway.metrics_token", "store.database_url"):
+            assert f"{key}: is a placeholder" in result.stderr, result.stderr
+        assert secret_key not in result.stderr
 
 
 def test_the_systemd_unit_runs_the_documented_commands() -> None:

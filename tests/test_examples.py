@@ -1,5 +1,5 @@
 """Every example in config/examples/ passes `gateway check-config` as shipped (its env:
-secrets set to placeholders), so an operator can start from any of them."""
+secrets set to stand-in values), so an operator can start from any of them."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_there_are_examples() -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_example_passes_check_config(example: Path) -> None:
     names = set(re.findall(r'"env:([A-Za-z_][A-Za-z0-9_]*)"', example.read_text()))
-    env = {name: f"placeholder-{name.lower()}-0123456789" for name in names}
+    env = {name: f"stand-in-{name.lower()}-0123456789abcdef0123" for name in names}
     gateway = Path(sys.executable).parent / "gateway"
     result = subprocess.run(
         [str(gateway), "check-config", str(example)],
@@ -59,7 +59,7 @@ def test_the_compose_topology_is_the_documented_one() -> None:
 
 def test_the_compose_gateway_config_passes_check_config() -> None:
     env = {
-        "GATEWAY_SECRET_KEY": "placeholder-secret-key-0123456789abcdef",
+        "GATEWAY_SECRET_KEY": "stand-in-secret-key-0123456789abcdef",
         "GATEWAY_REDIS_URL": "redis://redis:6379/0",
         "GATEWAY_DATABASE_URL": "postgresql://gateway:pw@postgres:5432/gateway",
     }

@@ -9,6 +9,7 @@ import logging
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +22,7 @@ from gateway import create_app
 from gateway.devsite.catalog import DEMO_SUPER
 from tests.formclient import FormClient
 from tests.helpers import Devsite, free_port, make_settings, site_table
-from tests.sso_world import TEAM_PASSWORD, World
+from tests.sso_world import OFFICE_SIZE, TEAM_PASSWORD, World
 
 # ---------------------------------------------------------------- lockouts
 
@@ -66,6 +67,32 @@ def test_a_stranger_hammering_from_one_address_cannot_lock_the_owner_out(
     locked = [r.__dict__ for r in caplog.records if r.getMessage() == "sign_in_locked"]
     assert len(locked) == 7 and locked[0]["reason"] == "account_and_address"
     assert "guess-" not in caplog.text and TEAM_PASSWORD not in caplog.text
+
+
+def test_an_office_behind_one_address_signs_in_while_a_stranger_is_locked_out(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Field report: 40 colleagues signing in from one NAT address got 20 successes and 20 x
+    429, and the owner of an account a stranger was hammering could not get in either. Only
+    failures count: the whole office gets in (eight at a time), the stranger gets 429s."""
+    world.reset()
+    caplog.set_level(logging.INFO, logger="gateway.audit")
+    office, stranger = "198.51.100.40", "203.0.113.40"
+    hammered = [attempt(world, stranger, "ada@example.com", f"x-{i}").status_code for i in range(8)]
+    assert hammered == [401] * 5 + [429] * 3
+    colleagues = [f"colleague{i:02d}@example.com" for i in range(OFFICE_SIZE)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        signed_in = list(
+            pool.map(lambda email: attempt(world, office, email, TEAM_PASSWORD), colleagues)
+        )
+    assert [r.status_code for r in signed_in] == [302] * OFFICE_SIZE
+    assert all("redeem-token" in r.headers["Location"] for r in signed_in)
+    assert attempt(world, stranger, "ada@example.com", TEAM_PASSWORD).status_code == 429
+    for _ in range(3):  # the owner, from the office, as often as she likes
+        assert attempt(world, office, "ada@example.com", TEAM_PASSWORD).status_code == 302
+    assert attempt(world, office, "colleague00@example.com", "a typo").status_code == 401
+    locked = {r.__dict__["client_ip"] for r in caplog.records if r.getMessage() == "sign_in_locked"}
+    assert locked == {stranger}
 
 
 def test_one_address_trying_many_accounts_is_slowed_down(world: World) -> None:
@@ -308,7 +335,7 @@ def test_an_upstream_failure_says_site_method_url_and_cause(
     settings = make_settings({"far": site_table(site_url)})
     client = create_app(settings).test_client()
     caplog.set_level(logging.INFO, logger="gateway.upstream")
-    ready = client.get("/readyz")
+    ready = client.get("/readyz?strict=1")
     assert ready.status_code == 503
     (line, *_) = _upstream_lines(caplog)
     assert line["site"] == "far" and line["api_method"] == "photo/list"
@@ -321,7 +348,7 @@ def test_http_errors_and_timeouts_are_classified(
 ) -> None:
     caplog.set_level(logging.INFO, logger="gateway")
     devsite.mode("down")
-    assert client.get("/readyz").status_code == 503
+    assert client.get("/readyz?strict=1").status_code == 503
     assert _upstream_lines(caplog)[-1]["cause"] == "http_503"
     failed = [r.__dict__ for r in caplog.records if r.getMessage() == "readiness check failed"]
     assert failed and failed[0]["site"] == "demo" and failed[0]["code"] == "upstream_unavailable"
@@ -340,7 +367,7 @@ def test_the_upstream_error_label_is_bounded(devsite: Devsite, client: FlaskClie
 # ---------------------------------------------------------------- secrets stay secret
 
 SECRETS = {
-    "secret_key": "SECRET-gateway-key-7f3a91c2",
+    "secret_key": "SECRET-gateway-key-7f3a91c2-0123456789",
     "consumer_secret": "SECRET-consumer-b81d",
     "access_token_secret": "SECRET-access-44e0",
     "client_secret": "SECRET-oidc-client-9a2b",
@@ -437,7 +464,7 @@ def test_secrets_never_show(devsite: Devsite, tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text(
         secret_config(devsite.url, port, tmp_path).replace(
-            'secret_key = "SECRET-gateway-key-7f3a91c2"', 'secret_key = "SECRET-short"'
+            'secret_key = "SECRET-gateway-key-7f3a91c2-0123456789"', 'secret_key = "SECRET-short"'
         )
     )
     bad = check_config(broken)

@@ -191,6 +191,16 @@ def test_lockout_is_shared_with_the_static_form(ldap: LdapWorld) -> None:
     assert sign_in(ldap, "intranet", "ada", PASSWORDS["ada"], ip="192.0.2.99").status_code == 302
 
 
+def test_directory_sign_ins_that_succeed_never_count_against_the_limits(ldap: LdapWorld) -> None:
+    """Field report: the limits counted every attempt, so one busy office address locked
+    itself out. Twelve good sign-ins of one account from one address (over every limit a
+    minute), then that pair still has its five failures before a 429."""
+    statuses = [sign_in(ldap, "intranet", "ada", PASSWORDS["ada"]).status_code for _ in range(12)]
+    assert statuses == [302] * 12
+    wrong = [sign_in(ldap, "intranet", "ada", f"typo-{i}").status_code for i in range(6)]
+    assert wrong == [401] * 5 + [429]
+
+
 # ---------------------------------------------------------------- settings
 
 

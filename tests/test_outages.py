@@ -20,6 +20,7 @@ import redis
 from gateway import create_app
 from gateway.entitlements import EntitlementStore, EntitlementStoreUnavailable, Grant
 from gateway.store import RETRY_AFTER
+from gateway.web.health import SITE_WAIT
 from tests.helpers import Devsite, make_settings, site_table
 from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET
 from tests.tcp_proxy import TcpProxy
@@ -238,6 +239,36 @@ def test_postgresql_going_away_and_back(postgres_url: str) -> None:
         store.dispose()
     finally:
         proxy.cut()
+
+
+@pytest.mark.parametrize("mode", ["down", "hang"])
+def test_a_23_outage_leaves_the_instance_in_service_and_minting(
+    devsite: Devsite, mode: str
+) -> None:
+    """Field report: /readyz answered 503 while 23 did not answer, so an outage shared by every
+    pod emptied the Service and cached minting became unreachable. Now the instance stays
+    ready (the site is "degraded"), every probe answers within SITE_WAIT, and a cached video
+    mints; ?strict=1 still fails for dashboards."""
+    client = _gateway_on(devsite, {})
+    assert _mint(client, 1001).status_code == 200  # cached from here on
+    devsite.mode(mode, seconds=30)
+    try:
+        states = set()
+        deadline = time.monotonic() + 8  # longer than the 5 s a failed check is remembered
+        while time.monotonic() < deadline:
+            ready, took = _timed(lambda: client.get("/readyz"))
+            assert ready.status_code == 200, ready.json
+            assert took < SITE_WAIT + 0.5, took
+            states.add(ready.json["status"])
+            assert _mint(client, 1001).status_code == 200
+            time.sleep(0.25)
+        strict = client.get("/readyz?strict=1")
+        assert strict.status_code == 503 and strict.json["failing"] == ["demo"]
+        if mode == "down":  # a refused connection is known at once; a hang only after its timeout
+            assert "degraded" in states
+            assert 'gateway_upstream_up{site="demo"} 0.0' in client.get("/metrics").text
+    finally:
+        devsite.mode("ok")
 
 
 def test_readyz_names_a_store_that_hangs_within_a_second(devsite: Devsite) -> None:

@@ -89,8 +89,8 @@ def test_an_unset_variable_is_one_problem_per_key() -> None:
 
 def test_secret_key_list_for_rotation() -> None:
     doc = _base()
-    doc["gateway"]["secret_key"] = ["n" * 20, "o" * 20]
-    assert parse_settings(doc, env={}).gateway.secret_keys == ("n" * 20, "o" * 20)
+    doc["gateway"]["secret_key"] = ["n" * 32, "o" * 32]
+    assert parse_settings(doc, env={}).gateway.secret_keys == ("n" * 32, "o" * 32)
 
 
 def test_every_problem_at_once_with_dotted_keys() -> None:
@@ -122,7 +122,7 @@ def test_every_problem_at_once_with_dotted_keys() -> None:
         "extra_section: unknown section",
         "gateway.typo_key: unknown key",
         "gateway.public_url: must be https",
-        "gateway.secret_key: every key must be at least 16 characters",
+        "gateway.secret_key: every key must be at least 32 bytes",
         "gateway.trusted_proxies[0]: must be an IP address or CIDR block",
         "store.url: must be empty (in-process) or a redis:// URL",
         "sites.intranet.consumer_secret: environment variable MISSING is not set",
@@ -297,3 +297,31 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert "gateway.public_url: must be https" in result.stderr
     assert "gateway.secret_key: every key must be" in result.stderr
     assert "sites: at least one" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "replace-me-with-a-long-random-string",  # deploy/compose/env.example
+        "replace-me: 32+ random bytes",  # deploy/kubernetes/secret.example.yaml
+        "CHANGEME-CHANGEME-CHANGEME-CHANGEME",
+        "<your secret key goes here, at least 32 bytes>",
+    ],
+)
+def test_placeholder_secrets_are_refused_naming_the_key(placeholder: str) -> None:
+    doc = _base()
+    doc["gateway"]["secret_key"] = placeholder
+    doc["gateway"]["metrics_token"] = placeholder
+    doc["sites"]["intranet"]["consumer_secret"] = placeholder
+    problems = _problems(doc)
+    for key in ("gateway.secret_key", "gateway.metrics_token", "sites.intranet.consumer_secret"):
+        assert any(p.startswith(f"{key}: is a placeholder") for p in problems), problems
+    assert not any(placeholder in p for p in problems)  # the value itself is never echoed
+
+
+def test_a_secret_key_needs_32_bytes() -> None:
+    doc = _base()
+    doc["gateway"]["secret_key"] = "k" * 31
+    assert _problems(doc) == ["gateway.secret_key: every key must be at least 32 bytes"]
+    doc["gateway"]["secret_key"] = "æ" * 16  # 32 bytes in UTF-8
+    assert parse_settings(doc, env={}).gateway.secret_keys == ("æ" * 16,)

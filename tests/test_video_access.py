@@ -16,6 +16,7 @@ from playwright.sync_api import Browser
 from gateway.twentythree.tokens import parse_token
 from tests.catalogue_world import COLD_BUDGET, PASSWORD, VERY_LONG, CatalogueWorld
 from tests.formclient import FormClient
+from tests.helpers import wait_for_a_fresh_minute
 
 SHORT, LONG, BOARD, PREMIUM = 1001, 1002, 1005, 1004  # 95 s, 5400 s, board channel, premium tag
 VISITOR_TTL, VISITOR_TTL_MAX = 3600, 43200
@@ -229,6 +230,7 @@ def test_a_malformed_visitor_is_400(catalogue_world: CatalogueWorld, visitor: An
 
 def test_cold_lookups_are_limited_per_key(catalogue_world: CatalogueWorld) -> None:
     world = catalogue_world
+    wait_for_a_fresh_minute(30)  # the budget refills each minute: all of this within one
     world.forget_first_levels()
     first = list(range(2101, 2201))
     assert world.mint({"photo_ids": first}, key="tiny", site="ondemand").status_code == 200

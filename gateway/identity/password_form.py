@@ -1,14 +1,19 @@
 """The gateway's own password sign-in form, shared by every password provider (static, LDAP):
 one CSRF token, one set of attempt limits, one audit trail.
 
-Limits count attempts before the password is checked (atomically, in the shared store):
+Limits count *failed* attempts only (a successful sign-in never counts, so an office of
+hundreds behind one NAT address signs in freely), all in the shared store:
 
-* per client address: ``PER_IP`` a minute, whatever the account;
-* per (account, address): ``PER_ACCOUNT_AND_IP`` a minute;
-* per account from everywhere: ``PER_ACCOUNT`` a minute. It is higher than anything one
-  address can send at one account, so a stranger hammering from one address slows only
-  themselves and can never lock the owner out elsewhere; only many addresses together can
-  slow an account down.
+* per (account, address): ``PER_ACCOUNT_AND_IP`` failures a minute. The attempt is counted
+  before the password is checked and given back when it succeeds, so parallel guesses cannot
+  all slip under the limit together.
+* per account from everywhere: ``PER_ACCOUNT`` failures a minute, counted the same way. It is
+  higher than anything one address can send at one account, so a stranger hammering from one
+  address locks only their own (account, address) pair and never the owner elsewhere; only
+  many addresses together can slow an account down.
+* per client address, whatever the account: ``PER_IP`` failures a minute (password spraying).
+  Checked before and counted after the check, so it can only ever hold back an address that
+  has been failing.
 
 Every failed sign-in and every lockout is an audit line with the site, the account as typed,
 the provider, the reason and the client address (the request id is on every line); never the
@@ -29,9 +34,10 @@ from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
 
-PER_ACCOUNT_AND_IP = 5  # a minute
-PER_IP = 20  # a minute
-PER_ACCOUNT = 30  # a minute, from all addresses together
+PER_ACCOUNT_AND_IP = 5  # failures a minute
+PER_IP = 20  # failures a minute, any accounts
+PER_ACCOUNT = 30  # failures a minute, from all addresses together
+WINDOW = 60.0  # seconds
 MAX_USERNAME = 254
 MAX_PASSWORD = 1024
 
@@ -41,6 +47,11 @@ class Refused:
     """Why a username and password did not sign in (audited, never shown as such)."""
 
     reason: str
+
+
+class _Locked(Exception):
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
 
 
 class SignInUnavailable(ServiceUnavailable):
@@ -89,8 +100,55 @@ class PasswordForm:
         password = request.form.get("password", "")[:MAX_PASSWORD]
         ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
         account = username.lower()
-        limits = (
-            ("address", f"login-ip:{self._provider}:{ip}", PER_IP),
+        try:
+            held = self._hold(account, ip)
+        except _Locked as locked:
+            self._audit("sign_in_locked", pending, username, ip, locked.scope)
+            return self.page(
+                pending, "Too many attempts. Wait a minute and try again.", username, 429
+            )
+        try:
+            outcome, failed = self._verify(pending, username, password, ip, check)
+        except BaseException:
+            self._give_back(held)
+            raise
+        if failed:
+            self._ctx.limiter.record(f"login-ip:{self._provider}:{ip}", WINDOW)
+        else:
+            self._give_back(held)  # success, or no password was checked: it does not count
+        return outcome
+
+    def _verify(
+        self, pending: PendingLogin, username: str, password: str, ip: str, check: Checker
+    ) -> tuple[Response | Identity, bool]:
+        """The visitor's Identity or the form again, and whether a wrong password was given."""
+        if not username or not password:
+            # Never ask a directory about an empty password: an unauthenticated bind "succeeds".
+            self._audit("sign_in_failed", pending, username, ip, "empty_credentials")
+            return self.page(
+                pending, f"Enter your {self._noun} and password.", username, 400
+            ), False
+        try:
+            outcome = check(username, password)
+        except SignInUnavailable:
+            self._audit("sign_in_failed", pending, username, ip, "directory_unavailable")
+            return self.page(pending, SignInUnavailable.default_message, username, 503), False
+        if isinstance(outcome, Refused):
+            self._audit("sign_in_failed", pending, username, ip, outcome.reason)
+            message = f"That {self._noun} and password do not match."
+            return self.page(pending, message, username, 401), True
+        return outcome, False
+
+    def _hold(self, account: str, ip: str) -> list[str]:
+        """Refuse a locked address, pair or account; else count this attempt against the pair
+        and the account (the counters are returned to give back if it succeeds)."""
+        limiter = self._ctx.limiter
+        try:
+            limiter.check_open(f"login-ip:{self._provider}:{ip}", PER_IP, WINDOW)
+        except TooManyRequests:
+            raise _Locked("address") from None
+        held: list[str] = []
+        counted = (
             (
                 "account_and_address",
                 f"login-pair:{self._provider}:{account}:{ip}",
@@ -98,28 +156,17 @@ class PasswordForm:
             ),
             ("account", f"login-account:{self._provider}:{account}", PER_ACCOUNT),
         )
-        for scope, key, count in limits:
+        for scope, key, count in counted:
             try:
-                self._ctx.limiter.limit(key, count, 60)
+                held.append(limiter.reserve(key, count, WINDOW))
             except TooManyRequests:
-                self._audit("sign_in_locked", pending, username, ip, scope)
-                return self.page(
-                    pending, "Too many attempts. Wait a minute and try again.", username, 429
-                )
-        if not username or not password:
-            # Never ask a directory about an empty password: an unauthenticated bind "succeeds".
-            self._audit("sign_in_failed", pending, username, ip, "empty_credentials")
-            return self.page(pending, f"Enter your {self._noun} and password.", username, 400)
-        try:
-            outcome = check(username, password)
-        except SignInUnavailable:
-            self._audit("sign_in_failed", pending, username, ip, "directory_unavailable")
-            return self.page(pending, SignInUnavailable.default_message, username, 503)
-        if isinstance(outcome, Refused):
-            self._audit("sign_in_failed", pending, username, ip, outcome.reason)
-            message = f"That {self._noun} and password do not match."
-            return self.page(pending, message, username, 401)
-        return outcome
+                self._give_back(held)
+                raise _Locked(scope) from None
+        return held
+
+    def _give_back(self, held: list[str]) -> None:
+        for key in held:
+            self._ctx.limiter.release(key, WINDOW)
 
     def _audit(self, event: str, pending: PendingLogin, account: str, ip: str, reason: str) -> None:
         audit(

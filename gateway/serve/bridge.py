@@ -12,6 +12,7 @@ small.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 
 from gateway import MAX_BODY
 from gateway.serve.access import log_access
-from gateway.web.bodylimit import BODY_TIMEOUT
+from gateway.web.bodylimit import BODY_TIMEOUT, DRAIN_LIMIT
 
 log = logging.getLogger("gateway.serve")
 
@@ -61,6 +62,10 @@ class RsgiBridge:
             if length is not None and (not length.isdigit() or len(length) > 12):
                 return self._answer(proto, scope, started, 400, "bad_request", "Bad length.")
             if length is not None and int(length) > MAX_BODY:
+                if int(length) <= DRAIN_LIMIT:  # read and dropped, so closing does not reset
+                    with contextlib.suppress(TimeoutError, OverflowError):
+                        async with asyncio.timeout(BODY_TIMEOUT):
+                            await self._read(proto, keep=0)
                 return self._too_large(proto, scope, started)
             try:
                 async with asyncio.timeout(BODY_TIMEOUT):  # no extra task, unlike wait_for
@@ -76,14 +81,20 @@ class RsgiBridge:
         self._log(scope, status, len(out), started, out_headers)
 
     @staticmethod
-    async def _read(proto: Any) -> bytes:
+    async def _read(proto: Any, keep: int = MAX_BODY) -> bytes:
+        """The body, or OverflowError past ``keep`` bytes, raised only once the rest has been
+        read and dropped (up to DRAIN_LIMIT): a connection closed with unread data is reset,
+        and a client still sending would see the reset instead of its 413."""
         chunks: list[bytes] = []
         size = 0
         async for chunk in proto:
             size += len(chunk)
-            if size > MAX_BODY:
-                raise OverflowError
-            chunks.append(chunk)
+            if size > DRAIN_LIMIT:
+                break
+            if size <= keep:
+                chunks.append(chunk)
+        if size > keep:
+            raise OverflowError
         return b"".join(chunks)
 
     def _too_large(self, proto: Any, scope: Any, started: float) -> None:

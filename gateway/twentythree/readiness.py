@@ -6,10 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from gateway.errors import UpstreamError, UpstreamRejected
+from gateway.metrics import UPSTREAM_UP
 from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
 
@@ -54,13 +55,27 @@ class ReadinessProbe:
         self._retry_after = retry_after
         self._results: dict[str, SiteHealth] = {}
         self._locks = {name: threading.Lock() for name in clients}
+        self._background = ThreadPoolExecutor(
+            max_workers=min(8, max(1, len(clients))), thread_name_prefix="site-readiness"
+        )
 
-    def status(self) -> list[SiteHealth]:
+    def status(self, wait_at_most: float | None = None) -> list[SiteHealth]:
+        """Each site's health, checking the sites not checked recently. With ``wait_at_most``,
+        a check still running after that many seconds goes on in the background and its site's
+        last known result is given instead (a probe never waits on a hanging 23)."""
         names = list(self._clients)
-        if len(names) == 1:
-            return [self._site(names[0])]
-        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-            return list(pool.map(self._site, names))
+        if wait_at_most is None:
+            if len(names) == 1:
+                return [self._site(names[0])]
+            with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+                return list(pool.map(self._site, names))
+        futures = {name: self._background.submit(self._refresh, name, False) for name in names}
+        done, _ = wait(futures.values(), timeout=wait_at_most)
+        known = {health.site: health for health in self.known()}
+        return [
+            future.result() or known[name] if future in done else known[name]
+            for name, future in futures.items()
+        ]
 
     def known(self) -> list[SiteHealth]:
         """The last result per site without checking again (sites never checked say so)."""
@@ -78,16 +93,27 @@ class ReadinessProbe:
         return result if now - result.checked_at < ttl else None
 
     def _site(self, name: str) -> SiteHealth:
+        result = self._refresh(name, queue=True)
+        assert result is not None  # a queued check always ends with a result
+        return result
+
+    def _refresh(self, name: str, queue: bool) -> SiteHealth | None:
+        """A fresh result, checking again when the last one is stale. Without ``queue``, a
+        check already running for the site is not waited for (None)."""
         cached = self._fresh(name, time.time())
         if cached:
             return cached
-        with self._locks[name]:  # one upstream check per site at a time; others reuse it
+        lock = self._locks[name]
+        if not lock.acquire(blocking=queue):
+            return None
+        try:  # one upstream check per site at a time; others reuse it
             cached = self._fresh(name, time.time())
             if cached:
                 return cached
             result = self._check(name)
             if self._telemetry is not None:
                 self._telemetry.count(name, "ready_ok" if result.ok else "ready_fail")
+            UPSTREAM_UP.labels(site=name).set(1 if result.ok else 0)
             if not result.ok:
                 log.warning(
                     "readiness check failed",
@@ -95,6 +121,8 @@ class ReadinessProbe:
                 )
             self._results[name] = result
             return result
+        finally:
+            lock.release()
 
     def _check(self, name: str) -> SiteHealth:
         now = time.time()

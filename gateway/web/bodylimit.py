@@ -6,6 +6,10 @@
   408 and the connection is closed: a client trickling its body holds a greenlet for at most
   that long. (gunicorn already gives a client ``keepalive`` seconds to send its headers;
   granian reads bodies on its event loop, in ``serve.bridge``, before this runs.)
+* a refused body is still read and thrown away, up to ``DRAIN_LIMIT`` bytes and within
+  ``BODY_TIMEOUT``, *after* the answer has been sent (as nginx's lingering close does): a
+  socket closed with unread data in it is reset, and a client still sending would see the
+  reset instead of its 413.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 BODY_TIMEOUT = 10.0  # seconds for a whole request body
+DRAIN_LIMIT = 16 * 1024 * 1024  # bytes of a refused body read and discarded before closing
+DRAIN_CHUNK = 64 * 1024
 
 
 class RequestTimeout(GatewayError):
@@ -51,6 +57,7 @@ class RequestBodies:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if not declared and not chunked:
             return self.app(environ, start_response)
+        stream = environ["wsgi.input"]
         try:
             if declared and not declared.isdigit():
                 raise BadRequest(
@@ -58,7 +65,10 @@ class RequestBodies:
                 )
             if declared and int(declared) > self.limit:
                 raise PayloadTooLarge()
-            body = self._read(environ["wsgi.input"], int(declared) if declared else None)
+            body = self._read(stream, int(declared) if declared else None)
+        except PayloadTooLarge as error:
+            unread = int(declared) if declared else DRAIN_LIMIT
+            return _ThenDrain(_refuse(start_response, error), stream, unread, self._timeout)
         except GatewayError as error:
             return _refuse(start_response, error)
         environ["wsgi.input"] = io.BytesIO(body)
@@ -99,3 +109,38 @@ def _refuse(start_response: Callable[..., Any], error: GatewayError) -> list[byt
         ],
     )
     return [body]
+
+
+class _ThenDrain:
+    """The refusal's body; when the server is done sending it, the rest of the request body
+    is read and discarded (bounded in bytes and time), so that closing the connection then
+    does not reset it under the client (WSGI servers call ``close`` after the last write)."""
+
+    def __init__(self, body: list[bytes], stream: Any, unread: int, timeout: Any) -> None:
+        self._body = body
+        self._stream = stream
+        self._unread = unread
+        self._timeout = timeout
+
+    def __iter__(self) -> Any:
+        return iter(self._body)
+
+    def close(self) -> None:
+        if self._unread > DRAIN_LIMIT:
+            return  # too much to be worth reading: the client may see a reset
+        try:
+            if self._timeout is None:
+                self._drain()
+            else:
+                with self._timeout(BODY_TIMEOUT, False):  # False: give up quietly
+                    self._drain()
+        except Exception:  # the answer is out; a client gone away just ends the drain
+            return
+
+    def _drain(self) -> None:
+        left = DRAIN_LIMIT
+        while left > 0:
+            chunk = self._stream.read(min(DRAIN_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)

@@ -31,22 +31,35 @@ def healthz() -> Response:
     return Response('{"status":"ok"}', mimetype="application/json")
 
 
+SITE_WAIT = 1.0  # seconds /readyz waits for a site check before giving its last known result
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready when the gateway's own state (store, database) answers and every site's API
-    answered a signed call recently. A failing dependency is answered at once, with the
-    sites' last known results rather than a fresh check that could keep the balancer waiting."""
+    """200 while this instance can serve: its config is loaded and its own state (store,
+    database) answers. A 23 site that does not answer is ``degraded``, not a failure: an outage
+    of 23 is shared by every instance, and taking them all out of service would hide the
+    gateway's own error pages and stop cached minting. ``?strict=1`` fails on those too (for
+    dashboards and alerts). Sites are checked at most every readiness_interval seconds, and
+    a probe never waits on 23 for longer than SITE_WAIT."""
     svc = services()
+    strict = request.args.get("strict", "") in ("1", "true", "yes")
     dependencies = svc.dependencies.status()
     broken = [d.name for d in dependencies if not d.ok]
-    sites = svc.readiness.known() if broken else svc.readiness.status()
-    failing = broken + [s.site for s in sites if not s.ok and s.code != "unchecked"]
-    # A catalogue older than catalogue_max_age (or none for that long) fails its site.
+    if broken:
+        sites = svc.readiness.known()  # answered at once; the balancer is waiting
+    else:
+        sites = svc.readiness.status(wait_at_most=None if strict else SITE_WAIT)
+    degraded = [s.site for s in sites if not s.ok and s.code != "unchecked"]
+    # A catalogue older than catalogue_max_age (or none for that long) degrades its site.
     catalogues = [c.health() for c in svc.catalogues.values()]
-    failing += [c["site"] for c in catalogues if not c["ok"] and c["site"] not in failing]
+    degraded += [c["site"] for c in catalogues if not c["ok"] and c["site"] not in degraded]
+    failing = broken + (degraded if strict else [])
+    status = "fail" if failing else "degraded" if degraded else "ok"
     body: dict[str, object] = {
-        "status": "fail" if failing else "ok",
+        "status": status,
         "failing": failing,
+        "degraded": degraded,
         "dependencies": [d.to_dict() for d in dependencies],
         "sites": [s.to_dict() for s in sites],
     }
