@@ -30,3 +30,18 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: Sequence[IPNetwork]
         if not is_trusted(hop, trusted):
             return hop
     return hops[0]
+
+
+def client_bucket(address: str) -> str:
+    """Who a limit counts: an IPv4 address, or the /64 an IPv6 address is in (one customer's
+    network hands out a whole /64, so counting single IPv6 addresses counts nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -35,6 +35,7 @@ OIDC_STATE = Cookie("gw_oidc", path="/sso/")
 FORM = Cookie("gw_form", path="/sso/")
 CHECKOUT = Cookie("gw_checkout", path="/sso/")
 SAML_STATE = Cookie("gw_saml", path="/sso/", cross_site_post=True)
+DEVICE = Cookie("gw_device", path="/sso/")  # accounts this browser signed in as (login limits)
 ADMIN = Cookie("gw_admin", path="/admin", samesite="Strict", narrow=True)  # its own scope
 
 

@@ -48,3 +48,9 @@ UPSTREAM_UP = Gauge(
     ["site"],
     multiprocess_mode="mostrecent",
 )
+STATE_REFUSED = Counter(
+    "gateway_state_refused_total",
+    "New security state (pending sign-ins, used-once markers, rate windows) refused: its bound "
+    "was reached",
+    ["kind"],
+)

@@ -55,7 +55,9 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
         g = settings.gateway
-        store = store or open_store(settings.store.url.get_secret_value())
+        store = store or open_store(
+            settings.store.url.get_secret_value(), settings.store.memory_max_entries
+        )
         telemetry = Telemetry(store)
         clients = {
             name: TwentyThreeClient(

@@ -255,6 +255,8 @@ class SiteSettings(Named):
 class StoreSettings(Model):
     url: StoreUrl = SecretStr("")  # "" = in-process; "redis://..." (may hold a password)
     database_url: Secret = SecretStr("sqlite:///gateway.db")  # entitlements
+    # In-process store only: entries per kind (security kinds refuse new ones when full).
+    memory_max_entries: Integer = Field(default=200_000, ge=100, le=10_000_000)
 
     @property
     def shared(self) -> bool:

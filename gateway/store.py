@@ -5,6 +5,14 @@ rate-limit windows, the photo cache and its invalidations go through one small i
 ``MemoryStore`` serves one process (one worker, many threads); ``RedisStore`` serves any
 number of workers and instances. Values are JSON-compatible and read-only for callers.
 
+Security state is never forgotten before it expires. Keys are grouped by *kind* (the part
+before the first ``:``): caches (``CACHE_KINDS``) may be evicted, oldest first, when full;
+every other kind (revocations, used-once markers, pending sign-ins, rate-limit windows) is
+bounded on its own and, when full, refuses *new* entries (``StateFull``, a 503) instead of
+dropping a live one, so no amount of junk can flush a revocation. In Redis every key has a
+TTL and the server must run with ``maxmemory-policy noeviction`` (checked at start): a full
+Redis then refuses new state the same way.
+
 Redis outages degrade rather than hang: after a failure the store answers
 ``StoreUnavailable`` at once for ``RETRY_AFTER`` seconds (no caller waits on a dead socket),
 then tries again by itself.
@@ -32,6 +40,40 @@ Listener = Callable[[str], None]
 class StoreUnavailable(ServiceUnavailable):
     code = "store_unavailable"
     default_message = "The gateway's shared store is unavailable."
+
+
+class StateFull(ServiceUnavailable):
+    """A kind of security state reached its bound: new entries wait until old ones expire."""
+
+    code = "state_full"
+    default_message = "Too many sign-ins are in progress right now. Please try again in a minute."
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "60"}
+
+
+# Kinds that are caches: losing an entry early costs a lookup, never a security decision.
+CACHE_KINDS = frozenset({"photo", "ts", "audit", "catalogue"})
+DEFAULT_MAX_ENTRIES = 200_000  # per kind
+_FULL_SCAN_EVERY = 5.0  # seconds between full scans for expired entries of a full kind
+
+
+def kind_of(key: str) -> str:
+    return key.partition(":")[0]
+
+
+def _refused(kind: str) -> StateFull:
+    from gateway.logs import audit
+    from gateway.metrics import STATE_REFUSED
+
+    STATE_REFUSED.labels(kind=kind).inc()
+    audit("state_refused", kind=kind, reason="bound_reached")
+    log.error("security state full: new entries refused", extra={"kind": kind})
+    return StateFull(kind)
 
 
 class Store(Protocol):
@@ -98,33 +140,78 @@ class Store(Protocol):
     def ping(self) -> bool: ...
 
 
-class MemoryStore:
-    """In-process store: a bounded LRU with per-key expiry, safe across threads."""
+class _Table:
+    """One kind's entries, oldest first, with their expiry."""
 
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+    def __init__(self, bound: int, evicts: bool) -> None:
+        self.entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self.bound = bound
+        self.evicts = evicts
+        self.scanned_at = 0.0
+
+    def make_room(self, kind: str, now: float) -> None:
+        entries = self.entries
+        while entries and next(iter(entries.values()))[0] <= now:
+            entries.popitem(last=False)  # expired, oldest first
+        if len(entries) < self.bound:
+            return
+        if self.evicts:
+            while len(entries) >= self.bound:
+                entries.popitem(last=False)
+            return
+        if now - self.scanned_at >= _FULL_SCAN_EVERY:  # lifetimes differ: look at them all
+            self.scanned_at = now
+            for key in [k for k, (expiry, _) in entries.items() if expiry <= now]:
+                del entries[key]
+        if len(entries) >= self.bound:
+            raise _refused(kind)
+
+
+class MemoryStore:
+    """In-process store, safe across threads: one bounded table per kind of key, with
+    per-key expiry; caches evict their oldest entries, security state refuses new ones."""
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._tables: dict[str, _Table] = {}
         self._lock = threading.Lock()
         self._max = max_entries
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}  # name -> (lock, users)
         self._listeners: dict[str, list[Listener]] = {}
-        # Hashes (the catalogue) live beside the LRU, so a big catalogue never evicts
-        # single-use state; their size is bounded by whoever writes them.
+        # Hashes (the catalogue) live beside the tables; their size is bounded by their writer.
         self._hashes: dict[str, tuple[float, dict[str, Any]]] = {}
 
+    def _table(self, key: str) -> _Table:
+        kind = kind_of(key)
+        table = self._tables.get(kind)
+        if table is None:
+            table = self._tables[kind] = _Table(self._max, kind in CACHE_KINDS)
+        return table
+
     def _live(self, key: str, now: float) -> tuple[float, Any] | None:
-        entry = self._data.get(key)
+        entries = self._table(key).entries
+        entry = entries.get(key)
         if entry is None:
             return None
         if entry[0] <= now:
-            del self._data[key]
+            del entries[key]
             return None
         return entry
 
     def _put(self, key: str, value: Any, ttl: float, now: float) -> None:
-        self._data[key] = (now + ttl, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+        table = self._table(key)
+        if key not in table.entries:
+            table.make_room(kind_of(key), now)
+        table.entries[key] = (now + ttl, value)
+        table.entries.move_to_end(key)
+
+    def _replace(self, key: str, expiry: float, value: Any) -> None:
+        """A new value for a live entry, keeping its place and its expiry."""
+        self._table(key).entries[key] = (expiry, value)
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held per kind (expired ones not yet dropped included)."""
+        with self._lock:
+            return {kind: len(table.entries) for kind, table in self._tables.items()}
 
     def get(self, key: str) -> Any:
         with self._lock:
@@ -150,7 +237,7 @@ class MemoryStore:
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._data.pop(key, None)
+            self._table(key).entries.pop(key, None)
             self._hashes.pop(key, None)
 
     def incr(self, key: str, ttl: float, amount: int = 1) -> int:
@@ -161,7 +248,7 @@ class MemoryStore:
                 self._put(key, amount, ttl, now)
                 return amount
             count = int(entry[1]) + amount
-            self._data[key] = (entry[0], count)  # keeps its first expiry: a fixed window
+            self._replace(key, entry[0], count)  # keeps its first expiry: a fixed window
             return count
 
     def _hash(self, key: str, now: float) -> dict[str, Any] | None:
@@ -191,7 +278,7 @@ class MemoryStore:
                 self._hashes[key] = (now + ttl, table)
             entry = self._live(key, now)
             if entry is not None:
-                self._data[key] = (now + ttl, entry[1])
+                self._replace(key, now + ttl, entry[1])
 
     def add_counts(self, counts: Mapping[str, Mapping[str, int]], ttl: float) -> None:
         with self._lock:
@@ -222,14 +309,21 @@ class MemoryStore:
 
     @contextlib.contextmanager
     def lock(self, name: str, ttl: float, wait: float) -> Iterator[bool]:
-        with self._lock:
-            held = self._locks.setdefault(name, threading.Lock())
+        with self._lock:  # counted, so the lock is forgotten when its last user is done
+            held, users = self._locks.get(name) or (threading.Lock(), 0)
+            self._locks[name] = (held, users + 1)
         got = held.acquire(timeout=wait)
         try:
             yield got
         finally:
             if got:
                 held.release()
+            with self._lock:
+                held, users = self._locks[name]
+                if users <= 1:
+                    del self._locks[name]
+                else:
+                    self._locks[name] = (held, users - 1)
 
     def publish(self, channel: str, message: str) -> None:
         for listener in list(self._listeners.get(channel, ())):
@@ -244,7 +338,7 @@ class MemoryStore:
     def clear(self) -> None:
         """Forget everything (rate-limit windows, cached photos, single-use markers)."""
         with self._lock:
-            self._data.clear()
+            self._tables.clear()
             self._hashes.clear()
 
 
@@ -267,6 +361,7 @@ class RedisStore:
         self._url = url
         self._prefix = prefix
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._full: type[Exception] = redis.exceptions.OutOfMemoryError
         self._down_until = 0.0
         self._subscribers: dict[str, list[tuple[Listener, Callable[[], None]]]] = {}
         self._subscribers_lock = threading.Lock()
@@ -278,6 +373,10 @@ class RedisStore:
             raise StoreUnavailable()
         try:
             return fn(*args, **kwargs)
+        except self._full:
+            # maxmemory reached under noeviction: reads (revocations) still work; new state
+            # is refused, as the in-process store does when a kind is full.
+            raise _refused(kind_of(_unprefixed(args, self._prefix))) from None
         except self._errors as exc:
             self._down_until = time.monotonic() + RETRY_AFTER
             log.warning("redis unavailable", extra={"cause": type(exc).__name__})
@@ -477,12 +576,42 @@ def _once() -> Any:
     return Retry(NoBackoff(), 1)
 
 
+def _unprefixed(args: Sequence[Any], prefix: str) -> str:
+    """The key a Redis call was about (its first argument), for the refusal's kind."""
+    first = args[0] if args else ""
+    if isinstance(first, str) and first.startswith(prefix):
+        return first[len(prefix) :]
+    return "unknown"  # a pipeline
+
+
+def warn_if_redis_evicts(url: str) -> str | None:
+    """The eviction policy when it is not ``noeviction`` (logged as an error), else None.
+    Managed Redis often refuses CONFIG: then nothing is known and nothing is said."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
+    except (redis.RedisError, OSError):
+        return None
+    if policy in ("", "noeviction"):
+        return None
+    log.error(
+        "redis may evict keys: revocations and used-once markers could be forgotten; "
+        "set maxmemory-policy noeviction",
+        extra={"maxmemory_policy": policy},
+    )
+    return policy
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def open_store(url: str) -> Store:
-    """``""`` -> in-process; ``redis://`` / ``rediss://`` / ``unix://`` -> Redis."""
+def open_store(url: str, max_entries: int = DEFAULT_MAX_ENTRIES) -> Store:
+    """``""`` -> in-process (``max_entries`` per kind); ``redis://`` / ``rediss://`` /
+    ``unix://`` -> Redis, whose memory is bounded by its own maxmemory."""
     if not url:
-        return MemoryStore()
+        return MemoryStore(max_entries)
+    warn_if_redis_evicts(url)
     return RedisStore(url)

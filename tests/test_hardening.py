@@ -27,8 +27,10 @@ from tests.sso_world import OFFICE_SIZE, TEAM_PASSWORD, World
 # ---------------------------------------------------------------- lockouts
 
 
-def attempt(world: World, ip: str, email: str, password: str) -> requests.Response:
-    browser = FormClient()
+def attempt(
+    world: World, ip: str, email: str, password: str, browser: FormClient | None = None
+) -> requests.Response:
+    browser = browser or FormClient()
     headers = {"X-Forwarded-For": ip}  # the test client is the trusted proxy (127.0.0.1)
     page = browser.get(f"{world.gateway}/sso/team/login?return_url=/", headers=headers, timeout=15)
     data = {"email": email, "password": password}
@@ -93,6 +95,44 @@ def test_an_office_behind_one_address_signs_in_while_a_stranger_is_locked_out(
     assert attempt(world, office, "colleague00@example.com", "a typo").status_code == 401
     locked = {r.__dict__["client_ip"] for r in caplog.records if r.getMessage() == "sign_in_locked"}
     assert locked == {stranger}
+
+
+def test_a_stranger_spread_over_one_ipv6_64_counts_as_one_address(world: World) -> None:
+    """Red-team round 3: five wrong passwords from each of six addresses in one /64 kept the
+    owner's correct sign-in at 429. One customer's /64 is one client."""
+    world.reset()
+    statuses = [
+        attempt(world, f"2001:db8:7:1::{host:x}", "ada@example.com", f"g-{host}-{i}").status_code
+        for host in range(1, 7)
+        for i in range(5)
+    ]
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+    assert attempt(world, "198.51.100.61", "ada@example.com", TEAM_PASSWORD).status_code == 302
+
+
+def test_a_browser_that_signed_in_before_passes_a_distributed_lockout(world: World) -> None:
+    """Red-team round 3: many addresses together can reach the account-wide limit. The
+    owner's own browser (a signed device cookie from an earlier sign-in) still gets in;
+    a browser without one is held back like the strangers."""
+    world.reset()
+    owners = FormClient()
+    first = attempt(world, "198.51.100.62", "ada@example.com", TEAM_PASSWORD, owners)
+    assert first.status_code == 302
+    for host in range(1, 8):  # 7 addresses x 5 failures > the account's 30
+        for i in range(5):
+            attempt(world, f"203.0.113.{100 + host}", "ada@example.com", f"d-{host}-{i}")
+    fresh = attempt(world, "198.51.100.63", "ada@example.com", TEAM_PASSWORD)
+    assert fresh.status_code == 429
+    signed_out = FormClient()  # the same browser after signing out: its device cookie only
+    device = next(c for c in owners.cookies if c.name == "gw_device")
+    signed_out.cookies.set(device.name, device.value, path=device.path)
+    again = attempt(world, "198.51.100.63", "ada@example.com", TEAM_PASSWORD, signed_out)
+    assert again.status_code == 302
+    forged = FormClient()
+    forged.cookies.set("gw_device", "W10.forged.sig", path="/sso/")
+    assert (
+        attempt(world, "198.51.100.64", "ada@example.com", TEAM_PASSWORD, forged).status_code == 429
+    )
 
 
 def test_one_address_trying_many_accounts_is_slowed_down(world: World) -> None:

@@ -27,7 +27,7 @@ from gateway.identity.base import IdentifiesEachRequest, Identity, PendingLogin
 from gateway.logs import audit
 from gateway.settings import AdminSettings
 from gateway.signing import serializer, timed_serializer
-from gateway.web.context import services
+from gateway.web.context import limit_pending_sign_ins, services
 from gateway.web.visitor import current_session
 
 SCOPE = "_admin"  # the pending-login "site" of a console sign-in (never a site's name)
@@ -71,6 +71,7 @@ def login() -> Response:
     signed_in = session is not None and session.identity.provider == admin.identity
     if request.method == "GET" and session is not None and signed_in:  # no IdP round trip
         return complete(admin.identity, session.identity)
+    limit_pending_sign_ins(SCOPE)
     outcome = provider.begin(request, PendingLogin(SCOPE, "/admin", ""))
     if isinstance(outcome, Identity):
         return complete(admin.identity, outcome)

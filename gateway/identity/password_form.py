@@ -9,9 +9,12 @@ hundreds behind one NAT address signs in freely), all in the shared store:
   all slip under the limit together.
 * per account from everywhere: ``PER_ACCOUNT`` failures a minute, counted the same way. It is
   higher than anything one address can send at one account, so a stranger hammering from one
-  address locks only their own (account, address) pair and never the owner elsewhere; only
-  many addresses together can slow an account down.
+  address locks only their own (account, address) pair and never the owner elsewhere. A
+  browser that has signed in as the account before carries a signed *device cookie* (OWASP's
+  "device cookies") and passes this limit, so even many addresses together slow strangers
+  only.
 * per client address, whatever the account: ``PER_IP`` failures a minute (password spraying).
+  An IPv6 client counts by its /64, the block one customer is handed.
   Checked before and counted after the check, so it can only ever hold back an address that
   has been failing.
 
@@ -22,22 +25,30 @@ password.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Request
+from flask import Request, after_this_request
+from itsdangerous import BadSignature
 from werkzeug.wrappers import Response
 
+from gateway.clientip import client_bucket
+from gateway.cookies import DEVICE
 from gateway.errors import ServiceUnavailable, TooManyRequests
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
 from gateway.logs import audit
+from gateway.signing import timed_serializer
 
 PER_ACCOUNT_AND_IP = 5  # failures a minute
 PER_IP = 20  # failures a minute, any accounts
 PER_ACCOUNT = 30  # failures a minute, from all addresses together
 WINDOW = 60.0  # seconds
+DEVICE_AGE = 180 * 86400  # seconds a device cookie vouches for its browser
+DEVICE_ACCOUNTS = 5  # accounts one device cookie remembers
 MAX_USERNAME = 254
 MAX_PASSWORD = 1024
 
@@ -74,6 +85,7 @@ class PasswordForm:
         self._provider = provider
         self._ctx = ctx
         self._guard = FormGuard(provider, ctx.gateway.secret_keys, ctx.cookies)
+        self._devices = timed_serializer(ctx.gateway.secret_keys, "device")
         self._label = username_label
         self._noun = username_label.lower()
         self._hint = username_hint
@@ -100,8 +112,9 @@ class PasswordForm:
         password = request.form.get("password", "")[:MAX_PASSWORD]
         ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
         account = username.lower()
+        known_device = self._device_knows(request, account)
         try:
-            held = self._hold(account, ip)
+            held = self._hold(account, client_bucket(ip), known_device)
         except _Locked as locked:
             self._audit("sign_in_locked", pending, username, ip, locked.scope)
             return self.page(
@@ -113,9 +126,11 @@ class PasswordForm:
             self._give_back(held)
             raise
         if failed:
-            self._ctx.limiter.record(f"login-ip:{self._provider}:{ip}", WINDOW)
+            self._ctx.limiter.record(f"login-ip:{self._provider}:{client_bucket(ip)}", WINDOW)
         else:
             self._give_back(held)  # success, or no password was checked: it does not count
+        if isinstance(outcome, Identity):
+            self._remember_device(request, account)
         return outcome
 
     def _verify(
@@ -139,9 +154,11 @@ class PasswordForm:
             return self.page(pending, message, username, 401), True
         return outcome, False
 
-    def _hold(self, account: str, ip: str) -> list[str]:
-        """Refuse a locked address, pair or account; else count this attempt against the pair
-        and the account (the counters are returned to give back if it succeeds)."""
+    def _hold(self, account: str, ip: str, known_device: bool) -> list[str]:
+        """Refuse a locked address (``ip``: its client_bucket), pair or account; else count
+        this attempt against the pair and the account (returned, to give back if it succeeds).
+        A browser that signed in as the account before is not held back by the account's
+        limit: strangers elsewhere cannot lock its owner out."""
         limiter = self._ctx.limiter
         try:
             limiter.check_open(f"login-ip:{self._provider}:{ip}", PER_IP, WINDOW)
@@ -156,13 +173,40 @@ class PasswordForm:
             ),
             ("account", f"login-account:{self._provider}:{account}", PER_ACCOUNT),
         )
-        for scope, key, count in counted:
+        for scope, key, count in counted[: 1 if known_device else 2]:
             try:
                 held.append(limiter.reserve(key, count, WINDOW))
             except TooManyRequests:
                 self._give_back(held)
                 raise _Locked(scope) from None
         return held
+
+    def _device_accounts(self, request: Request) -> list[str]:
+        raw = self._ctx.cookies.get(request, DEVICE)
+        try:
+            accounts = self._devices.loads(raw, max_age=DEVICE_AGE) if raw else []
+        except BadSignature:
+            return []
+        return [a for a in accounts if isinstance(a, str)] if isinstance(accounts, list) else []
+
+    def _device_digest(self, account: str) -> str:
+        return hashlib.sha256(f"{self._provider}\0{account}".encode()).hexdigest()[:32]
+
+    def _device_knows(self, request: Request, account: str) -> bool:
+        wanted = self._device_digest(account)
+        return any(hmac.compare_digest(wanted, a) for a in self._device_accounts(request))
+
+    def _remember_device(self, request: Request, account: str) -> None:
+        """After a good password: this browser vouches for the account from now on (the
+        cookie is set on whatever response the sign-in ends with)."""
+        digest = self._device_digest(account)
+        others = [a for a in self._device_accounts(request) if a != digest]
+        value = self._devices.dumps([digest, *others][:DEVICE_ACCOUNTS])
+
+        @after_this_request
+        def set_device(response: Response) -> Response:
+            self._ctx.cookies.set(response, DEVICE, value, DEVICE_AGE)
+            return response
 
     def _give_back(self, held: list[str]) -> None:
         for key in held:

@@ -6,11 +6,14 @@ from typing import cast
 
 from flask import current_app, request
 
-from gateway.clientip import client_ip
-from gateway.errors import BadRequest, NotFound
+from gateway.clientip import client_bucket, client_ip
+from gateway.errors import BadRequest, NotFound, TooManyRequests
+from gateway.logs import audit
 from gateway.services import Services
 from gateway.settings import SiteSettings
 from gateway.twentythree.values import photo_id
+
+PENDING_PER_MINUTE = 300  # sign-ins one client (an IPv4 address, an IPv6 /64) may start
 
 
 def services() -> Services:
@@ -27,6 +30,17 @@ def site_or_404(name: str) -> SiteSettings:
 def visitor_ip() -> str:
     trusted = services().settings.gateway.trusted_proxies
     return client_ip(request.remote_addr or "", request.headers.get("X-Forwarded-For"), trusted)
+
+
+def limit_pending_sign_ins(site: str) -> None:
+    """Each sign-in handed to a provider may leave single-use state behind (the OIDC state is
+    marked used at its callback), so one client may start only so many a minute."""
+    bucket = client_bucket(visitor_ip())
+    try:
+        services().limiter.limit(f"pending:{bucket}", PENDING_PER_MINUTE, 60)
+    except TooManyRequests:
+        audit("sign_in_throttled", site=site, client_ip=visitor_ip(), reason="pending_sign_ins")
+        raise
 
 
 def photo_id_or_400(

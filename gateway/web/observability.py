@@ -34,6 +34,13 @@ DEFAULT_HEADERS = (
 )
 PAGE_HEADERS = (("Content-Security-Policy", PAGE_CSP), ("X-Frame-Options", "DENY"))
 ROUTE_KEY = "gateway.route"
+# Every label is bounded: a client choosing the method (or anything else it sends) must not
+# add a time series per request. Other methods are answered 405 before anything counts them.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_STATUS_RE = re.compile(r"[1-5][0-9][0-9]")
+_UNKNOWN_METHOD = (
+    b'{"error":{"code":"method_not_allowed","message":"This HTTP method is not supported."}}'
+)
 REQUEST_ID_KEY = "gateway.request_id"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -49,6 +56,8 @@ class Observability:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD", "") not in KNOWN_METHODS:
+            return self._unknown_method(environ, start_response)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         # A correlation id, not a secret: no need for the OS random source (a syscall each).
         rid = incoming if _REQUEST_ID_RE.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
@@ -74,9 +83,29 @@ class Observability:
             request_id_var.reset(reset)
             audit_sink_var.reset(sink_reset)
 
+    def _unknown_method(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        start_response(
+            "405 Method Not Allowed",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(_UNKNOWN_METHOD))),
+                ("Allow", ", ".join(sorted(KNOWN_METHODS))),
+                *DEFAULT_HEADERS,
+            ],
+        )
+        self._record(environ, "405", 0.0)
+        return [_UNKNOWN_METHOD]
+
     def _record(self, environ: dict[str, Any], status: str, elapsed: float) -> None:
         route = environ.get(ROUTE_KEY, "<unmatched>")
-        key = (route, environ.get("REQUEST_METHOD", ""), status)
+        method = environ.get("REQUEST_METHOD", "")
+        key = (
+            route,
+            method if method in KNOWN_METHODS else "other",
+            status if _STATUS_RE.fullmatch(status) else "other",
+        )
         counter = self._counters.get(key)
         if counter is None:
             counter = self._counters[key] = metrics.REQUESTS.labels(*key)

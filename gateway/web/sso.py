@@ -31,7 +31,7 @@ from gateway.redirects import on_site, safe_next, safe_return_url
 from gateway.settings import SiteSettings
 from gateway.signing import timed_serializer
 from gateway.twentythree.signin import NoAccount, session_redirect, user_login_redirect
-from gateway.web.context import services, site_or_404
+from gateway.web.context import limit_pending_sign_ins, services, site_or_404
 from gateway.web.visitor import (
     SignInNotConfigured,
     access_decision,
@@ -84,6 +84,7 @@ def login(site_name: str) -> Response:
     else:
         return _chooser(site, pending, choices)
 
+    limit_pending_sign_ins(site.name)
     outcome = provider.begin(request, pending)
     if isinstance(outcome, Identity):
         return _finish(site, outcome, pending)
@@ -128,6 +129,7 @@ def _before_chooser(site: SiteSettings, provider: BeforeChooser, pending: Pendin
                 next=pending.next,
                 back=on_site(site, pending.return_url),
             )
+    limit_pending_sign_ins(site.name)
     outcome = provider.begin(request, pending)
     if isinstance(outcome, Identity):
         return _finish(site, outcome, pending)

@@ -1,0 +1,118 @@
+"""Red-team round 3: each test replays one attack that worked, bounded and on loopback."""
+
+from __future__ import annotations
+
+import random
+import string
+from urllib.parse import parse_qs, urlsplit
+
+from flask.testing import FlaskClient
+
+from gateway import create_app
+from gateway.web.context import PENDING_PER_MINUTE
+from tests.formclient import forms
+from tests.helpers import make_settings, site_table
+from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
+from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET, World
+
+# ---------------------------------------------------------------- labels an outsider chooses
+
+
+def test_made_up_methods_are_405_and_never_grow_metrics(client: FlaskClient) -> None:
+    """Attack: 20,000 requests with methods like XAAAAQ added 20,000 series to /metrics."""
+    rng = random.Random(7)  # noqa: S311 (made-up methods, not secrets)
+    client.open("/healthz", method="XWARMUP")  # the one "other" series, and /metrics' own
+    client.get("/metrics")
+    before = len(client.get("/metrics").get_data())
+    for _ in range(2000):
+        method = "X" + "".join(rng.choices(string.ascii_uppercase, k=5))
+        response = client.open("/healthz", method=method)
+        assert response.status_code == 405
+        assert response.json["error"]["code"] == "method_not_allowed"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert len(text) - before < 100, len(text) - before  # only counts changed, no new series
+    assert 'method="other"' in text and "XA" not in text
+
+
+# ---------------------------------------------------------------- security state is never flushed
+
+FLOOD_BOUND = 300  # [store] memory_max_entries for the flood: each kind holds this many
+
+
+def _flood_gateway(world: World) -> FlaskClient:
+    settings = make_settings(
+        {"intranet": site_table(world.devsite.url, identity=["corp", "portal"])},
+        gateway={"public_url": "http://127.0.0.1:9", "trusted_proxies": ["127.0.0.1/32"]},
+        store={"memory_max_entries": FLOOD_BOUND},
+        identity={
+            "corp": {
+                "type": "oidc",
+                "issuer": world.idp.issuer,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            },
+            "portal": {
+                "type": "jwt",
+                "issuer": PORTAL_ISSUER,
+                "audience": PORTAL_AUDIENCE,
+                "secret": PORTAL_SECRET,
+            },
+        },
+    )
+    return create_app(settings).test_client()
+
+
+def _signed_in_copy(client: FlaskClient, world: World) -> str:
+    """Sign in, copy the session cookie as a thief would, then sign out properly."""
+    done = client.get(f"/sso/intranet/login?jwt={world.portal_token('ada@example.com')}")
+    assert done.status_code == 302 and "redeem-token" in done.headers["Location"]
+    cookie = client.get_cookie("gw_session")
+    assert cookie is not None
+    page = client.get("/sso/intranet/logout")
+    form = forms(page.get_data(as_text=True))[0]
+    assert client.post("/sso/intranet/logout", data=form["fields"]).status_code in (200, 303)
+    return cookie.value
+
+
+def _still_dead(client: FlaskClient, copied: str) -> bool:
+    client.set_cookie("gw_session", copied)
+    again = client.get("/sso/intranet/login?return_url=/")
+    client.delete_cookie("gw_session")
+    return "redeem-token" not in again.headers.get("Location", "")
+
+
+def test_junk_callbacks_never_flush_a_revocation(world: World) -> None:
+    """Attack (High): 110,000 junk OIDC login + callback pairs filled the in-process store's one
+    LRU, dropped the oldest revocations, and a cookie copied before sign-out worked again.
+    Here each kind is bounded at FLOOD_BOUND entries: a flood 1.5x that size from as many
+    addresses fills the used-state kind, which then refuses new sign-ins (503 state_full,
+    audited) while every revocation stays."""
+    client = _flood_gateway(world)
+    copied = _signed_in_copy(client, world)
+    assert _still_dead(client, copied)
+    refused = 0
+    for i in range(FLOOD_BOUND * 3 // 2):
+        address = {"X-Forwarded-For": f"10.{i // 250}.{i % 250}.1"}  # one client each
+        begin = client.get("/sso/intranet/login?provider=corp", headers=address)
+        if begin.status_code == 503:  # the rate windows' kind is full: refused up front
+            refused += 1
+            continue
+        assert begin.status_code == 302, begin.status_code
+        state = parse_qs(urlsplit(begin.headers["Location"]).query)["state"][0]
+        junk = client.get(f"/sso/oidc/corp/callback?state={state}&code=x", headers=address)
+        refused += junk.status_code == 503
+        assert junk.status_code in (400, 401, 403, 502, 503), junk.status_code
+    assert refused >= FLOOD_BOUND // 2 - 5, refused  # refused, never forgotten
+    assert _still_dead(client, copied)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "gateway_state_refused_total{kind=" in text
+
+
+def test_one_client_cannot_start_unbounded_sign_ins(world: World) -> None:
+    client = _flood_gateway(world)
+    address = {"X-Forwarded-For": "192.0.2.77"}
+    statuses = [
+        client.get("/sso/intranet/login?provider=corp", headers=address).status_code
+        for _ in range(PENDING_PER_MINUTE + 5)
+    ]
+    assert statuses.count(302) <= PENDING_PER_MINUTE and statuses[-1] == 429
