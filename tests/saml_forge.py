@@ -175,6 +175,31 @@ class ForgedIdp:
         )
         return etree.fromstring(xml)
 
+    def logout_request(
+        self,
+        *,
+        destination: str,
+        name_id: str = "alice@corp.example",
+        session_index: str | None = None,
+        issued: float = 0,
+        not_on_or_after: float | None = None,
+        issuer: str | None = "",
+        request_id: str | None = None,
+    ) -> etree._Element:
+        """An unsigned LogoutRequest (``issued`` seconds from now; ``issuer=None``: none)."""
+        who = "" if issuer is None else f"<saml:Issuer>{issuer or self.entity_id}</saml:Issuer>"
+        noa = f' NotOnOrAfter="{stamp(not_on_or_after)}"' if not_on_or_after is not None else ""
+        index = f"<samlp:SessionIndex>{session_index}</samlp:SessionIndex>" if session_index else ""
+        xml = (
+            f'<samlp:LogoutRequest xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}"'
+            f' ID="{request_id or "_l" + secrets.token_hex(16)}" Version="2.0"'
+            f' IssueInstant="{stamp(issued)}" Destination="{destination}"{noa}>'
+            f'{who}<ds:Signature xmlns:ds="{DS}" Id="placeholder"/>'
+            f'<saml:NameID Format="{EMAIL_FORMAT}">{name_id}</saml:NameID>{index}'
+            "</samlp:LogoutRequest>"
+        )
+        return etree.fromstring(xml)
+
     def sign(self, element: etree._Element, keys: KeyPair | None = None) -> etree._Element:
         """Sign ``element`` in place (enveloped, RSA-SHA256, exclusive c14n) at its
         placeholder, and return the document's root."""

@@ -695,3 +695,60 @@ def test_the_state_cookie_survives_the_idps_cross_site_post(
     cookie = next(c for c in login.headers.getlist("Set-Cookie") if "gw_saml=" in c)
     assert cookie.startswith("__Host-gw_saml=")
     assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+
+
+# ---------------------------------------------------------------- LogoutRequests from the IdP
+
+
+def _logout(saml: SamlWorld, request: etree._Element, identity: str = "forge") -> requests.Response:
+    return requests.post(
+        saml.sp(identity)["slo"],
+        data={"SAMLRequest": encode(request)},
+        headers={"Accept": "application/json"},
+        allow_redirects=False,
+        timeout=15,
+    )
+
+
+def _signed_logout(saml: SamlWorld, **kw: Any) -> etree._Element:
+    request = saml.forged.logout_request(destination=saml.sp("forge")["slo"], **kw)
+    return saml.forged.sign(request)
+
+
+def test_a_logout_request_without_an_issuer_is_a_400(saml: SamlWorld) -> None:
+    """Red-team round 3: it was read before the signature check and answered 500."""
+    request = saml.forged.logout_request(destination=saml.sp("forge")["slo"], issuer=None)
+    answer = _logout(saml, drop_placeholders(request))
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "saml_refused"
+    signed = _logout(saml, _signed_logout(saml, issuer=None))
+    assert signed.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        {"issued": -400 * 86400},  # issued 400 days ago
+        {"issued": 300 * 86400},  # or 300 days from now
+        {"issued": -150, "not_on_or_after": -90},  # past its NotOnOrAfter (and clock_skew)
+    ],
+)
+def test_a_logout_request_out_of_its_time_is_refused(
+    saml: SamlWorld, timing: dict[str, float], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.audit")
+    answer = _logout(saml, _signed_logout(saml, **timing))
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "saml_refused"
+    reasons = [
+        r.__dict__["reason"] for r in caplog.records if r.getMessage() == "saml_logout_refused"
+    ]
+    assert reasons and reasons[-1] in ("stale_logout_request", "expired_logout_request")
+
+
+def test_a_logout_request_is_accepted_once(saml: SamlWorld) -> None:
+    """Red-team round 3: the same signed URL logged the user out again after she signed back
+    in. A request ID is accepted once, by any instance."""
+    request = _signed_logout(saml)
+    first = _logout(saml, request)
+    assert first.status_code == 302, first.text
+    replayed = _logout(saml, request)
+    assert replayed.status_code == 400 and replayed.json()["error"]["code"] == "saml_refused"

@@ -98,6 +98,9 @@ class SamlSettings(IdentityModel):
         return self
 
 
+LOGOUT_MAX_AGE = 300  # seconds a LogoutRequest is accepted after its IssueInstant
+
+
 class SamlRefused(BadRequest):
     """A SAML message failed a check; ``reason`` (for the audit) says which."""
 
@@ -519,42 +522,12 @@ class SamlProvider:
         raise BadRequest("Neither SAMLRequest nor SAMLResponse.", code="saml_refused")
 
     def _logout_requested(self, request: Request) -> Response:
-        from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-        from saml2.sigver import RSACrypto, verify_redirect_signature
+        from saml2 import BINDING_HTTP_REDIRECT
 
-        binding = BINDING_HTTP_REDIRECT if request.method == "GET" else BINDING_HTTP_POST
-        raw = request.values.get("SAMLRequest", "")
-        if len(raw) > MAX_MESSAGE:
-            raise SamlRefused("too_large")
         client = self._client()
-        try:
-            check_xml(client.unravel(raw, binding, "SAMLRequest"))
-            parsed = client.parse_logout_request(
-                raw,
-                binding,
-                relay_state=request.values.get("RelayState"),
-                sigalg=request.values.get("SigAlg"),
-                signature=request.values.get("Signature"),
-            )
-        except SamlRefused:
-            raise
-        except Exception as exc:
-            raise SamlRefused(type(exc).__name__) from None
-        message = parsed.message
-        if (message.issuer.text or "").strip() != self._idp():
-            raise SamlRefused("wrong_issuer")
-        if binding == BINDING_HTTP_REDIRECT:
-            names = ("SAMLRequest", "RelayState", "SigAlg", "Signature")
-            signed = {k: request.args[k] for k in names if k in request.args}
-            certs = client.metadata.certs(self._idp(), "any", "signing")
-            if "Signature" not in signed or not any(
-                # The IdP's key comes from its certificate; RSACrypto only names the algorithm.
-                verify_redirect_signature(signed, RSACrypto(None), cert)
-                for _, cert in certs
-            ):
-                raise SamlRefused("unsigned_logout_request")
-        elif message.signature is None:
-            raise SamlRefused("unsigned_logout_request")
+        message = self._logout_request(request, client)
+        self._check_logout_signature(request, client, message)
+        self._check_logout_fresh_and_once(message)
         sessions = [s.text for s in message.session_index if s.text]
         for session_index in sessions:
             self._ctx.sessions.revoke_at_idp(self.name, idp_session=session_index)
@@ -573,3 +546,68 @@ class SamlProvider:
             sigalg=SIG_RSA_SHA256 if signed_answer else None,
         )
         return redirect(dict(info["headers"])["Location"])
+
+    def _logout_request(self, request: Request, client: Any) -> Any:
+        """The LogoutRequest, parsed and from our IdP (its signature is checked next)."""
+        from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+
+        binding = BINDING_HTTP_REDIRECT if request.method == "GET" else BINDING_HTTP_POST
+        raw = request.values.get("SAMLRequest", "")
+        if len(raw) > MAX_MESSAGE:
+            raise SamlRefused("too_large")
+        try:
+            check_xml(client.unravel(raw, binding, "SAMLRequest"))
+            parsed = client.parse_logout_request(
+                raw,
+                binding,
+                relay_state=request.values.get("RelayState"),
+                sigalg=request.values.get("SigAlg"),
+                signature=request.values.get("Signature"),
+            )
+        except SamlRefused:
+            raise
+        except Exception as exc:
+            raise SamlRefused(type(exc).__name__) from None
+        message = parsed.message
+        if message is None or message.issuer is None:
+            raise SamlRefused("no_issuer")
+        if (message.issuer.text or "").strip() != self._idp():
+            raise SamlRefused("wrong_issuer")
+        return message
+
+    def _check_logout_signature(self, request: Request, client: Any, message: Any) -> None:
+        from saml2.sigver import RSACrypto, verify_redirect_signature
+
+        if request.method != "GET":  # HTTP-POST: the signature is inside the message
+            if message.signature is None:
+                raise SamlRefused("unsigned_logout_request")
+            return
+        names = ("SAMLRequest", "RelayState", "SigAlg", "Signature")
+        signed = {k: request.args[k] for k in names if k in request.args}
+        certs = client.metadata.certs(self._idp(), "any", "signing")
+        if "Signature" not in signed or not any(
+            # The IdP's key comes from its certificate; RSACrypto only names the algorithm.
+            verify_redirect_signature(signed, RSACrypto(None), cert)
+            for _, cert in certs
+        ):
+            raise SamlRefused("unsigned_logout_request")
+
+    def _check_logout_fresh_and_once(self, message: Any) -> None:
+        """Issued within the last LOGOUT_MAX_AGE seconds (clock_skew either way), not past
+        its NotOnOrAfter, and never seen before by any worker or instance."""
+        from saml2.time_util import str_to_time
+
+        now, skew = time.time(), self._s.clock_skew
+        try:
+            issued = calendar.timegm(str_to_time(message.issue_instant))
+            ends = message.not_on_or_after
+            until = calendar.timegm(str_to_time(ends)) if ends else issued + LOGOUT_MAX_AGE
+        except (TypeError, ValueError):
+            raise SamlRefused("bad_issue_instant") from None
+        if not now - LOGOUT_MAX_AGE - skew <= issued <= now + skew:
+            raise SamlRefused("stale_logout_request")
+        if now >= until + skew:
+            raise SamlRefused("expired_logout_request")
+        key = f"saml-logout:{self.name}:" + hashlib.sha256(str(message.id).encode()).hexdigest()
+        if not self._ctx.store.add(key, 1, ttl=LOGOUT_MAX_AGE + 2 * skew + 60):
+            raise SamlRefused("replayed_logout_request")
