@@ -218,6 +218,10 @@ class SiteSettings(Named):
     visitor_ttl: Integer = Field(3600, ge=60, le=7 * 86400)
     visitor_ttl_max: Integer = Field(43200, ge=60, le=7 * 86400)  # cap of playback-long links
     visitor_unpublished: Flag = False
+    # Videos only 23 can answer (not cached or catalogued) cost an API call each: a minute's
+    # budget for each signed-in visitor and for all visitors of the site (0 = unlimited).
+    cold_lookups_per_visitor: Integer = Field(30, ge=0)
+    cold_lookups_all_visitors: Integer = Field(600, ge=0)
     catalogue: Literal["sync", "on_demand"] = "sync"
     catalogue_refresh: Integer = Field(900, ge=60, le=86400)  # seconds between full syncs
     catalogue_max_age: Integer = Field(3600, ge=120, le=7 * 86400)  # older: not used, not ready

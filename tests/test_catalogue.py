@@ -123,7 +123,10 @@ def test_a_pingback_re_reads_one_video(catalogue_world: CatalogueWorld) -> None:
         world.resync()
 
 
-def test_a_pingback_while_23_is_down_asks_again_on_use(catalogue_world: CatalogueWorld) -> None:
+def test_a_pingback_while_23_is_down_keeps_the_entry(catalogue_world: CatalogueWorld) -> None:
+    """Red-team round 3: pingbacks are unsigned, and one that could not be re-read used to
+    turn its entry into "ask 23 on use"; a burst of them during an outage did that to a whole
+    catalogue. The entry is now kept until the next sync."""
     world = catalogue_world
     photo = FIRST_GENERATED + 11
     try:
@@ -132,7 +135,7 @@ def test_a_pingback_while_23_is_down_asks_again_on_use(catalogue_world: Catalogu
         world.devsite.mode("ok")
         world.devsite.reset()
         assert "token" in world.mint({"photo_ids": [photo]}).json()["tokens"][0]
-        assert [c["params"].get("photo_id") for c in world.calls()] == [str(photo)]
+        assert world.calls() == []  # from the catalogue: 23 is not asked
     finally:
         world.resync()
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import string
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import requests
 from flask.testing import FlaskClient
 
 from gateway import create_app
+from gateway.store import MemoryStore
+from gateway.twentythree.catalogue import PINGBACK_REREADS_PER_MINUTE
 from gateway.web.context import PENDING_PER_MINUTE
+from tests.catalogue_world import CatalogueWorld
 from tests.formclient import forms
 from tests.helpers import make_settings, site_table
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
 from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET, World
+from tests.test_video_access import embed, signed_in
 
 # ---------------------------------------------------------------- labels an outsider chooses
 
@@ -116,3 +123,70 @@ def test_one_client_cannot_start_unbounded_sign_ins(world: World) -> None:
         for _ in range(PENDING_PER_MINUTE + 5)
     ]
     assert statuses.count(302) <= PENDING_PER_MINUTE and statuses[-1] == 429
+
+
+# ---------------------------------------------------------------- outsiders driving calls to 23
+
+
+def test_one_visitors_unknown_ids_cost_a_bounded_number_of_calls(
+    catalogue_world: CatalogueWorld,
+) -> None:
+    """Attack: one signed-in visitor asked an on-demand site for 300 made-up ids through
+    /embed (and /protection): 300 signed calls to 23. A visitor's cold lookups now have a
+    minute's budget (cold_lookups_per_visitor, 30), so the attack costs at most two minutes'
+    worth whatever the wall clock does."""
+    world = catalogue_world
+    world.devsite.reset()
+    browser = signed_in(world, "carol@example.com", site="ondemand")
+    statuses = [embed(browser, world, 900_000 + i, site="ondemand").status_code for i in range(300)]
+    lookups = [c for c in world.calls() if c["params"].get("photo_id")]
+    who = hashlib.sha256(b"team\0carol@example.com").hexdigest()[:32]
+    _forget_budgets(world, f"cold-visitor:ondemand:{who}", "cold-visitors:ondemand")
+    assert len(lookups) <= 60, len(lookups)
+    assert statuses.count(429) >= 240 and set(statuses) <= {404, 429}
+
+
+def _forget_budgets(world: CatalogueWorld, *names: str) -> None:
+    """Give the shared world its minute's budgets back, so later tests are not short of them."""
+    import time
+
+    minute = int(time.time() // 60)
+    store = world.catalogue()._store
+    for name in names:
+        for m in (minute - 1, minute, minute + 1):
+            store.delete(f"budget:{name}:{m}")
+
+
+def _entries(catalogue: Any) -> int:
+    """Entries in the current catalogue version, as the store holds them."""
+    key = catalogue._version_key(catalogue.state(fresh=True).version)
+    store = catalogue._store
+    if isinstance(store, MemoryStore):
+        return len(store._hashes[key][1])
+    return int(store._redis.hlen(store._prefix + key))
+
+
+def test_pingbacks_for_unknown_ids_cost_little_and_add_nothing(
+    catalogue_world: CatalogueWorld,
+) -> None:
+    """Attack: 300 pingbacks for ids 23 does not have, from 300 addresses: each cost a call
+    to 23, and each added an entry to the catalogue."""
+    world = catalogue_world
+    catalogue = world.catalogue()
+    size = _entries(catalogue)
+    world.devsite.reset()
+    for i in range(300):
+        response = requests.post(
+            f"{world.gateway}/pingback/videos",
+            data={"type": "photo", "photo_id": 800_000 + i},
+            headers={"X-Forwarded-For": f"198.18.{i // 250}.{i % 250 + 1}"},
+            timeout=30,
+        )
+        assert response.status_code == 200
+    calls = len(world.calls())
+    _forget_budgets(world, "reread:videos")
+    assert calls <= 2 * PINGBACK_REREADS_PER_MINUTE, calls
+    assert _entries(catalogue) == size
+    world.forget_first_levels()
+    items = world.mint({"photo_ids": [800_001]}).json()["tokens"]
+    assert items[0]["error"]["code"] == "no_such_photo"

@@ -45,7 +45,8 @@ STATE_TTL = 7 * 86400.0
 STATE_CACHE = 2.0  # seconds a process trusts its copy of the state
 OLD_VERSION_GRACE = 120.0  # a replaced version stays readable this long for slow readers
 UNSETTLED_RETRY = 60.0  # seconds until a sync that saw the listing move is done again
-RELOAD = {"reload": 1}  # a pingback could not re-read this video: ask 23 on use
+RELOAD = {"reload": 1}  # written by older versions when a re-read failed: ask 23 on use
+PINGBACK_REREADS_PER_MINUTE = 30  # per site: pingbacks are unsigned, so they buy few calls
 _JITTER = random.Random()  # noqa: S311 (timing jitter; its own, the global one is left alone)
 
 
@@ -196,31 +197,52 @@ class Catalogue:
 
     def refresh(self, photo_id: int) -> None:
         """A pingback: re-read the video from 23 (one call) into the current and any building
-        version. When 23 fails, the entry says "ask 23 on use" rather than keep stale facts."""
+        version. Pingbacks are unsigned, so what they can cost is bounded: at most
+        PINGBACK_REREADS_PER_MINUTE re-reads a minute per site; an id 23 does not have adds
+        nothing; and when 23 fails the entry is kept as it is (the next sync corrects it),
+        so a burst of pingbacks during an outage cannot turn the catalogue into lookups."""
         state = self.state(fresh=True)  # the last known one while the store is down
         targets = [v for v in {state.version, state.building} if v]
-        if not targets:
+        if not targets or not self._reread_allowed(photo_id):
             return
-        value: dict[str, Any]
         try:
-            value = encode(self._fetch(photo_id))
+            found = self._fetch(photo_id)
         except UpstreamError as exc:
             log.warning(
-                "catalogue re-read failed",
+                "catalogue re-read failed; the entry is kept until the next sync",
                 extra={"site": self.site.name, "photo_id": photo_id, "cause": exc.code},
             )
-            value = RELOAD
+            return
         now = time.time()
         try:
             for version in targets:
+                key = self._version_key(version)
+                if isinstance(found, Missing) and self._store.get_fields(key, [str(photo_id)]) == [
+                    None
+                ]:
+                    continue  # not listed, and 23 has no such video: nothing to add
                 if version == state.version:  # the current one keeps its expiry
                     ttl = state.synced_at + self.site.catalogue_max_age + 60 - now
                 else:
                     ttl = self._building_ttl()
                 if ttl > 0:
-                    self._store.put_fields(self._version_key(version), {str(photo_id): value}, ttl)
+                    self._store.put_fields(key, {str(photo_id): encode(found)}, ttl)
         except StoreUnavailable:
             pass  # lookups fall back to 23 while the store is down
+
+    def _reread_allowed(self, photo_id: int) -> bool:
+        minute = int(time.time() // 60)
+        try:
+            spent = self._store.incr(f"budget:reread:{self.site.name}:{minute}", ttl=120)
+        except StoreUnavailable:
+            return True  # single re-reads, bounded by the pingback rate per sender
+        if spent <= PINGBACK_REREADS_PER_MINUTE:
+            return True
+        log.warning(
+            "pingback re-reads over budget this minute; the entry waits for the next sync",
+            extra={"site": self.site.name, "photo_id": photo_id},
+        )
+        return False
 
     # ------------------------------------------------------------------ syncing
 

@@ -10,15 +10,19 @@ Unpublished videos stay unpublished for visitors (404) unless the site sets
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
 from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.errors import NotFound
+from gateway.errors import NotFound, TooManyRequests
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.policy import rules_decision
 from gateway.settings import SiteSettings
+from gateway.store import StoreUnavailable
 from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
@@ -42,7 +46,8 @@ def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> Phot
     """What 23 says about a video this visitor may see (cached). 23's "no such photo", and an
     unpublished video on a site that keeps those to itself, are both a 404; an access rule
     covering the video that the visitor does not meet is a 403 (and an audit line)."""
-    found = services().minters[site.name].photos([photo_id])[photo_id]
+    spend = _visitor_budget(site, identity)
+    found = services().minters[site.name].photos([photo_id], spend)[photo_id]
     if isinstance(found, Missing):
         raise NoSuchVideo()
     if not found.published and not site.visitor_unpublished:
@@ -52,6 +57,30 @@ def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> Phot
         if not decision.allowed:
             deny(site, identity, decision, "forbidden_by_rule", photo_ids=[photo_id])
     return found
+
+
+def _visitor_budget(site: SiteSettings, identity: Identity) -> Callable[[int], None]:
+    """Lookups at 23 a visitor's requests may cause: each visitor and all of a site's visitors
+    together have a minute's budget, so a signed-in stranger asking for made-up ids cannot
+    drive 23's API. While the store is down nothing can be counted and lookups go on."""
+
+    def spend(cold: int) -> None:
+        limiter = services().limiter
+        who = hashlib.sha256(f"{identity.provider}\0{identity.email.lower()}".encode()).hexdigest()
+        message = "Too many videos had to be looked up just now; please try again in a minute."
+        try:
+            for name, budget in (
+                (f"cold-visitor:{site.name}:{who[:32]}", site.cold_lookups_per_visitor),
+                (f"cold-visitors:{site.name}", site.cold_lookups_all_visitors),
+            ):
+                limiter.spend(name, cold, budget, message, "too_many_cold_lookups")
+        except TooManyRequests:
+            audit("cold_lookups_refused", site=site.name, email=identity.email)
+            raise
+        except StoreUnavailable:
+            pass
+
+    return spend
 
 
 def visitor_token(
