@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from itsdangerous import BadSignature
 
@@ -114,16 +115,19 @@ class Sessions:
             return None
         ident = session.identity
         keys = [f"session-revoked:{session.id}"]
-        if ident.subject:
-            keys.append(f"idp-revoked:{ident.provider}:sub:{_digest(ident.subject)}")
-        if ident.idp_session:
-            keys.append(f"idp-revoked:{ident.provider}:sid:{_digest(ident.idp_session)}")
+        keys += _idp_keys(ident.provider, ident.subject, ident.idp_session)
         marks = self._store.get_many(keys)
-        if marks[0] is not None:
-            return None
-        if any(isinstance(at, int | float) and session.issued_at <= at for at in marks[1:]):
+        if marks[0] is not None or _revoked_since(marks[1:], session.issued_at):
             return None
         return session
+
+    def revoked_at_idp(
+        self, provider: str, subject: str, idp_session: str, issued_at: float
+    ) -> bool:
+        """Did a back-channel or SAML logout end this IdP session or subject since
+        ``issued_at``? (The console's sessions ask this too.)"""
+        keys = _idp_keys(provider, subject, idp_session)
+        return bool(keys) and _revoked_since(self._store.get_many(keys), issued_at)
 
     def revoke(self, session: VisitorSession) -> None:
         """Logout: this session id is refused by every worker and instance from now on."""
@@ -138,3 +142,16 @@ class Sessions:
         if idp_session:
             key = f"idp-revoked:{provider}:sid:{_digest(idp_session)}"
             self._store.set(key, now, ttl=self.codec.max_age)
+
+
+def _idp_keys(provider: str, subject: str, idp_session: str) -> list[str]:
+    keys = []
+    if subject:
+        keys.append(f"idp-revoked:{provider}:sub:{_digest(subject)}")
+    if idp_session:
+        keys.append(f"idp-revoked:{provider}:sid:{_digest(idp_session)}")
+    return keys
+
+
+def _revoked_since(marks: Sequence[Any], issued_at: float) -> bool:
+    return any(isinstance(at, int | float) and issued_at <= at for at in marks)

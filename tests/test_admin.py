@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
+import time
 from typing import Any
 
 import pytest
@@ -243,3 +245,56 @@ def test_telemetry_is_shared_through_redis(redis_url: str) -> None:
     a.flush()
     b.flush()
     assert a.series("demo", minutes=1)[-1]["granted"] == 5
+
+
+# ---------------------------------------------------------------- console sessions (red team 3)
+
+
+def _operator_cookie(client: FlaskClient, **fields: Any) -> None:
+    """A console cookie as a sign-in through an IdP that sends sub/sid would have written."""
+    from gateway.admin.access import Operator, _signer
+
+    operator = Operator(
+        "ops@example.com", "Ops", "team", (), "op-1", int(time.time()), "sub-ops", "sid-ops"
+    )
+    operator = dataclasses.replace(operator, **fields)
+    with client.application.test_request_context():
+        value = _signer().dumps(operator.to_json())
+    client.set_cookie("gw_admin", value, path="/admin")
+
+
+def test_an_idp_logout_ends_the_console_session_too(console: FlaskClient) -> None:
+    """Red-team round 3: back-channel logout and SAML SLO revoked visitor sessions only, and
+    the console went on for up to 8 h on its cookie's snapshot."""
+    _operator_cookie(console)
+    assert console.get("/admin").status_code == 200
+    services = console.application.extensions["gateway.services"]
+    services.sessions.revoke_at_idp("team", idp_session="sid-ops")  # what the IdP's logout does
+    assert console.get("/admin").status_code in (302, 303)
+    _operator_cookie(console, id="op-2", idp_session="sid-2")  # a new IdP session
+    assert console.get("/admin").status_code == 200
+    services.sessions.revoke_at_idp("team", subject="sub-ops")
+    assert console.get("/admin").status_code in (302, 303)
+
+
+def test_console_sessions_end_when_idle_and_after_eight_hours(
+    console: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sign_in(console).status_code == 303
+    assert console.get("/admin").status_code == 200
+    start = time.time()
+    monkeypatch.setattr(time, "time", lambda: start + 14 * 60)
+    assert console.get("/admin").status_code == 200  # active: the idle window slides on
+    monkeypatch.setattr(time, "time", lambda: start + 28 * 60)
+    assert console.get("/admin").status_code == 200
+    monkeypatch.setattr(time, "time", lambda: start + 44 * 60)  # 16 idle minutes
+    assert console.get("/admin").status_code in (302, 303)
+    monkeypatch.setattr(time, "time", lambda: start)
+    _operator_cookie(console, issued=int(start) - 8 * 3600 - 1)  # fresh cookie, old sign-in
+    assert console.get("/admin").status_code in (302, 303)
+
+
+def test_a_console_sign_in_always_goes_through_the_idp(console: FlaskClient) -> None:
+    """A visitor session's groups are a snapshot: the console never reuses one."""
+    form = console.get("/sso/_admin/login")
+    assert form.status_code == 200 and 'name="password"' in form.get_data(as_text=True)

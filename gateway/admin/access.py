@@ -4,9 +4,13 @@ Operators sign in through the identity named by ``[admin] identity``, with the s
 code visitors use (the provider's forms post to ``/sso/_admin/login``, a name no site can
 have; redirect providers come back through their own callback with that scope). The console
 then has its own session: a signed ``gw_admin`` cookie, ``SameSite=Strict`` and sent only to
-``/admin``, that lives at most ``SESSION_AGE`` and is revoked in the store on sign-out. The
-allow-list is checked again on every request, so removing an e-mail from the config locks it
-out at once. Every POST carries a token bound to that session (CSRF).
+``/admin``, that ends after ``SESSION_IDLE`` without a request and ``SESSION_AGE`` after the
+sign-in, is revoked in the store on sign-out, and dies with the IdP session or subject when
+the IdP logs it out (OIDC back-channel logout, SAML single logout), as visitor sessions do.
+Every console sign-in goes through the IdP (never a visitor session's snapshot), so a group
+removed there takes effect at the next one. The allow-list is checked again on every request,
+so removing an e-mail from the config locks it out at once. Every POST carries a token bound
+to that session (CSRF).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import redirect, request
+from flask import after_this_request, redirect, request
 from itsdangerous import BadSignature
 from werkzeug.wrappers import Response
 
@@ -28,10 +32,11 @@ from gateway.logs import audit
 from gateway.settings import AdminSettings
 from gateway.signing import serializer, timed_serializer
 from gateway.web.context import limit_pending_sign_ins, services
-from gateway.web.visitor import current_session
 
 SCOPE = "_admin"  # the pending-login "site" of a console sign-in (never a site's name)
-SESSION_AGE = 8 * 3600
+SESSION_AGE = 8 * 3600  # seconds from the sign-in
+SESSION_IDLE = 15 * 60  # seconds without a console request
+REFRESH_AFTER = 60  # seconds before a request slides the idle window on (a new cookie)
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,30 @@ class Operator:
     provider: str
     groups: tuple[str, ...]
     id: str
+    issued: int = 0  # Unix seconds of the sign-in
+    subject: str = ""  # the IdP's ids of the person and session, for IdP logouts
+    idp_session: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"e": self.email, "n": self.name, "p": self.provider, "g": list(self.groups)} | {
-            "i": self.id
+            "i": self.id,
+            "t": self.issued,
+            "u": self.subject,
+            "s": self.idp_session,
         }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Operator:
+        return cls(
+            str(data["e"]),
+            str(data["n"]),
+            str(data["p"]),
+            tuple(str(g) for g in data["g"]),
+            str(data["i"]),
+            int(data["t"]),
+            str(data.get("u", "")),
+            str(data.get("s", "")),
+        )
 
 
 def settings() -> AdminSettings:
@@ -67,10 +91,7 @@ def login() -> Response:
         proxied = provider.identify(request)
         if proxied is not None:
             return complete(admin.identity, proxied)
-    session = current_session()
-    signed_in = session is not None and session.identity.provider == admin.identity
-    if request.method == "GET" and session is not None and signed_in:  # no IdP round trip
-        return complete(admin.identity, session.identity)
+    # Always through the IdP, never a visitor session: its groups are a snapshot.
     limit_pending_sign_ins(SCOPE)
     outcome = provider.begin(request, PendingLogin(SCOPE, "/admin", ""))
     if isinstance(outcome, Identity):
@@ -89,31 +110,57 @@ def complete(identity_name: str, identity: Identity) -> Response:
         audit("admin_refused", email=identity.email, provider=identity_name)
         raise Forbidden("This account may not open the operator console.", code="admin_refused")
     operator = Operator(
-        identity.email, identity.name, identity_name, identity.groups, secrets.token_urlsafe(12)
+        identity.email,
+        identity.name,
+        identity_name,
+        identity.groups,
+        secrets.token_urlsafe(12),
+        int(time.time()),
+        identity.subject,
+        identity.idp_session,
     )
     audit("admin_signed_in", email=operator.email, provider=identity_name)
     response = redirect("/admin", code=303)
-    services().cookies.set(response, ADMIN, _signer().dumps(operator.to_json()), SESSION_AGE)
+    _set_cookie(response, operator)
     return response
 
 
+def _set_cookie(response: Response, operator: Operator) -> None:
+    left = max(1, min(SESSION_IDLE, operator.issued + SESSION_AGE - int(time.time())))
+    services().cookies.set(response, ADMIN, _signer().dumps(operator.to_json()), left)
+
+
 def current_operator() -> Operator | None:
-    """The operator this request carries a live console session for, or None."""
+    """The operator this request carries a live console session for, or None. A request
+    more than REFRESH_AFTER seconds after the cookie was written slides its idle window."""
     admin = settings()
     raw = services().cookies.get(request, ADMIN)
     if not raw:
         return None
     try:
-        data = _signer().loads(raw, max_age=SESSION_AGE)
-        operator = Operator(
-            str(data["e"]), str(data["n"]), str(data["p"]), tuple(data["g"]), str(data["i"])
-        )
+        data, written = _signer().loads(raw, max_age=SESSION_IDLE, return_timestamp=True)
+        operator = Operator.from_json(data)
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
+    now = time.time()
+    if now - operator.issued > SESSION_AGE:
+        return None  # past its absolute lifetime: sign in through the IdP again
     if operator.provider != admin.identity or not admin.admits(operator.email, operator.groups):
         return None  # the config changed since: the allow-list decides again
     if services().store.get(f"admin-revoked:{operator.id}"):
         return None
+    if services().sessions.revoked_at_idp(
+        operator.provider, operator.subject, operator.idp_session, operator.issued
+    ):
+        return None  # the IdP logged this person or session out
+    if now - written.timestamp() > REFRESH_AFTER:
+
+        @after_this_request
+        def slide(response: Response) -> Response:
+            if services().cookies.name(ADMIN) not in response.headers.get("Set-Cookie", ""):
+                _set_cookie(response, operator)  # unless this response signs out
+            return response
+
     return operator
 
 
