@@ -29,3 +29,12 @@ def email_domain(email: str) -> str | None:
     if len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
         return None
     return domain
+
+
+def canonical_email(email: str) -> str | None:
+    """The one form addresses are compared in: a strict ASCII address (``email_domain``'s
+    rules) lower-cased, else None. ``str.lower`` alone maps look-alikes onto real letters
+    (KELVIN SIGN "\u212a" becomes "k"), so it must never decide who someone is."""
+    if email_domain(email) is None:
+        return None
+    return email.lower()

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from gateway.clientip import IPNetwork
+from gateway.emails import canonical_email
 from gateway.settings_fields import (
     AccentColor,
     Domains,
@@ -290,8 +291,9 @@ class AdminSettings(Model):
         return self
 
     def admits(self, email: str, groups: tuple[str, ...]) -> bool:
-        emails = {e.lower() for e in self.allow_emails}
-        return email.lower() in emails or bool(set(self.allow_groups) & set(groups))
+        wanted = canonical_email(email)
+        emails = {canonical_email(e) for e in self.allow_emails} - {None}
+        return wanted in emails or bool(set(self.allow_groups) & set(groups))
 
 
 class Settings(Model):

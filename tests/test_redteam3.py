@@ -190,3 +190,19 @@ def test_pingbacks_for_unknown_ids_cost_little_and_add_nothing(
     world.forget_first_levels()
     items = world.mint({"photo_ids": [800_001]}).json()["tokens"]
     assert items[0]["error"]["code"] == "no_such_photo"
+
+
+# ---------------------------------------------------------------- one address rule everywhere
+
+
+def test_the_console_allow_list_is_not_fooled_by_unicode_case_folding() -> None:
+    """Attack: "\u212aate@example.com" (KELVIN SIGN) lower-cases to kate@example.com and
+    opened the console allowed for kate. Addresses compare by the policy's strict rule."""
+    from gateway.emails import canonical_email
+    from gateway.settings import AdminSettings
+
+    admin = AdminSettings(identity="team", allow_emails=("Kate@Example.com",))
+    assert admin.admits("kate@example.com", ()) and admin.admits("KATE@EXAMPLE.COM", ())
+    assert not admin.admits("\u212aate@example.com", ())
+    assert not admin.admits("kate@exa\u0131mple.com", ())  # dotless i, for good measure
+    assert canonical_email("\u212aate@example.com") is None

@@ -11,6 +11,7 @@ from flask import Request
 from pydantic import BeforeValidator
 from werkzeug.wrappers import Response
 
+from gateway.emails import canonical_email
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
 from gateway.identity.password_form import PasswordForm, Refused
@@ -61,7 +62,7 @@ class StaticProvider:
     def __init__(self, settings: StaticSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
         self.label = settings.label or self.label  # shown on the chooser
-        self._users = {u.email.lower(): u for u in settings.users}
+        self._users = {canonical_email(u.email) or u.email: u for u in settings.users}
         self._form = PasswordForm(self.name, ctx)
         # Checked when the account is unknown, so a miss costs as much time as a hit.
         self._decoy = hash_password(secrets.token_urlsafe(16))
@@ -72,7 +73,8 @@ class StaticProvider:
         return self._form.submit(request, pending, self._check)
 
     def _check(self, email: str, password: str) -> Identity | Refused:
-        user = self._users.get(email.lower())
+        key = canonical_email(email)
+        user = self._users.get(key) if key is not None else None
         ok = verify_password(password, user.password_hash if user else self._decoy)
         if user is None:
             return Refused("unknown_account")
