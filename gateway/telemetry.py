@@ -23,8 +23,28 @@ log = logging.getLogger("gateway.telemetry")
 ALL = "*"  # the gateway-wide series, besides one per site
 MINUTES = 24 * 60
 FLUSH_EVERY = 2.0  # seconds
-RECENT_KEEP = 2000  # audit events kept for the console
-RECENT_KEY = "audit:recent"
+RECENT_KEEP = 2000  # audit events kept for the console, per stream
+RECENT_KEY = "audit:recent"  # the notable stream (older versions kept everything here)
+# Audit events go to one of three streams, each bounded on its own, so that junk an outsider
+# can cause (failed callbacks, throttled sign-ins) never pushes out a granted session, an
+# operator's action or a refusal of a real account, nor does a busy mint API.
+STREAM_KEYS = {"notable": RECENT_KEY, "minted": "audit:minted", "other": "audit:other"}
+NOTABLE = frozenset(
+    {
+        "sso_granted",
+        "sso_denied",
+        "access_denied",
+        "paywall_refused",
+        "sso_signed_out",
+        "sso_backchannel_logout",
+        "saml_logout",
+        "entitlement_changed",
+        "upload",
+    }
+)
+MINTED = frozenset({"tokens_minted", "protected_token_given"})
+PENDING_NOTABLE_MAX = 100_000  # in memory between flushes; reached only if the store is down
+PENDING_OTHER_MAX = RECENT_KEEP  # junk beyond this between two flushes keeps its newest
 BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 # Audit events -> the counter they add to.
@@ -37,6 +57,18 @@ EVENT_COUNTERS = {
     "sign_in_locked": "failed",
     "saml_refused": "failed",
 }
+
+
+def stream_of(event: str, fields: Mapping[str, Any]) -> str:
+    """notable: sessions granted or refused to someone a provider vouched for, operators'
+    actions, failed passwords of real accounts; minted: tokens; other: everything else."""
+    if event in NOTABLE or event.startswith("admin_"):
+        return "notable"
+    if event in MINTED:
+        return "minted"
+    if event == "sign_in_failed" and fields.get("reason") == "wrong_password":
+        return "notable"
+    return "other"
 
 
 def minute_key(site: str, minute: int) -> str:
@@ -59,7 +91,7 @@ class Telemetry:
         self._clock = clock
         self._flush_every = flush_every
         self._pending: dict[str, Counter[str]] = {}
-        self._events: list[dict[str, Any]] = []
+        self._events: dict[str, list[dict[str, Any]]] = {name: [] for name in STREAM_KEYS}
         self._lock = threading.Lock()  # held for a dict update only
         self._thread: threading.Thread | None = None
         self._warned = False
@@ -81,9 +113,14 @@ class Telemetry:
     def audited(self, event: str, fields: Mapping[str, Any]) -> None:
         """Every audit line: kept for the console's event list, and counted."""
         entry = {"ts": round(self._clock(), 3), "event": event, **fields}
+        stream = stream_of(event, fields)
         with self._lock:
-            if len(self._events) < RECENT_KEEP:
-                self._events.append(entry)
+            events = self._events[stream]
+            events.append(entry)
+            if stream != "notable" and len(events) > PENDING_OTHER_MAX:
+                del events[: len(events) - PENDING_OTHER_MAX]  # only the newest are shown
+            elif len(events) > PENDING_NOTABLE_MAX:
+                del events[0]
         site = str(fields.get("site") or ALL)
         if event == "tokens_minted":
             self.count(site, "tokens", len(fields.get("photo_ids") or ()))
@@ -114,19 +151,31 @@ class Telemetry:
         """Add what gathered here to the store (also called before the console reads)."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            events, self._events = self._events, []
+            events = {name: found for name, found in self._events.items() if found}
+            self._events = {name: [] for name in STREAM_KEYS}
         if not pending and not events:
             return
         try:
             if pending:
                 self._store.add_counts(pending, ttl=(MINUTES + 60) * 60)
-            if events:
-                self._store.append(RECENT_KEY, events, RECENT_KEEP, ttl=7 * 86400)
+            for stream, found in list(events.items()):
+                self._store.append(STREAM_KEYS[stream], found, RECENT_KEEP, ttl=7 * 86400)
+                del events[stream]
             self._warned = False
         except StoreUnavailable:
+            self._keep_for_later(events)
             if not self._warned:
-                log.warning("telemetry dropped: the store is unavailable")
+                log.warning("telemetry delayed: the store is unavailable")
                 self._warned = True
+
+    def _keep_for_later(self, events: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Events not yet written go back in front of newer ones (the counts are dropped:
+        they are plots, not records)."""
+        with self._lock:
+            for stream, found in events.items():
+                merged = found + self._events[stream]
+                keep = PENDING_NOTABLE_MAX if stream == "notable" else PENDING_OTHER_MAX
+                self._events[stream] = merged[-keep:]
 
     # ------------------------------------------------------------------ reading
 
@@ -141,11 +190,16 @@ class Telemetry:
             return [{} for _ in keys]
 
     def recent(self, n: int = RECENT_KEEP) -> list[dict[str, Any]]:
+        """The newest events of every stream together, newest first (up to ``n`` of each)."""
         self.flush()
         try:
-            return [e for e in self._store.newest(RECENT_KEY, n) if isinstance(e, dict)]
+            found = [
+                e for key in STREAM_KEYS.values() for e in self._store.newest(key, n)
+                if isinstance(e, dict)
+            ]  # fmt: skip
         except StoreUnavailable:
             return []
+        return sorted(found, key=lambda e: float(e.get("ts") or 0), reverse=True)
 
 
 def percentile_ms(counts: Mapping[str, int], name: str, q: float) -> float | None:

@@ -206,3 +206,26 @@ def test_the_console_allow_list_is_not_fooled_by_unicode_case_folding() -> None:
     assert not admin.admits("\u212aate@example.com", ())
     assert not admin.admits("kate@exa\u0131mple.com", ())  # dotless i, for good measure
     assert canonical_email("\u212aate@example.com") is None
+
+
+# ---------------------------------------------------------------- the console's audit view
+
+
+def test_junk_never_pushes_a_granted_session_out_of_the_audit_view() -> None:
+    """Attack: 2,100 junk callbacks in 3 s pushed a real sso_granted out of /admin/audit,
+    and more than 2,000 events within one flush were dropped."""
+    from gateway.store import MemoryStore
+    from gateway.telemetry import RECENT_KEEP, Telemetry
+
+    telemetry = Telemetry(MemoryStore(), flush_every=3600)  # one flush, by hand, at the end
+    telemetry.audited("sso_granted", {"site": "demo", "email": "ada@example.com"})
+    telemetry.audited("admin_signed_in", {"email": "ops@example.com"})
+    for i in range(2100):
+        telemetry.audited("sso_failed", {"provider": "corp", "step": "callback", "n": i})
+    for i in range(RECENT_KEEP + 500):  # a busy mint API
+        telemetry.audited("tokens_minted", {"site": "demo", "photo_ids": [i]})
+    events = telemetry.recent()
+    names = [e["event"] for e in events]
+    assert "sso_granted" in names and "admin_signed_in" in names
+    assert names.count("sso_failed") == RECENT_KEEP  # the newest junk, bounded
+    assert names.count("tokens_minted") == RECENT_KEEP
