@@ -88,7 +88,8 @@ class Services:
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="photo-fetch")
         limiter = RateLimiter(store)
         entitlements = open_entitlements(settings)
-        sessions = Sessions(SessionCodec(g.secret_keys, g.session_idle, g.session_max_age), store)
+        codec = SessionCodec(g.secret_keys, g.session_idle, g.session_max_age)
+        sessions = Sessions(codec, store, settings.used_groups())
         cookies = CookieJar(g.public_url)
         identity_sites = {
             ident: tuple(n for n, site in settings.sites.items() if ident in site.identities)

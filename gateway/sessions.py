@@ -10,6 +10,7 @@ every gateway session issued before that moment for it is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -91,16 +92,27 @@ def _digest(value: str) -> str:
 class Sessions:
     """Visitor sessions with revocation kept in the shared store."""
 
-    def __init__(self, codec: SessionCodec, store: Store) -> None:
+    def __init__(
+        self, codec: SessionCodec, store: Store, keep_groups: frozenset[str] | None = None
+    ) -> None:
         self.codec = codec
         self._store = store
+        self._keep_groups = keep_groups
+
+    def narrow(self, identity: Identity) -> Identity:
+        """The identity as a session keeps it: only the groups some decision uses (an IdP may
+        send hundreds, and a cookie over 4 KB is dropped by the browser)."""
+        if self._keep_groups is None:
+            return identity
+        kept = tuple(g for g in identity.groups if g in self._keep_groups)
+        return identity if kept == identity.groups else dataclasses.replace(identity, groups=kept)
 
     @property
     def max_age(self) -> int:
         return self.codec.max_age
 
     def new(self, identity: Identity) -> VisitorSession:
-        return self.codec.new(identity)
+        return self.codec.new(self.narrow(identity))
 
     def dump(self, session: VisitorSession) -> str:
         return self.codec.dump(session)

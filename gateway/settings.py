@@ -305,6 +305,17 @@ class Settings(Model):
     admin: AdminSettings | None = None
     _source: str = PrivateAttr("<memory>")
 
+    def used_groups(self) -> frozenset[str]:
+        """Every group some decision of the gateway looks at (sites, rules, the console):
+        the only ones worth keeping in a session."""
+        names = {g for site in self.sites.values() for g in site.allow_groups}
+        names |= {
+            g for site in self.sites.values() for rule in site.rules for g in rule.allow_groups
+        }
+        if self.admin is not None:
+            names |= set(self.admin.allow_groups)
+        return frozenset(names)
+
     @property
     def identities(self) -> Mapping[str, IdentityModel]:
         return self.identity

@@ -17,7 +17,7 @@ from gateway.twentythree.catalogue import PINGBACK_REREADS_PER_MINUTE
 from gateway.web.context import PENDING_PER_MINUTE
 from tests.catalogue_world import CatalogueWorld
 from tests.formclient import forms
-from tests.helpers import make_settings, site_table
+from tests.helpers import Devsite, make_settings, site_table
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
 from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET, World
 from tests.test_video_access import embed, signed_in
@@ -229,3 +229,38 @@ def test_junk_never_pushes_a_granted_session_out_of_the_audit_view() -> None:
     assert "sso_granted" in names and "admin_signed_in" in names
     assert names.count("sso_failed") == RECENT_KEEP  # the newest junk, bounded
     assert names.count("tokens_minted") == RECENT_KEEP
+
+
+# ---------------------------------------------------------------- groups
+
+
+def test_a_user_in_150_groups_keeps_a_small_session_and_never_loops(world: World) -> None:
+    """Attack: an OIDC user in 150 GUID groups (Entra sends up to 200) got a 4,846-byte
+    cookie that the next request ignored: round the sign-in loop. Sessions keep only the
+    groups some decision of the gateway uses."""
+    from tests.test_sso import oidc_login
+
+    world.reset()
+    start = f"{world.gateway}/sso/videogroup/login?return_url=/"
+    browser, final = oidc_login(world, "dana", start=start)
+    assert final.status_code == 200, final.text[:300]
+    cookie = next(c for c in browser.cookies if c.name == "gw_session")
+    assert len(cookie.value) < 1500, len(cookie.value)
+    again = browser.get(start, allow_redirects=False, timeout=15)  # signed in: no IdP trip
+    assert again.status_code == 302 and "redeem-token" in again.headers["Location"]
+
+
+def test_the_header_groups_separator(devsite: Devsite) -> None:
+    """A group named "Finance, board" in the trusted header became "board" (a comma-separated
+    list). groups_separator picks another separator."""
+    settings = make_settings(
+        {"proxied": site_table(devsite.url, identity="proxy", allow_groups=["Finance, board"])},
+        identity={"proxy": {"type": "header", "groups_separator": ";"}},
+        gateway={"trusted_proxies": ["127.0.0.1/32"]},
+    )
+    client = create_app(settings).test_client()
+    headers = {"X-Forwarded-Email": "fin@example.com", "X-Forwarded-Groups": "Finance, board;x"}
+    ok = client.get("/sso/proxied/login", headers=headers)
+    assert ok.status_code == 302 and "redeem-token" in ok.headers["Location"]
+    headers["X-Forwarded-Groups"] = "Finance; board"
+    assert client.get("/sso/proxied/login", headers=headers).status_code == 403

@@ -113,7 +113,7 @@ def complete(identity_name: str, identity: Identity) -> Response:
         identity.email,
         identity.name,
         identity_name,
-        identity.groups,
+        tuple(g for g in identity.groups if g in admin.allow_groups),  # all the console needs
         secrets.token_urlsafe(12),
         int(time.time()),
         identity.subject,

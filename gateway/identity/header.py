@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Request
+from pydantic import Field
 from werkzeug.wrappers import Response
 
 from gateway.clientip import is_trusted
 from gateway.errors import Unauthorized
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.context import ProviderContext
-from gateway.settings_fields import HeaderName, IdentityModel
+from gateway.settings_fields import HeaderName, IdentityModel, Text
 
 MAX_GROUPS = 100
 
@@ -24,7 +25,10 @@ class HeaderSettings(IdentityModel):
     type: Literal["header"]
     email_header: HeaderName = "X-Forwarded-Email"
     name_header: HeaderName = "X-Forwarded-User"
-    groups_header: HeaderName = "X-Forwarded-Groups"  # comma-separated
+    groups_header: HeaderName = "X-Forwarded-Groups"
+    # Between group names in groups_header: a name containing it would be split in two
+    # ("Finance, board" -> "Finance" and "board"), so pick one no group name contains.
+    groups_separator: Text = Field(",", min_length=1, max_length=8)
 
 
 class HeaderProvider:
@@ -55,7 +59,8 @@ class HeaderProvider:
             return None
         name = request.headers.get(self._s.name_header, "").strip()
         raw_groups = request.headers.get(self._s.groups_header, "")
-        groups = tuple(g.strip() for g in raw_groups.split(",") if g.strip())
+        parts = raw_groups.split(self._s.groups_separator)
+        groups = tuple(g.strip() for g in parts if g.strip())
         return Identity(
             email=email, name=name[:200], groups=groups[:MAX_GROUPS], provider=self.name
         )

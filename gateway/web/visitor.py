@@ -22,7 +22,7 @@ from gateway.errors import Forbidden, GatewayError
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
-from gateway.sessions import VisitorSession
+from gateway.sessions import MAX_COOKIE, VisitorSession
 from gateway.settings import SiteSettings
 from gateway.web.context import services
 
@@ -108,9 +108,20 @@ def deny(
     raise Forbidden(decision.message, code=code or decision.code)
 
 
+class SessionTooLarge(Forbidden):
+    code = "session_too_large"
+    default_message = (
+        "Your account belongs to too many of the groups this gateway checks to fit in a "
+        "session. Please ask the administrator to check the groups in its configuration."
+    )
+
+
 def _set(response: Response, session: VisitorSession) -> None:
     svc = services()
     value = svc.sessions.dump(session)
+    if len(value) > MAX_COOKIE - 256:  # the browser would drop it: refuse, never loop
+        audit("sso_failed", email=session.identity.email, detail="session_too_large")
+        raise SessionTooLarge()
     svc.cookies.set(response, cookies.SESSION, value, svc.sessions.max_age)
     svc.cookies.set(response, cookies.PLAYER, value, svc.sessions.max_age)  # https only
 
@@ -119,7 +130,7 @@ def start_session(response: Response, identity: Identity) -> None:
     """Remember the visitor: the same session when the same identity is signed in already,
     else a new one (and the browser's previous session, of someone else, ends everywhere)."""
     current = current_session()
-    if current is not None and current.identity == identity:
+    if current is not None and current.identity == services().sessions.narrow(identity):
         keep_alive(response)
         return
     if current is not None:

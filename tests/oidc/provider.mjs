@@ -15,6 +15,11 @@ const users = {
   bob: { email: 'bob@other.org', email_verified: true, name: 'Bob Other', groups: [] },
   eve: { email: 'eve@example.com', email_verified: false, name: 'Eve Unverified', groups: ['staff'] },
   carol: { email: 'Carol@Example.com', email_verified: true, name: 'Carol Case', groups: ['video'] },
+  // As Entra ID sends them: 150 group GUIDs, one of which a site's policy names.
+  dana: {
+    email: 'dana@example.com', email_verified: true, name: 'Dana Many',
+    groups: [...Array.from({ length: 150 }, (_, i) => `0b6c2f1e-7a4d-4e0a-9c1b-${String(i).padStart(12, '0')}`), 'video'],
+  },
 };
 
 // The signing key comes from the test (OIDC_JWK), so tests can sign hostile tokens with the
