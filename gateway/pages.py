@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 from flask import current_app, render_template, request
 from werkzeug.wrappers import Response
@@ -90,10 +89,9 @@ def brand_of(site_name: str | None) -> Brand | None:
         return None
     if site_name == "_admin":
         return Brand(site_name, str(_("Operator console")))
-    from gateway.services import Services
-
-    services = cast(Services, current_app.extensions["gateway.services"])
-    site = services.settings.sites.get(site_name)
+    # The wiring is looked up, not imported: pages sit below it (no import cycle).
+    settings = current_app.extensions["gateway.services"].settings
+    site = settings.sites.get(site_name)
     if site is None:
         return None
     return Brand(site.name, site.title, site.logo_url, site.accent_color)

@@ -479,27 +479,29 @@ def _named_tables(raw: dict[str, Any], section: str, problems: list[str]) -> dic
 def _cross_references(raw: dict[str, Any], problems: list[str]) -> None:
     """What no single table can check: names that must exist, keys that must differ."""
     identities = raw.get("identity") or {}
-    for name, site in (raw.get("sites") or {}).items():
+    sites = raw.get("sites") or {}
+    for name, site in sites.items():
         wanted = site.get("identity", ()) if isinstance(site, dict) else ()
-        for ident in [wanted] if isinstance(wanted, str) else wanted:
-            if isinstance(ident, str) and ident and ident not in identities:
-                problems.append(f"sites.{name}.identity: names no [identity.{ident}] table")
+        for ident in _missing(wanted, identities):
+            problems.append(f"sites.{name}.identity: names no [identity.{ident}] table")
     admin = raw.get("admin")
-    wanted = admin.get("identity") if isinstance(admin, dict) else None
-    if isinstance(wanted, str) and wanted and wanted not in identities:
-        problems.append(f"admin.identity: names no [identity.{wanted}] table")
-    digests = []
-    for name, key in (raw.get("api_keys") or {}).items():
-        if not isinstance(key, dict):
-            continue
-        sites = key.get("sites", ())
-        for site in [sites] if isinstance(sites, str) else sites:
-            if isinstance(site, str) and site and site not in (raw.get("sites") or {}):
-                problems.append(f"api_keys.{name}.sites: names no [sites.{site}] table")
-        if isinstance(key.get("key_sha256"), str):
-            digests.append(key["key_sha256"].lower())
+    for ident in _missing(admin.get("identity") if isinstance(admin, dict) else None, identities):
+        problems.append(f"admin.identity: names no [identity.{ident}] table")
+    keys = {n: k for n, k in (raw.get("api_keys") or {}).items() if isinstance(k, dict)}
+    for name, key in keys.items():
+        for site in _missing(key.get("sites", ()), sites):
+            problems.append(f"api_keys.{name}.sites: names no [sites.{site}] table")
+    digests = [
+        k["key_sha256"].lower() for k in keys.values() if isinstance(k.get("key_sha256"), str)
+    ]
     if len(digests) != len(set(digests)):
         problems.append("api_keys: two keys share the same key_sha256")
+
+
+def _missing(names: Any, defined: Mapping[str, Any]) -> list[str]:
+    """The names (one string or a list of them) that ``defined`` has no table for."""
+    listed = [names] if isinstance(names, str) else names if isinstance(names, list | tuple) else []
+    return [n for n in listed if isinstance(n, str) and n and n not in defined]
 
 
 def parse_settings(

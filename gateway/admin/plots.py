@@ -44,62 +44,86 @@ def line_chart(
     """A line per series over ``hours``; the x axis ends at now."""
     bins = max((len(s.values) for s in series), default=0) or 1
     present = [v for s in series for v in s.values if v is not None]
-    top = _ticks(max(present, default=0.0))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-
-    def x(i: int) -> float:
-        return LEFT + (plot_w * i / (bins - 1) if bins > 1 else plot_w)
-
-    def y(v: float) -> float:
-        return TOP + plot_h * (1 - v / top)
-
+    frame = _Frame(bins, _ticks(max(present, default=0.0)))
     parts = [
         f'<svg class="plot" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{chart_id}-t">{escape(title)}</title>',
         f'<desc id="{chart_id}-d">{escape(_summary(series, unit, hours))}</desc>',
-        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#ffffff" '
+        f'<rect x="{LEFT}" y="{TOP}" width="{frame.w}" height="{frame.h}" fill="#ffffff" '
         'stroke="#767676"/>',
+        *_axes(frame, unit, hours),
+        *_lines(frame, series),
+        "</svg>",
     ]
+    # Every piece of text in it went through escape(); numbers are formatted here.
+    return Markup(  # noqa: S704
+        f'<figure class="chart"><figcaption>{escape(title)}</figcaption>{"".join(parts)}'
+        f'<ul class="legend">{_legend(series)}</ul></figure>'
+    )
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The plot area: ``bins`` points across, values up to ``top``."""
+
+    bins: int
+    top: float
+    w: int = WIDTH - LEFT - RIGHT
+    h: int = HEIGHT - TOP - BOTTOM
+
+    def x(self, i: int) -> float:
+        return LEFT + (self.w * i / (self.bins - 1) if self.bins > 1 else self.w)
+
+    def y(self, v: float) -> float:
+        return TOP + self.h * (1 - v / self.top)
+
+
+def _axes(frame: _Frame, unit: str, hours: int) -> list[str]:
+    parts = []
     for fraction in (0.5, 1.0):
-        gy = y(top * fraction)
+        gy = frame.y(frame.top * fraction)
         parts.append(
-            f'<line x1="{LEFT}" y1="{gy:.1f}" x2="{LEFT + plot_w}" y2="{gy:.1f}" stroke="#d0d0d0"/>'
+            f'<line x1="{LEFT}" y1="{gy:.1f}" x2="{LEFT + frame.w}" y2="{gy:.1f}" '
+            'stroke="#d0d0d0"/>'
             f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#333333">{escape(_number(top * fraction, unit))}</text>'
+            f'fill="#333333">{escape(_number(frame.top * fraction, unit))}</text>'
         )
     parts.append(
-        f'<text x="{LEFT - 6}" y="{TOP + plot_h + 4}" text-anchor="end" font-size="11" '
+        f'<text x="{LEFT - 6}" y="{TOP + frame.h + 4}" text-anchor="end" font-size="11" '
         'fill="#333333">0</text>'
     )
     for h in range(0, hours + 1, 6):
-        tx = LEFT + plot_w * h / hours
+        tx = LEFT + frame.w * h / hours
         label = "now" if h == hours else f"-{hours - h} h"
         parts.append(
             f'<text x="{tx:.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11" '
             f'fill="#333333">{label}</text>'
         )
+    return parts
+
+
+def _lines(frame: _Frame, series: Sequence[Series]) -> list[str]:
+    parts = []
     for n, one in enumerate(series):
         color, dash = COLORS[n % len(COLORS)], DASHES[n % len(DASHES)]
+        dashing = f' stroke-dasharray="{dash}"' if dash else ""
         for run in _runs(one.values):
-            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
-            dashing = f' stroke-dasharray="{dash}"' if dash else ""
+            points = " ".join(f"{frame.x(i):.1f},{frame.y(v):.1f}" for i, v in run)
             parts.append(
                 f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"'
                 f"{dashing}/>"
             )
-    parts.append("</svg>")
-    legend = "".join(
+    return parts
+
+
+def _legend(series: Sequence[Series]) -> str:
+    return "".join(
         f'<li><svg width="28" height="10" aria-hidden="true"><line x1="0" y1="5" x2="28" y2="5" '
         f'stroke="{COLORS[n % len(COLORS)]}" stroke-width="2"'
         + (f' stroke-dasharray="{DASHES[n % len(DASHES)]}"' if DASHES[n % len(DASHES)] else "")
         + f"/></svg> {escape(s.label)}</li>"
         for n, s in enumerate(series)
-    )
-    # Every piece of text in it went through escape(); numbers are formatted here.
-    return Markup(  # noqa: S704
-        f'<figure class="chart"><figcaption>{escape(title)}</figcaption>{"".join(parts)}'
-        f'<ul class="legend">{legend}</ul></figure>'
     )
 
 

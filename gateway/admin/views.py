@@ -18,8 +18,12 @@ from gateway.admin.figures import site_figures
 from gateway.telemetry import ALL
 from gateway.twentythree.values import photo_id
 from gateway.web.context import services
+from gateway.web.scopes import SignInScope, register
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.record_once(
+    lambda state: register(state.app, access.SCOPE, SignInScope(access.login, access.complete))
+)
 
 AUDIT_ROWS = 200
 FILTERS = ("site", "email", "event", "outcome")

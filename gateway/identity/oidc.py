@@ -19,6 +19,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -390,6 +391,14 @@ class OidcProvider:
         return Response("", 200, headers={"Cache-Control": "no-store"})
 
     def _verify_logout_token(self, token: str) -> dict[str, Any]:
+        """Back-channel logout: decode and verify, check what a logout token must say, and
+        accept each one once."""
+        claims = self._decoded_logout_token(token)
+        _check_logout_semantics(claims)
+        self._use_logout_token_once(claims["jti"])
+        return claims
+
+    def _decoded_logout_token(self, token: str) -> dict[str, Any]:
         if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             raise LogoutTokenRefused("malformed")
         try:
@@ -411,22 +420,27 @@ class OidcProvider:
             ).validate(decoded.claims)
         except (JoseError, ValueError, TypeError) as exc:
             raise LogoutTokenRefused(type(exc).__name__) from None
-        claims = dict(decoded.claims)
-        events = claims.get("events")
-        if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
-            raise LogoutTokenRefused("no_logout_event")
-        if "nonce" in claims:
-            raise LogoutTokenRefused("nonce_present")  # an ID token passed off as a logout token
-        sid, sub = claims.get("sid"), claims.get("sub")
-        if not (isinstance(sid, str) and sid) and not (isinstance(sub, str) and sub):
-            raise LogoutTokenRefused("no_sid_or_sub")
-        iat = claims.get("iat")
-        if not isinstance(iat, int | float) or abs(time.time() - iat) > LOGOUT_TOKEN_MAX_AGE:
-            raise LogoutTokenRefused("stale")
-        jti = claims["jti"]
-        if not isinstance(jti, str) or not jti or len(jti) > 256:
-            raise LogoutTokenRefused("bad_jti")
+        return dict(decoded.claims)
+
+    def _use_logout_token_once(self, jti: str) -> None:
         marker = f"bcl-jti:{self.name}:" + hashlib.sha256(jti.encode()).hexdigest()
         if not self._ctx.store.add(marker, 1, ttl=2 * LOGOUT_TOKEN_MAX_AGE + LEEWAY):
             raise LogoutTokenRefused("replayed")
-        return claims
+
+
+def _check_logout_semantics(claims: Mapping[str, Any]) -> None:
+    """What makes a verified JWT a logout token (OpenID Connect Back-Channel Logout 2.6)."""
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
+        raise LogoutTokenRefused("no_logout_event")
+    if "nonce" in claims:
+        raise LogoutTokenRefused("nonce_present")  # an ID token passed off as a logout token
+    sid, sub = claims.get("sid"), claims.get("sub")
+    if not (isinstance(sid, str) and sid) and not (isinstance(sub, str) and sub):
+        raise LogoutTokenRefused("no_sid_or_sub")
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or abs(time.time() - iat) > LOGOUT_TOKEN_MAX_AGE:
+        raise LogoutTokenRefused("stale")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 256:
+        raise LogoutTokenRefused("bad_jti")

@@ -374,21 +374,26 @@ class SamlProvider:
 
     def _checked(self, response: Any, expected: str | None) -> Any:
         """What pysaml2 leaves to the SP: one assertion, for us, from the IdP, to our ACS."""
-        from saml2.saml import SCM_BEARER
-
         idp = self._idp()
-        message = response.response
+        self._check_envelope(response.response, expected, idp)
+        if len(response.assertions) != 1:
+            raise SamlRefused("not_one_assertion")
+        assertion = response.assertions[0]
+        if assertion.issuer is None or (assertion.issuer.text or "").strip() != idp:
+            raise SamlRefused("wrong_issuer")
+        self._check_audience(assertion)
+        self._check_bearers(assertion, expected)
+        return assertion
+
+    def _check_envelope(self, message: Any, expected: str | None, idp: str) -> None:
         if message.destination != self.acs_url:
             raise SamlRefused("wrong_destination")
         if (message.in_response_to or None) != expected:
             raise SamlRefused("wrong_in_response_to")
         if message.issuer is not None and (message.issuer.text or "").strip() != idp:
             raise SamlRefused("wrong_issuer")
-        if len(response.assertions) != 1:
-            raise SamlRefused("not_one_assertion")
-        assertion = response.assertions[0]
-        if assertion.issuer is None or (assertion.issuer.text or "").strip() != idp:
-            raise SamlRefused("wrong_issuer")
+
+    def _check_audience(self, assertion: Any) -> None:
         conditions = assertion.conditions
         audiences = [
             (audience.text or "").strip()
@@ -397,8 +402,12 @@ class SamlProvider:
         ]
         if self.entity_id not in audiences:
             raise SamlRefused("wrong_audience")
-        # pysaml2 checks the Recipient only when told a "conversation"; every bearer
-        # confirmation must be for our ACS, and for the request this browser made.
+
+    def _check_bearers(self, assertion: Any, expected: str | None) -> None:
+        """pysaml2 checks the Recipient only when told a "conversation"; every bearer
+        confirmation must be for our ACS, and for the request this browser made."""
+        from saml2.saml import SCM_BEARER
+
         confirmations = assertion.subject.subject_confirmation if assertion.subject else []
         bearers = [c for c in confirmations if c.method == SCM_BEARER]
         if not bearers:
@@ -409,7 +418,6 @@ class SamlProvider:
                 raise SamlRefused("wrong_recipient")
             if (data.in_response_to or None) != expected:
                 raise SamlRefused("wrong_in_response_to")
-        return assertion
 
     def _use_once(self, request_id: str | None, assertion: Any) -> None:
         from saml2.time_util import str_to_time

@@ -50,6 +50,27 @@ PINGBACK_REREADS_PER_MINUTE = 30  # per site: pingbacks are unsigned, so they bu
 _JITTER = random.Random()  # noqa: S311 (timing jitter; its own, the global one is left alone)
 
 
+@dataclass
+class _Listing:
+    """What one sync has read so far."""
+
+    page: int = 0
+    seen: set[int] = dataclasses.field(default_factory=set)
+    moved: bool = False
+
+    def take(self, items: list[Any], read: Callable[[Any], PhotoInfo | None]) -> dict[str, Any]:
+        entries: dict[str, Any] = {}
+        for obj in items:
+            info = read(obj)
+            if info is None:
+                self.moved = True  # a video we could not read: absences are not proof
+                continue
+            self.moved |= info.photo_id in self.seen  # the listing shifted under the paging
+            self.seen.add(info.photo_id)
+            entries[str(info.photo_id)] = info.to_json()
+        return entries
+
+
 class CatalogueTooLarge(GatewayError):
     status = 502
     code = "catalogue_too_large"
@@ -271,65 +292,65 @@ class Catalogue:
             return self._sync(state)
 
     def _sync(self, state: CatalogueState) -> bool:
+        """Read every page into a new version, then make it the current one."""
         started, now = time.monotonic(), time.time()
         version = max(state.version, state.building) + 1
-        key = self._version_key(version)
         first_try = state.first_try or now
         self._save(dataclasses.replace(state, building=version, first_try=first_try))
-        page, seen, moved = 0, set[int](), False
+        listing = _Listing()
         try:
-            total: int | None = None
-            while True:
-                page += 1
-                items, listed = self._page(page)
-                moved |= total is not None and listed is not None and listed != total
-                total = listed if listed is not None else total
-                entries: dict[str, Any] = {}
-                known = len(seen)
-                for obj in items:
-                    info = self._info(obj)
-                    if info is None:
-                        moved = True  # a video we could not read: absences are not proof
-                        continue
-                    moved |= info.photo_id in seen  # the listing shifted under the paging
-                    seen.add(info.photo_id)
-                    entries[str(info.photo_id)] = info.to_json()
-                if len(seen) > MAX_VIDEOS or page > MAX_VIDEOS // PAGE_SIZE:
-                    raise CatalogueTooLarge()
-                self._store.put_fields(key, entries, self._building_ttl())
-                if len(items) < PAGE_SIZE or (total is not None and page * PAGE_SIZE >= total):
-                    break
-                if len(seen) == known:  # a full page of nothing new: 23 ignores the paging
-                    moved = True
-                    break
+            self._read_pages(self._version_key(version), listing)
         except (GatewayError, StoreUnavailable) as exc:
-            self._failed(state, version, page, exc)
+            self._failed(state, version, listing.page, exc)
             return False
-        duration = time.monotonic() - started
         done = CatalogueState(
             version=version,
             synced_at=time.time(),
-            videos=len(seen),
-            duration=round(duration, 3),
-            settled=not moved,
+            videos=len(listing.seen),
+            duration=round(time.monotonic() - started, 3),
+            settled=not listing.moved,
             first_try=first_try,
         )
+        return self._publish(state, done, listing.page)
+
+    def _read_pages(self, key: str, listing: _Listing) -> None:
+        """photo/list page by page into the version's hash, noting in ``listing`` whether the
+        listing moved under the paging (then absences are no proof)."""
+        total: int | None = None
+        while True:
+            listing.page += 1
+            items, listed = self._page(listing.page)
+            listing.moved |= total is not None and listed is not None and listed != total
+            total = listed if listed is not None else total
+            known = len(listing.seen)
+            entries = listing.take(items, self._info)
+            if len(listing.seen) > MAX_VIDEOS or listing.page > MAX_VIDEOS // PAGE_SIZE:
+                raise CatalogueTooLarge()
+            self._store.put_fields(key, entries, self._building_ttl())
+            if len(items) < PAGE_SIZE or (total is not None and listing.page * PAGE_SIZE >= total):
+                return
+            if len(listing.seen) == known:  # a full page of nothing new: 23 ignores the paging
+                listing.moved = True
+                return
+
+    def _publish(self, state: CatalogueState, done: CatalogueState, pages: int) -> bool:
+        """Make the complete version current, everywhere; the old one lingers briefly."""
         try:
-            self._store.expire(key, self.site.catalogue_max_age + 60)
+            self._store.expire(self._version_key(done.version), self.site.catalogue_max_age + 60)
             self._save(done)
             if state.version:
                 self._store.expire(self._version_key(state.version), OLD_VERSION_GRACE)
-            self._store.publish(VERSIONS, f"{self.site.name}:{version}")
+            self._store.publish(VERSIONS, f"{self.site.name}:{done.version}")
         except StoreUnavailable as exc:
-            self._failed(state, version, page, exc)
+            self._failed(state, done.version, pages, exc)
             return False
         metrics.CATALOGUE_SYNCS.labels(self.site.name, "ok").inc()
         log.info(
             "catalogue synced",
             extra={
                 "site": self.site.name,
-                "videos": len(seen),
-                "pages": page,
+                "videos": done.videos,
+                "pages": pages,
                 "seconds": done.duration,
                 "settled": done.settled,
             },

@@ -12,7 +12,6 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from gateway import metrics
-from gateway.admin import access as admin_access
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, UpstreamError
 from gateway.identity.base import (
     BeforeChooser,
@@ -32,6 +31,7 @@ from gateway.settings import SiteSettings
 from gateway.signing import timed_serializer
 from gateway.twentythree.signin import NoAccount, session_redirect, user_login_redirect
 from gateway.web.context import limit_pending_sign_ins, services, site_or_404
+from gateway.web.scopes import scope_named
 from gateway.web.visitor import (
     SignInNotConfigured,
     access_decision,
@@ -54,8 +54,9 @@ def _guard(purpose: str) -> FormGuard:
 
 @bp.route("/sso/<site_name>/login", methods=["GET", "POST"])
 def login(site_name: str) -> Response:
-    if site_name == admin_access.SCOPE:  # the operator console's sign-in, same providers
-        return admin_access.login()
+    scoped = scope_named(site_name)  # the operator console's sign-in, same providers
+    if scoped is not None:
+        return scoped.begin()
     site = site_or_404(site_name)
     source = request.form if request.method == "POST" else request.args
     return_url = safe_return_url(source.get("return_url"), site)  # 400 before anything else
@@ -160,8 +161,9 @@ def provider_step(kind: str, identity_name: str, step: str) -> Response:
 
 def _returned(identity_name: str, done: Completed) -> Response:
     """A visitor back from a provider they left (OIDC, Stripe, an e-mail link)."""
-    if done.pending.site == admin_access.SCOPE:
-        return admin_access.complete(identity_name, done.identity)
+    scoped = scope_named(done.pending.site)
+    if scoped is not None:
+        return scoped.complete(identity_name, done.identity)
     site = site_or_404(done.pending.site)
     if identity_name not in site.identities:
         raise BadRequest("This sign-in does not belong to this site.", code="invalid_state")
