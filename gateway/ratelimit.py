@@ -29,7 +29,7 @@ class RateLimiter:
         Counting first keeps concurrent calls from all slipping under the limit together."""
         now = time.time() if now is None else now
         slot = int(now // window)
-        key = f"rl:{name}:{slot}"
+        key = f"{_family(name, 'rl')}:{slot}"
         current = self._store.incr(key, ttl=2 * window + 1)
         retry_after = self._retry_after(name, current, count, window, now)
         if retry_after is not None:
@@ -44,7 +44,7 @@ class RateLimiter:
         """TooManyRequests while ``count`` calls were ``record``ed in the last ``window``
         seconds; counts nothing itself."""
         now = time.time() if now is None else now
-        current = self._store.get(f"rl:{name}:{int(now // window)}")
+        current = self._store.get(f"{_family(name, 'rl')}:{int(now // window)}")
         current = current if isinstance(current, int) else 0
         retry_after = self._retry_after(name, current + 1, count, window, now)
         if retry_after is not None:
@@ -53,7 +53,7 @@ class RateLimiter:
     def record(self, name: str, window: float, now: float | None = None) -> None:
         """Count one call for ``check_open``."""
         now = time.time() if now is None else now
-        self._store.incr(f"rl:{name}:{int(now // window)}", ttl=2 * window + 1)
+        self._store.incr(f"{_family(name, 'rl')}:{int(now // window)}", ttl=2 * window + 1)
 
     def _retry_after(
         self, name: str, current: int, count: int, window: float, now: float
@@ -62,7 +62,7 @@ class RateLimiter:
         slot = int(now // window)
         if current > count:
             return math.ceil((slot + 1) * window - now)
-        previous = self._store.get(f"rl:{name}:{slot - 1}")
+        previous = self._store.get(f"{_family(name, 'rl')}:{slot - 1}")
         if not isinstance(previous, int) or previous <= 0:
             return None
         overlap = 1.0 - (now - slot * window) / window
@@ -96,9 +96,17 @@ class RateLimiter:
             return
         now = time.time() if now is None else now
         minute = int(now // 60)
-        key = f"budget:{name}:{minute}"
+        key = f"{_family(name, 'budget')}:{minute}"
         if self._store.incr(key, ttl=120, amount=amount) > per_minute:
             self._store.incr(key, ttl=120, amount=-amount)
             raise TooManyRequests(
                 message, code=code, retry_after=math.ceil((minute + 1) * 60 - now)
             )
+
+
+def _family(name: str, kind: str) -> str:
+    """The store key of a limit: each family of limits (the part of ``name`` before its first
+    ``:``) is a kind of its own in the store, bounded on its own, so a flood that fills one
+    (say, sign-in links) never refuses another (password sign-ins)."""
+    family, _, rest = name.partition(":")
+    return f"{kind}-{family}:{rest}"

@@ -22,7 +22,7 @@ from itsdangerous import BadSignature
 
 from gateway.identity.base import Identity
 from gateway.signing import serializer
-from gateway.store import Store
+from gateway.store import Store, refused
 
 COOKIE = "gw_session"
 REFRESH_AFTER = 60  # seconds: re-issue the cookie at most once a minute to slide idle expiry
@@ -112,6 +112,10 @@ class Sessions:
         return self.codec.max_age
 
     def new(self, identity: Identity) -> VisitorSession:
+        """A new session, if its sign-out could be recorded: revocations are never refused,
+        so sessions are while their revocations have no room left."""
+        if not self._store.has_room("session-revoked"):
+            raise refused("session-revoked")
         return self.codec.new(self.narrow(identity))
 
     def dump(self, session: VisitorSession) -> str:
@@ -143,7 +147,8 @@ class Sessions:
 
     def revoke(self, session: VisitorSession) -> None:
         """Logout: this session id is refused by every worker and instance from now on."""
-        self._store.set(f"session-revoked:{session.id}", 1, ttl=self.codec.max_age)
+        left = session.issued_at + self.codec.max_age - time.time()  # no longer than it lives
+        self._store.set(f"session-revoked:{session.id}", 1, ttl=max(left, 1) + 60)
 
     def revoke_at_idp(self, provider: str, *, subject: str = "", idp_session: str = "") -> None:
         """Back-channel logout: every session of this IdP session or subject issued until now."""

@@ -58,12 +58,20 @@ class StateFull(ServiceUnavailable):
 
 # Kinds that are caches: losing an entry early costs a lookup, never a security decision.
 CACHE_KINDS = frozenset({"photo", "ts", "audit", "catalogue"})
+# Revocations are never refused (a sign-out must always work): instead, new sessions are
+# refused while their revocation kind is full (``has_room``), which bounds it all the same.
+REVOCATION_KINDS = frozenset({"session-revoked", "admin-revoked", "idp-revoked"})
 DEFAULT_MAX_ENTRIES = 200_000  # per kind
 _FULL_SCAN_EVERY = 5.0  # seconds between full scans for expired entries of a full kind
 
 
 def kind_of(key: str) -> str:
     return key.partition(":")[0]
+
+
+def refused(kind: str) -> StateFull:
+    """The error for new state of ``kind`` that has no room (audited, counted)."""
+    return _refused(kind)
 
 
 def _refused(kind: str) -> StateFull:
@@ -139,6 +147,10 @@ class Store(Protocol):
 
     def ping(self) -> bool: ...
 
+    def has_room(self, kind: str) -> bool:
+        """Whether new entries of ``kind`` would be taken now."""
+        ...
+
 
 class _Table:
     """One kind's entries, oldest first, with their expiry."""
@@ -163,7 +175,7 @@ class _Table:
             self.scanned_at = now
             for key in [k for k, (expiry, _) in entries.items() if expiry <= now]:
                 del entries[key]
-        if len(entries) >= self.bound:
+        if len(entries) >= self.bound and kind not in REVOCATION_KINDS:
             raise _refused(kind)
 
 
@@ -207,6 +219,16 @@ class MemoryStore:
     def _replace(self, key: str, expiry: float, value: Any) -> None:
         """A new value for a live entry, keeping its place and its expiry."""
         self._table(key).entries[key] = (expiry, value)
+
+    def has_room(self, kind: str) -> bool:
+        with self._lock:
+            table = self._tables.get(kind)
+            if table is None or len(table.entries) < table.bound:
+                return True
+            now = time.monotonic()
+            with contextlib.suppress(StateFull):
+                table.make_room(kind, now)
+            return len(table.entries) < table.bound
 
     def sizes(self) -> dict[str, int]:
         """Entries held per kind (expired ones not yet dropped included)."""
@@ -556,6 +578,9 @@ class RedisStore:
                 listener(text)
             except Exception:  # one bad listener must not stop the others' invalidations
                 log.exception("store listener failed")
+
+    def has_room(self, kind: str) -> bool:
+        return True  # bounded by maxmemory: a full Redis refuses the write itself
 
     def ping(self) -> bool:
         """For readiness: answers within half a second whatever Redis does."""

@@ -25,16 +25,20 @@ MINUTES = 24 * 60
 FLUSH_EVERY = 2.0  # seconds
 RECENT_KEEP = 2000  # audit events kept for the console, per stream
 RECENT_KEY = "audit:recent"  # the notable stream (older versions kept everything here)
-# Audit events go to one of three streams, each bounded on its own, so that junk an outsider
+# Audit events go to one of four streams, each bounded on its own, so that junk an outsider
 # can cause (failed callbacks, throttled sign-ins) never pushes out a granted session, an
 # operator's action or a refusal of a real account, nor does a busy mint API.
-STREAM_KEYS = {"notable": RECENT_KEY, "minted": "audit:minted", "other": "audit:other"}
+STREAM_KEYS = {
+    "notable": RECENT_KEY,
+    "refused": "audit:refused",
+    "minted": "audit:minted",
+    "other": "audit:other",
+}
+# Granted sessions, sign-outs and IdP logouts, entitlement changes, uploads and operators'
+# actions: nothing an outsider can cause without an account.
 NOTABLE = frozenset(
     {
         "sso_granted",
-        "sso_denied",
-        "access_denied",
-        "paywall_refused",
         "sso_signed_out",
         "sso_backchannel_logout",
         "saml_logout",
@@ -42,6 +46,8 @@ NOTABLE = frozenset(
         "upload",
     }
 )
+# Refusals and failed passwords: worth seeing, but an outsider can cause them at will.
+REFUSED = frozenset({"sso_denied", "access_denied", "paywall_refused", "sign_in_failed"})
 MINTED = frozenset({"tokens_minted", "protected_token_given"})
 PENDING_NOTABLE_MAX = 100_000  # in memory between flushes; reached only if the store is down
 PENDING_OTHER_MAX = RECENT_KEEP  # junk beyond this between two flushes keeps its newest
@@ -60,14 +66,13 @@ EVENT_COUNTERS = {
 
 
 def stream_of(event: str, fields: Mapping[str, Any]) -> str:
-    """notable: sessions granted or refused to someone a provider vouched for, operators'
-    actions, failed passwords of real accounts; minted: tokens; other: everything else."""
+    """The audit stream an event is kept in (each bounded on its own)."""
     if event in NOTABLE or event.startswith("admin_"):
         return "notable"
+    if event in REFUSED:
+        return "refused"
     if event in MINTED:
         return "minted"
-    if event == "sign_in_failed" and fields.get("reason") == "wrong_password":
-        return "notable"
     return "other"
 
 

@@ -8,18 +8,21 @@ import string
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from flask.testing import FlaskClient
 
 from gateway import create_app
+from gateway.ratelimit import _family
 from gateway.store import MemoryStore
 from gateway.twentythree.catalogue import PINGBACK_REREADS_PER_MINUTE
 from gateway.web.context import PENDING_PER_MINUTE
-from tests.catalogue_world import CatalogueWorld
+from tests.catalogue_world import BOARD_ALBUM, CatalogueWorld
 from tests.formclient import forms
 from tests.helpers import Devsite, make_settings, site_table
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
 from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET, World
+from tests.test_catalogue import FIRST_GENERATED
 from tests.test_video_access import embed, signed_in
 
 # ---------------------------------------------------------------- labels an outsider chooses
@@ -91,9 +94,9 @@ def _still_dead(client: FlaskClient, copied: str) -> bool:
 def test_junk_callbacks_never_flush_a_revocation(world: World) -> None:
     """Attack (High): 110,000 junk OIDC login + callback pairs filled the in-process store's one
     LRU, dropped the oldest revocations, and a cookie copied before sign-out worked again.
-    Here each kind is bounded at FLOOD_BOUND entries: a flood 1.5x that size from as many
-    addresses fills the used-state kind, which then refuses new sign-ins (503 state_full,
-    audited) while every revocation stays."""
+    Now junk callbacks leave nothing behind (the state is marked used only once the IdP
+    accepts the code), each kind is bounded on its own (FLOOD_BOUND here), and a kind that is
+    full refuses new sign-ins (503 state_full, audited) while every revocation stays."""
     client = _flood_gateway(world)
     copied = _signed_in_copy(client, world)
     assert _still_dead(client, copied)
@@ -154,7 +157,7 @@ def _forget_budgets(world: CatalogueWorld, *names: str) -> None:
     store = world.catalogue()._store
     for name in names:
         for m in (minute - 1, minute, minute + 1):
-            store.delete(f"budget:{name}:{m}")
+            store.delete(f"{_family(name, 'budget')}:{m}")
 
 
 def _entries(catalogue: Any) -> int:
@@ -184,7 +187,7 @@ def test_pingbacks_for_unknown_ids_cost_little_and_add_nothing(
         )
         assert response.status_code == 200
     calls = len(world.calls())
-    _forget_budgets(world, "reread:videos")
+    _forget_budgets(world, "reread:videos:listed", "reread:videos:new")
     assert calls <= 2 * PINGBACK_REREADS_PER_MINUTE, calls
     assert _entries(catalogue) == size
     world.forget_first_levels()
@@ -264,3 +267,47 @@ def test_the_header_groups_separator(devsite: Devsite) -> None:
     assert ok.status_code == 302 and "redeem-token" in ok.headers["Location"]
     headers["X-Forwarded-Groups"] = "Finance; board"
     assert client.get("/sso/proxied/login", headers=headers).status_code == 403
+
+
+@pytest.mark.parametrize("junk", ["unknown", "listed"])
+def test_junk_pingbacks_never_keep_a_rule_change_out(
+    catalogue_world: CatalogueWorld, junk: str
+) -> None:
+    """Review of round 3: 35 junk pingbacks spent the site's re-read budget, and 23's real
+    pingback for a video moved into the board channel was dropped: carol (not board) kept
+    getting it. Junk for unknown ids has its own budget; junk for listed ids leaves the real
+    one marked "ask 23 on use"; either way the rule applies at once."""
+    world = catalogue_world
+    video = FIRST_GENERATED + 1
+    browser = signed_in(world, "carol@example.com")
+    assert embed(browser, world, video).status_code == 302
+    try:
+        for i in range(PINGBACK_REREADS_PER_MINUTE + 5):
+            photo = 700_000 + i if junk == "unknown" else FIRST_GENERATED + 40 + i
+            requests.post(
+                f"{world.gateway}/pingback/videos",
+                data={"type": "photo", "photo_id": photo},
+                headers={"X-Forwarded-For": f"198.19.0.{i + 1}"},
+                timeout=30,
+            )
+        world.devsite.put_photo(video, albums=[BOARD_ALBUM])  # 23 moves it, then tells us
+        world.pingback(video)
+        world.forget_first_levels()
+        assert embed(browser, world, video).status_code == 403
+    finally:
+        _forget_budgets(world, "reread:videos:listed", "reread:videos:new")
+        world.resync()
+
+
+def test_refusals_an_outsider_causes_never_push_out_grants() -> None:
+    """Review of round 3: 2,050 junk paywall tokens (paywall_refused, then "notable") pushed
+    sso_granted out of the view. Refusals have a stream of their own."""
+    from gateway.store import MemoryStore
+    from gateway.telemetry import Telemetry
+
+    telemetry = Telemetry(MemoryStore(), flush_every=3600)
+    telemetry.audited("sso_granted", {"site": "demo", "email": "ada@example.com"})
+    for event in ("paywall_refused", "sso_denied", "access_denied", "sign_in_failed"):
+        for i in range(600):
+            telemetry.audited(event, {"site": "demo", "reason": "wrong_password", "n": i})
+    assert "sso_granted" in [e["event"] for e in telemetry.recent()]

@@ -752,3 +752,25 @@ def test_a_logout_request_is_accepted_once(saml: SamlWorld) -> None:
     assert first.status_code == 302, first.text
     replayed = _logout(saml, request)
     assert replayed.status_code == 400 and replayed.json()["error"]["code"] == "saml_refused"
+
+
+@pytest.mark.parametrize("signature", [{"Signature": "AAAA"}, {"Signature": "!!!", "SigAlg": "x"}])
+def test_a_malformed_redirect_signature_is_a_400(
+    saml: SamlWorld, signature: dict[str, str]
+) -> None:
+    """Review of round 3: a Redirect-binding LogoutRequest from the right (public) Issuer with
+    a malformed Signature, or none of SigAlg, raised before it was refused: a 500."""
+    import zlib
+
+    request = saml.forged.logout_request(destination=saml.sp("forge")["slo"])
+    xml = etree.tostring(drop_placeholders(request))
+    deflated = zlib.compressobj(wbits=-15)
+    raw = base64.b64encode(deflated.compress(xml) + deflated.flush()).decode()
+    answer = requests.get(
+        saml.sp("forge")["slo"],
+        params={"SAMLRequest": raw, **signature},
+        headers={"Accept": "application/json"},
+        allow_redirects=False,
+        timeout=15,
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "saml_refused"

@@ -171,3 +171,22 @@ def test_an_evicting_redis_is_named_at_start(small_redis: str, caplog: Any) -> N
     with caplog.at_level(logging.ERROR, logger="gateway.store"):
         assert warn_if_redis_evicts(small_redis) == "allkeys-lru"
     assert any("noeviction" in r.getMessage() for r in caplog.records)
+
+
+def test_revocations_are_never_refused_new_sessions_are() -> None:
+    """Review of round 3: a full revocation table refused sign-outs (and a copied cookie kept
+    working). Revocations always go in; new sessions are refused while there is no room."""
+    from gateway.identity.base import Identity
+    from gateway.sessions import SessionCodec, Sessions
+
+    store = MemoryStore(max_entries=3)
+    sessions = Sessions(SessionCodec(["k" * 32], 1800, 3600), store)
+    made = [sessions.new(Identity("a@example.com")) for _ in range(3)]
+    for session in made:
+        sessions.revoke(session)
+    assert not store.has_room("session-revoked")
+    late = sessions.codec.new(Identity("b@example.com"))  # signed in before the table filled
+    sessions.revoke(late)  # never refused
+    assert sessions.load(sessions.dump(late)) is None
+    with pytest.raises(StateFull):
+        sessions.new(Identity("c@example.com"))

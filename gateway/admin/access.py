@@ -31,6 +31,7 @@ from gateway.identity.base import IdentifiesEachRequest, Identity, PendingLogin
 from gateway.logs import audit
 from gateway.settings import AdminSettings
 from gateway.signing import serializer, timed_serializer
+from gateway.store import refused
 from gateway.web.context import limit_pending_sign_ins, services
 
 SCOPE = "_admin"  # the pending-login "site" of a console sign-in (never a site's name)
@@ -119,6 +120,8 @@ def complete(identity_name: str, identity: Identity) -> Response:
         identity.subject,
         identity.idp_session,
     )
+    if not services().store.has_room("admin-revoked"):
+        raise refused("admin-revoked")  # its sign-out could not be recorded
     audit("admin_signed_in", email=operator.email, provider=identity_name)
     response = redirect("/admin", code=303)
     _set_cookie(response, operator)

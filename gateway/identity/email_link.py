@@ -24,6 +24,7 @@ from itsdangerous import BadSignature, SignatureExpired
 from pydantic import Field, SecretStr
 from werkzeug.wrappers import Response
 
+from gateway.clientip import client_bucket
 from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
@@ -97,7 +98,7 @@ class EmailLinkProvider:
             return self._form(pending, "That does not look like an e-mail address.", email, 400)
         ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
         limiter = self._ctx.limiter
-        limiter.limit(f"email-link-ip:{self.name}:{ip}", LINKS_PER_IP, 600)
+        limiter.limit(f"email-link-ip:{self.name}:{client_bucket(ip)}", LINKS_PER_IP, 600)
         limiter.limit(f"email-link:{self.name}:{email.lower()}", LINKS_PER_ADDRESS, 600)
         token = self._links.dumps(
             {"e": email, "p": pending.to_json(), "n": secrets.token_urlsafe(16)}

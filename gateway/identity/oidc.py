@@ -237,14 +237,15 @@ class OidcProvider:
                 "This sign-in link is not valid for this browser. Please start again.",
                 code="invalid_state",
             )
-        # Single use on the gateway's side, whatever the cookie still says.
+        # Single use on the gateway's side, whatever the cookie still says. Marked only once
+        # the IdP has accepted the code, so junk callbacks leave nothing in the store.
         marker = "oidc-state:" + hashlib.sha256(state.encode()).hexdigest()
-        if not self._ctx.store.add(marker, 1, ttl=STATE_MAX_AGE + LEEWAY):
-            raise SignInFailed(
-                "This sign-in was already used. Please start again.", code="state_replayed"
-            )
+        if self._ctx.store.get(marker) is not None:
+            raise _replayed()
         tokens = self._exchange(code, pending["v"])
         claims = self._verify_id_token(tokens.get("id_token"), pending["n"])
+        if not self._ctx.store.add(marker, 1, ttl=STATE_MAX_AGE + LEEWAY):
+            raise _replayed()  # the same state, completed at the same moment elsewhere
         if self._s.email_claim not in claims and tokens.get("access_token"):
             claims = {**self._userinfo(tokens["access_token"], claims["sub"]), **claims}
         identity = self._identity(claims)
@@ -444,3 +445,7 @@ def _check_logout_semantics(claims: Mapping[str, Any]) -> None:
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 256:
         raise LogoutTokenRefused("bad_jti")
+
+
+def _replayed() -> SignInFailed:
+    return SignInFailed("This sign-in was already used. Please start again.", code="state_replayed")

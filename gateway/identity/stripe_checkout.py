@@ -27,6 +27,7 @@ from pydantic import Field
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
+from gateway.clientip import client_bucket
 from gateway.cookies import CHECKOUT
 from gateway.emails import email_domain
 from gateway.entitlements import EntitlementStore, Grant
@@ -175,7 +176,7 @@ class StripeCheckoutProvider:
         if email and email_domain(email) is None:
             return self._page(pending, "That does not look like an e-mail address.", 400)
         ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
-        self._ctx.limiter.limit(f"checkout:{self.name}:{ip}", 10, 60)
+        self._ctx.limiter.limit(f"checkout:{self.name}:{client_bucket(ip)}", 10, 60)
         ref = secrets.token_urlsafe(24)
         params: Any = {
             "mode": self._s.mode,

@@ -16,6 +16,7 @@ lookups go to 23 one by one again, and ``/readyz`` says so.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -46,7 +47,8 @@ STATE_CACHE = 2.0  # seconds a process trusts its copy of the state
 OLD_VERSION_GRACE = 120.0  # a replaced version stays readable this long for slow readers
 UNSETTLED_RETRY = 60.0  # seconds until a sync that saw the listing move is done again
 RELOAD = {"reload": 1}  # written by older versions when a re-read failed: ask 23 on use
-PINGBACK_REREADS_PER_MINUTE = 30  # per site: pingbacks are unsigned, so they buy few calls
+PINGBACK_REREADS_PER_MINUTE = 30  # per site, listed and new ids each: pingbacks are unsigned
+FAILING_FOR = 60.0  # seconds after a failed re-read during which 23 counts as failing
 _JITTER = random.Random()  # noqa: S311 (timing jitter; its own, the global one is left alone)
 
 
@@ -218,52 +220,81 @@ class Catalogue:
 
     def refresh(self, photo_id: int) -> None:
         """A pingback: re-read the video from 23 (one call) into the current and any building
-        version. Pingbacks are unsigned, so what they can cost is bounded: at most
-        PINGBACK_REREADS_PER_MINUTE re-reads a minute per site; an id 23 does not have adds
-        nothing; and when 23 fails the entry is kept as it is (the next sync corrects it),
-        so a burst of pingbacks during an outage cannot turn the catalogue into lookups."""
+        version. Pingbacks are unsigned, so what they can cost is bounded, and junk cannot
+        crowd out 23's real ones: videos the catalogue lists and ids it does not have each
+        get PINGBACK_REREADS_PER_MINUTE re-reads a minute per site. A listed video over that
+        budget is marked "ask 23 on use" (no call now; visitors' lookups are budgeted), unless
+        23 is failing; an id 23 does not have adds nothing; and when 23 fails the entry is kept
+        as it is (the next sync corrects it), so a burst of pingbacks during an outage cannot
+        turn the catalogue into lookups."""
         state = self.state(fresh=True)  # the last known one while the store is down
         targets = [v for v in {state.version, state.building} if v]
-        if not targets or not self._reread_allowed(photo_id):
+        if not targets:
+            return
+        try:
+            listed = self._store.get_fields(self._version_key(state.version), [str(photo_id)])
+        except StoreUnavailable:
+            return  # lookups fall back to 23 while the store is down
+        known = listed[0] is not None
+        if not self._reread_allowed("listed" if known else "new", photo_id):
+            if known and not self._failing():
+                self._write(state, targets, photo_id, RELOAD)
             return
         try:
             found = self._fetch(photo_id)
         except UpstreamError as exc:
+            self._note_failure()
             log.warning(
                 "catalogue re-read failed; the entry is kept until the next sync",
                 extra={"site": self.site.name, "photo_id": photo_id, "cause": exc.code},
             )
             return
+        if isinstance(found, Missing) and not known:
+            return  # not listed, and 23 has no such video: nothing to add
+        self._write(state, targets, photo_id, encode(found))
+
+    def _write(
+        self, state: CatalogueState, targets: list[int], photo_id: int, value: dict[str, Any]
+    ) -> None:
         now = time.time()
         try:
             for version in targets:
-                key = self._version_key(version)
-                if isinstance(found, Missing) and self._store.get_fields(key, [str(photo_id)]) == [
-                    None
-                ]:
-                    continue  # not listed, and 23 has no such video: nothing to add
                 if version == state.version:  # the current one keeps its expiry
                     ttl = state.synced_at + self.site.catalogue_max_age + 60 - now
                 else:
                     ttl = self._building_ttl()
                 if ttl > 0:
-                    self._store.put_fields(key, {str(photo_id): encode(found)}, ttl)
+                    key = self._version_key(version)
+                    self._store.put_fields(key, {str(photo_id): value}, ttl)
         except StoreUnavailable:
             pass  # lookups fall back to 23 while the store is down
 
-    def _reread_allowed(self, photo_id: int) -> bool:
+    def _reread_allowed(self, kind: str, photo_id: int) -> bool:
         minute = int(time.time() // 60)
         try:
-            spent = self._store.incr(f"budget:reread:{self.site.name}:{minute}", ttl=120)
+            spent = self._store.incr(f"budget-reread:{self.site.name}:{kind}:{minute}", ttl=120)
         except StoreUnavailable:
             return True  # single re-reads, bounded by the pingback rate per sender
         if spent <= PINGBACK_REREADS_PER_MINUTE:
             return True
         log.warning(
-            "pingback re-reads over budget this minute; the entry waits for the next sync",
-            extra={"site": self.site.name, "photo_id": photo_id},
+            "pingback re-reads over budget this minute",
+            extra={"site": self.site.name, "photo_id": photo_id, "ids": kind},
         )
         return False
+
+    def _failing_key(self) -> str:
+        return f"budget-reread:{self.site.name}:failing"
+
+    def _note_failure(self) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            self._store.set(self._failing_key(), 1, ttl=FAILING_FOR)
+
+    def _failing(self) -> bool:
+        try:
+            return self._store.get(self._failing_key()) is not None
+        except StoreUnavailable:
+            return True
 
     # ------------------------------------------------------------------ syncing
 

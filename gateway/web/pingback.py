@@ -6,6 +6,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
+from gateway.clientip import client_bucket
 from gateway.errors import BadRequest
 from gateway.web.context import photo_id_or_400, services, site_or_404, visitor_ip
 
@@ -19,7 +20,8 @@ PINGBACKS_PER_SECOND = 20.0  # per site and sender: enough for 23, too few to bu
 def pingback(site_name: str) -> Response:
     site = site_or_404(site_name)
     svc = services()
-    svc.limiter.per_second(f"pingback:{site.name}:{visitor_ip()}", PINGBACKS_PER_SECOND)
+    sender = client_bucket(visitor_ip())
+    svc.limiter.per_second(f"pingback:{site.name}:{sender}", PINGBACKS_PER_SECOND)
     # 23's example puts the fields in the query string of a POST; accept the form body too.
     kind = request.values.get("type", "")
     raw_id = request.values.get("photo_id", "")
