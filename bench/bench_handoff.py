@@ -268,7 +268,7 @@ def main() -> None:
             env={},
         )
         app = create_app(settings)
-        corp = app.extensions["gateway.services"].providers["corp"]
+        corp = app.extensions["gateway.runtime"].providers["corp"]
         assert isinstance(corp, OidcProvider)
         corp._exchange = excluded.wrap(corp._exchange)  # type: ignore[method-assign]
 
@@ -299,7 +299,7 @@ def main() -> None:
             )
             return spent - excluded.take()
 
-        store = app.extensions["gateway.services"].store
+        store = app.extensions["gateway.runtime"].store
 
         def static_handoff() -> float:
             store.clear()  # one visitor signing in again and again would meet the rate limit

@@ -14,12 +14,12 @@ MAX_BODY = 64 * 1024  # bytes of request body, for every endpoint
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Wire the Flask application: settings, services, plumbing and blueprints. Nothing else."""
+    """Wire the Flask application: settings, runtime, plumbing and blueprints. Nothing else."""
     from gateway.admin import views as admin_views
     from gateway.i18n import gettext, language
     from gateway.logs import configure_logging
     from gateway.pages import brand_of
-    from gateway.services import Services
+    from gateway.runtime import GatewayRuntime
     from gateway.settings import load_settings
     from gateway.web import (
         errors,
@@ -42,14 +42,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     # "//x" must not become a redirect built from the Host header: merged slashes are a 404.
     app.url_map.merge_slashes = False
-    services = Services.build(settings)
-    app.extensions["gateway.services"] = services
-    for catalogue in services.catalogues.values():
+    gateway_runtime = GatewayRuntime.build(settings)
+    app.extensions["gateway.runtime"] = gateway_runtime
+    for catalogue in gateway_runtime.catalogues.values():
         catalogue.start()  # in the serving process: a worker that forks has its own loop
     # Outermost first: request id, headers and metrics; whole bodies; the mint hot path.
-    minting = tokens.MintApi(app.wsgi_app, services)
+    minting = tokens.MintApi(app.wsgi_app, gateway_runtime)
     app.wsgi_app = RequestBodies(minting, MAX_BODY)  # type: ignore[method-assign]
-    observability.install(app, services.telemetry.audited)
+    observability.install(app, gateway_runtime.telemetry.audited)
     errors.register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)

@@ -57,7 +57,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_link(args: argparse.Namespace) -> int:
     from gateway.errors import GatewayError
     from gateway.logs import audit, configure_logging
-    from gateway.services import Services
+    from gateway.runtime import GatewayRuntime
     from gateway.settings import load_settings_or_exit
 
     settings = load_settings_or_exit(args.config)
@@ -66,7 +66,7 @@ def cmd_link(args: argparse.Namespace) -> int:
         print(f"No site {args.site!r} in the config (sites: {names}).", file=sys.stderr)
         return 2
     configure_logging("warning", stream=sys.stderr)  # stdout is for the links; audit: stderr
-    minter = Services.build(settings).minters[args.site]
+    minter = GatewayRuntime.build(settings).site(args.site).minter
     ttl = min(args.ttl, 366 * 86400)
     try:
         (item,) = minter.mint([args.photo_id], minter.expire_after(ttl)).items()

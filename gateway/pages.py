@@ -90,7 +90,7 @@ def brand_of(site_name: str | None) -> Brand | None:
     if site_name == "_admin":
         return Brand(site_name, str(_("Operator console")))
     # The wiring is looked up, not imported: pages sit below it (no import cycle).
-    settings = current_app.extensions["gateway.services"].settings
+    settings = current_app.extensions["gateway.runtime"].settings
     site = settings.sites.get(site_name)
     if site is None:
         return None

@@ -45,7 +45,7 @@ class CatalogueWorld:
     videos: int  # how many the emulated site lists
 
     def catalogue(self, instance: int = 0) -> Any:
-        return self.served.apps[instance].extensions["gateway.services"].catalogues["videos"]
+        return self.served.apps[instance].extensions["gateway.runtime"].catalogues["videos"]
 
     def calls(self, method: str = "photo/list") -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if c.get("method") == method]
@@ -53,9 +53,9 @@ class CatalogueWorld:
     def forget_first_levels(self) -> None:
         """Every worker forgets what it has seen: the next mint of any video is its first."""
         for app in self.served.apps:
-            for cache in app.extensions["gateway.services"].caches.values():
+            for cache in app.extensions["gateway.runtime"].caches.values():
                 cache.forget_all()
-            for minter in app.extensions["gateway.services"].minters.values():
+            for minter in app.extensions["gateway.runtime"].minters.values():
                 minter._mintables.clear()
 
     def resync(self) -> None:
@@ -64,7 +64,7 @@ class CatalogueWorld:
         assert self.catalogue().sync(force=True)
         self.forget_first_levels()
         for app in self.served.apps:  # readiness checks made while 23 was made to fail
-            app.extensions["gateway.services"].readiness._results.clear()
+            app.extensions["gateway.runtime"].readiness._results.clear()
         self.devsite.reset()
 
     def mint(self, body: dict[str, Any], key: str = "cms", site: str = "videos") -> Any:
@@ -141,7 +141,7 @@ def running_catalogue_world(topology: str, redis_url: str = "") -> Iterator[Cata
         time.sleep(0.05)
     yield world
     for app in served.apps:
-        for catalogue in app.extensions["gateway.services"].catalogues.values():
+        for catalogue in app.extensions["gateway.runtime"].catalogues.values():
             catalogue.stop()
     served.stop()
     devsite.stop()

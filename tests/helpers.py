@@ -216,7 +216,7 @@ def forget_state(app: Any) -> None:
     """A fresh start for a long-lived test gateway: its store and every first-level cache."""
     from gateway.store import MemoryStore
 
-    services = app.extensions["gateway.services"]
+    services = app.extensions["gateway.runtime"]
     if isinstance(services.store, MemoryStore):
         services.store.clear()  # a Redis store is flushed by whoever owns the database
     for cache in services.caches.values():

@@ -83,7 +83,7 @@ class PaywallWorld:
 
     @property
     def entitlements(self) -> Any:
-        return self.app.extensions["gateway.services"].entitlements
+        return self.app.extensions["gateway.runtime"].entitlements
 
 
 def running_paywall_world(
@@ -150,4 +150,4 @@ def running_paywall_world(
     jwks_server.stop()
     stripe_server.stop()
     for app in served.apps:
-        app.extensions["gateway.services"].entitlements.dispose()
+        app.extensions["gateway.runtime"].entitlements.dispose()

@@ -268,7 +268,7 @@ def test_an_idp_logout_ends_the_console_session_too(console: FlaskClient) -> Non
     the console went on for up to 8 h on its cookie's snapshot."""
     _operator_cookie(console)
     assert console.get("/admin").status_code == 200
-    services = console.application.extensions["gateway.services"]
+    services = console.application.extensions["gateway.runtime"]
     services.sessions.revoke_at_idp("team", idp_session="sid-ops")  # what the IdP's logout does
     assert console.get("/admin").status_code in (302, 303)
     _operator_cookie(console, id="op-2", idp_session="sid-2")  # a new IdP session

@@ -12,7 +12,7 @@ import redis
 
 from gateway import create_app
 from gateway.errors import UpstreamBadResponse
-from gateway.services import Services
+from gateway.runtime import GatewayRuntime
 from gateway.store import open_store
 from gateway.twentythree.cache import PhotoInfo
 from tests.helpers import Devsite, make_settings, site_table
@@ -130,7 +130,7 @@ def test_single_flight_across_instances(devsite: Devsite, redis_url: str) -> Non
 
 def test_services_build_a_redis_store(devsite: Devsite, redis_url: str) -> None:
     settings = make_settings({"demo": site_table(devsite.url)}, store={"url": redis_url})
-    assert type(Services.build(settings).store) is type(open_store(redis_url))
+    assert type(GatewayRuntime.build(settings).store) is type(open_store(redis_url))
 
 
 def test_a_request_that_joins_a_failing_fetch_fetches_again() -> None:

@@ -281,7 +281,7 @@ def test_the_mint_path_answers_like_every_endpoint(
     def broken(*args: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(app.extensions["gateway.services"].minters["demo"], "mint", broken)
+    monkeypatch.setattr(app.extensions["gateway.runtime"].minters["demo"], "mint", broken)
     failed = mint(client, {"photo_ids": [1001]})
     assert failed.status_code == 500 and failed.json["error"]["code"] == "internal_error"
     assert "a bug" not in failed.get_data(as_text=True)

@@ -139,12 +139,12 @@ def test_a_synced_catalogue_survives_redis_going_away(
     redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/7").flushdb()
     sites = {"synced": site_table(devsite.url, identity="portal", catalogue="sync")}
     client = _gateway_on(devsite, {"url": store_url}, **sites)
-    catalogue = client.application.extensions["gateway.services"].catalogues["synced"]
+    catalogue = client.application.extensions["gateway.runtime"].catalogues["synced"]
     deadline = time.monotonic() + 10
     while not catalogue.state(fresh=True).version:
         assert time.monotonic() < deadline, "no start-up sync"
         time.sleep(0.05)
-    cache = client.application.extensions["gateway.services"].caches["synced"]
+    cache = client.application.extensions["gateway.runtime"].caches["synced"]
 
     def mint(photo_id: int) -> Any:
         return client.post(

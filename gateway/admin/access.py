@@ -32,7 +32,7 @@ from gateway.logs import audit
 from gateway.settings import AdminSettings
 from gateway.signing import serializer, timed_serializer
 from gateway.store import refused
-from gateway.web.context import limit_pending_sign_ins, services
+from gateway.web.context import limit_pending_sign_ins, runtime
 
 SCOPE = "_admin"  # the pending-login "site" of a console sign-in (never a site's name)
 SESSION_AGE = 8 * 3600  # seconds from the sign-in
@@ -74,20 +74,20 @@ class Operator:
 
 
 def settings() -> AdminSettings:
-    found = services().settings.admin
+    found = runtime().settings.admin
     if found is None:
         raise NotFound()  # no console at all: /admin is like any unknown path
     return found
 
 
 def _signer() -> Any:
-    return timed_serializer(services().settings.gateway.secret_keys, "admin-session")
+    return timed_serializer(runtime().settings.gateway.secret_keys, "admin-session")
 
 
 def login() -> Response:
     """``/sso/_admin/login``: the console's sign-in through its one identity provider."""
     admin = settings()
-    provider = services().providers[admin.identity]
+    provider = runtime().providers[admin.identity]
     if isinstance(provider, IdentifiesEachRequest):
         proxied = provider.identify(request)
         if proxied is not None:
@@ -120,7 +120,7 @@ def complete(identity_name: str, identity: Identity) -> Response:
         identity.subject,
         identity.idp_session,
     )
-    if not services().store.has_room("admin-revoked"):
+    if not runtime().store.has_room("admin-revoked"):
         raise refused("admin-revoked")  # its sign-out could not be recorded
     audit("admin_signed_in", email=operator.email, provider=identity_name)
     response = redirect("/admin", code=303)
@@ -130,14 +130,14 @@ def complete(identity_name: str, identity: Identity) -> Response:
 
 def _set_cookie(response: Response, operator: Operator) -> None:
     left = max(1, min(SESSION_IDLE, operator.issued + SESSION_AGE - int(time.time())))
-    services().cookies.set(response, ADMIN, _signer().dumps(operator.to_json()), left)
+    runtime().cookies.set(response, ADMIN, _signer().dumps(operator.to_json()), left)
 
 
 def current_operator() -> Operator | None:
     """The operator this request carries a live console session for, or None. A request
     more than REFRESH_AFTER seconds after the cookie was written slides its idle window."""
     admin = settings()
-    raw = services().cookies.get(request, ADMIN)
+    raw = runtime().cookies.get(request, ADMIN)
     if not raw:
         return None
     try:
@@ -150,9 +150,9 @@ def current_operator() -> Operator | None:
         return None  # past its absolute lifetime: sign in through the IdP again
     if operator.provider != admin.identity or not admin.admits(operator.email, operator.groups):
         return None  # the config changed since: the allow-list decides again
-    if services().store.get(f"admin-revoked:{operator.id}"):
+    if runtime().store.get(f"admin-revoked:{operator.id}"):
         return None
-    if services().sessions.revoked_at_idp(
+    if runtime().sessions.revoked_at_idp(
         operator.provider, operator.subject, operator.idp_session, operator.issued
     ):
         return None  # the IdP logged this person or session out
@@ -160,7 +160,7 @@ def current_operator() -> Operator | None:
 
         @after_this_request
         def slide(response: Response) -> Response:
-            if services().cookies.name(ADMIN) not in response.headers.get("Set-Cookie", ""):
+            if runtime().cookies.name(ADMIN) not in response.headers.get("Set-Cookie", ""):
                 _set_cookie(response, operator)  # unless this response signs out
             return response
 
@@ -168,7 +168,7 @@ def current_operator() -> Operator | None:
 
 
 def csrf_token(operator: Operator) -> str:
-    return str(serializer(services().settings.gateway.secret_keys, "admin-csrf").dumps(operator.id))
+    return str(serializer(runtime().settings.gateway.secret_keys, "admin-csrf").dumps(operator.id))
 
 
 def check_csrf(operator: Operator) -> None:
@@ -178,6 +178,6 @@ def check_csrf(operator: Operator) -> None:
 
 
 def sign_out(operator: Operator, response: Response) -> None:
-    services().store.set(f"admin-revoked:{operator.id}", int(time.time()), ttl=SESSION_AGE)
-    services().cookies.delete(response, ADMIN)
+    runtime().store.set(f"admin-revoked:{operator.id}", int(time.time()), ttl=SESSION_AGE)
+    runtime().cookies.delete(response, ADMIN)
     audit("admin_signed_out", email=operator.email, provider=operator.provider)

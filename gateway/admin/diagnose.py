@@ -15,7 +15,7 @@ from pydantic import BaseModel, SecretStr
 from gateway.errors import UpstreamError
 from gateway.identity.base import Identity
 from gateway.policy import decide, rules_decision
-from gateway.services import Services
+from gateway.runtime import GatewayRuntime
 from gateway.settings import Settings, SiteSettings
 from gateway.twentythree.cache import Missing
 
@@ -58,7 +58,7 @@ class VideoVerdict:
 
 
 def diagnose(
-    svc: Services, site: SiteSettings, email: str, photo_id: int | None = None
+    svc: GatewayRuntime, site: SiteSettings, email: str, photo_id: int | None = None
 ) -> Diagnosis:
     """The site's policy for ``email`` through each of its providers, as far as the gateway
     can tell without the person: groups come from their last sign-in (audit), entitlements
@@ -100,11 +100,11 @@ def diagnose(
 
 
 def _video(
-    svc: Services, site: SiteSettings, person: Identity, photo_id: int, notes: list[str]
+    svc: GatewayRuntime, site: SiteSettings, person: Identity, photo_id: int, notes: list[str]
 ) -> VideoVerdict | None:
     """The video's channels and tags (from the catalogue or 23) and the rules' decision."""
     try:
-        info = svc.minters[site.name].photos([photo_id])[photo_id]
+        info = svc.site(site.name).minter.photos([photo_id])[photo_id]
     except UpstreamError as exc:
         notes.append(f"Video {photo_id}: the video site did not answer ({exc.code}).")
         return None

@@ -17,7 +17,7 @@ from gateway.admin.diagnose import as_toml, diagnose, masked
 from gateway.admin.figures import site_figures
 from gateway.telemetry import ALL
 from gateway.twentythree.values import photo_id
-from gateway.web.context import services
+from gateway.web.context import runtime
 from gateway.web.scopes import SignInScope, register
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -71,7 +71,7 @@ def logout() -> Response:
 
 @bp.get("")
 def overview() -> Response:
-    svc = services()
+    svc = runtime()
     names = list(svc.settings.sites)
     figures = [site_figures(svc.telemetry, ALL, "all")] + [
         site_figures(svc.telemetry, name, f"site-{i}") for i, name in enumerate(names)
@@ -92,12 +92,12 @@ def overview() -> Response:
 def audit_events() -> Response:
     wanted = {k: request.args.get(k, "").strip() for k in FILTERS}
     rows = []
-    for event in services().telemetry.recent():
+    for event in runtime().telemetry.recent():
         if _matches(event, wanted):
             rows.append(event)
             if len(rows) >= AUDIT_ROWS:
                 break
-    return _page("admin/audit.html", rows=rows, wanted=wanted, sites=services().settings.sites)
+    return _page("admin/audit.html", rows=rows, wanted=wanted, sites=runtime().settings.sites)
 
 
 def _matches(event: dict[str, Any], wanted: dict[str, str]) -> bool:
@@ -113,7 +113,7 @@ def _matches(event: dict[str, Any], wanted: dict[str, str]) -> bool:
 
 @bp.get("/why")
 def why() -> Response:
-    svc = services()
+    svc = runtime()
     email = request.args.get("email", "").strip()[:254]
     site = svc.settings.sites.get(request.args.get("site", ""))
     raw_video = request.args.get("photo_id", "").strip()
@@ -136,7 +136,7 @@ def why() -> Response:
 
 @bp.get("/config")
 def config() -> Response:
-    settings = services().settings
+    settings = runtime().settings
     return _page("admin/config.html", text=as_toml(masked(settings)), source=settings.source)
 
 

@@ -1,4 +1,4 @@
-"""Typed access to the per-app services from inside a request."""
+"""Typed access to the gateway runtime from inside a request."""
 
 from __future__ import annotations
 
@@ -9,26 +9,26 @@ from flask import current_app, request
 from gateway.clientip import client_bucket, client_ip
 from gateway.errors import BadRequest, NotFound, TooManyRequests
 from gateway.logs import audit
-from gateway.services import Services
+from gateway.runtime import GatewayRuntime
 from gateway.settings import SiteSettings
 from gateway.twentythree.values import photo_id
 
 PENDING_PER_MINUTE = 300  # sign-ins one client (an IPv4 address, an IPv6 /64) may start
 
 
-def services() -> Services:
-    return cast(Services, current_app.extensions["gateway.services"])
+def runtime() -> GatewayRuntime:
+    return cast(GatewayRuntime, current_app.extensions["gateway.runtime"])
 
 
 def site_or_404(name: str) -> SiteSettings:
-    site = services().settings.sites.get(name)
+    site = runtime().settings.sites.get(name)
     if site is None:
         raise NotFound("There is no such site.", code="no_such_site")
     return site
 
 
 def visitor_ip() -> str:
-    trusted = services().settings.gateway.trusted_proxies
+    trusted = runtime().settings.gateway.trusted_proxies
     return client_ip(request.remote_addr or "", request.headers.get("X-Forwarded-For"), trusted)
 
 
@@ -37,7 +37,7 @@ def limit_pending_sign_ins(site: str) -> None:
     marked used at its callback), so one client may start only so many a minute."""
     bucket = client_bucket(visitor_ip())
     try:
-        services().limiter.limit(f"pending:{bucket}", PENDING_PER_MINUTE, 60)
+        runtime().limiter.limit(f"pending:{bucket}", PENDING_PER_MINUTE, 60)
     except TooManyRequests:
         audit("sign_in_throttled", site=site, client_ip=visitor_ip(), reason="pending_sign_ins")
         raise

@@ -21,7 +21,7 @@ from prometheus_client import (
 
 from gateway.errors import Unauthorized
 from gateway.twentythree.catalogue import CatalogueCollector
-from gateway.web.context import services
+from gateway.web.context import runtime
 
 bp = Blueprint("health", __name__)
 
@@ -42,7 +42,7 @@ def readyz() -> Response:
     gateway's own error pages and stop cached minting. ``?strict=1`` fails on those too (for
     dashboards and alerts). Sites are checked at most every readiness_interval seconds, and
     a probe never waits on 23 for longer than SITE_WAIT."""
-    svc = services()
+    svc = runtime()
     strict = request.args.get("strict", "") in ("1", "true", "yes")
     dependencies = svc.dependencies.status()
     broken = [d.name for d in dependencies if not d.ok]
@@ -72,7 +72,7 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    token = services().settings.gateway.metrics_token.get_secret_value()
+    token = runtime().settings.gateway.metrics_token.get_secret_value()
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -90,5 +90,5 @@ def metrics() -> Response:
     else:
         data = generate_latest(REGISTRY)
     shared = CollectorRegistry()  # figures every instance reads from the store alike
-    shared.register(CatalogueCollector(services().catalogues))
+    shared.register(CatalogueCollector(runtime().catalogues))
     return Response(data + generate_latest(shared), mimetype=CONTENT_TYPE_LATEST)

@@ -26,7 +26,7 @@ from gateway.store import StoreUnavailable
 from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
-from gateway.web.context import photo_id_or_400, services, site_or_404
+from gateway.web.context import photo_id_or_400, runtime, site_or_404
 from gateway.web.visitor import NotSignedIn, allowed_visitor, deny, keep_alive
 
 bp = Blueprint("links", __name__)
@@ -47,13 +47,13 @@ def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> Phot
     unpublished video on a site that keeps those to itself, are both a 404; an access rule
     covering the video that the visitor does not meet is a 403 (and an audit line)."""
     spend = _visitor_budget(site, identity)
-    found = services().minters[site.name].photos([photo_id], spend)[photo_id]
+    found = runtime().site(site.name).minter.photos([photo_id], spend)[photo_id]
     if isinstance(found, Missing):
         raise NoSuchVideo()
     if not found.published and not site.visitor_unpublished:
         raise NoSuchVideo()  # the same answer as unknown: ids cannot be probed
     if site.rules:
-        decision = rules_decision(site, identity, found.albums, found.tags, services().standing)
+        decision = rules_decision(site, identity, found.albums, found.tags, runtime().standing)
         if not decision.allowed:
             deny(site, identity, decision, "forbidden_by_rule", photo_ids=[photo_id])
     return found
@@ -65,7 +65,7 @@ def _visitor_budget(site: SiteSettings, identity: Identity) -> Callable[[int], N
     drive 23's API. While the store is down nothing can be counted and lookups go on."""
 
     def spend(cold: int) -> None:
-        limiter = services().limiter
+        limiter = runtime().limiter
         who = hashlib.sha256(f"{identity.provider}\0{identity.email.lower()}".encode()).hexdigest()
         message = "Too many videos had to be looked up just now; please try again in a minute."
         try:
@@ -89,7 +89,7 @@ def visitor_token(
     """The photo's facts, a token minted now, and its expiry: ``visitor_ttl``, or longer for a
     long video so pausing and seeking never outlive it (at most ``visitor_ttl_max``)."""
     info = visitor_photo(site, photo_id, identity)
-    minter = services().minters[site.name]
+    minter = runtime().site(site.name).minter
     ttl = covering_playback(site.visitor_ttl, info.length, site.visitor_ttl_max)
     expire = minter.expire_after(ttl)
     return info, minter.token(info, expire), expire

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from gateway.clientip import client_bucket
 from gateway.errors import BadRequest
-from gateway.web.context import photo_id_or_400, services, site_or_404, visitor_ip
+from gateway.web.context import photo_id_or_400, runtime, site_or_404, visitor_ip
 
 bp = Blueprint("pingback", __name__)
 log = logging.getLogger("gateway.pingback")
@@ -19,7 +19,7 @@ PINGBACKS_PER_SECOND = 20.0  # per site and sender: enough for 23, too few to bu
 @bp.post("/pingback/<site_name>")
 def pingback(site_name: str) -> Response:
     site = site_or_404(site_name)
-    svc = services()
+    svc = runtime()
     sender = client_bucket(visitor_ip())
     svc.limiter.per_second(f"pingback:{site.name}:{sender}", PINGBACKS_PER_SECOND)
     # 23's example puts the fields in the query string of a POST; accept the form body too.
@@ -28,6 +28,6 @@ def pingback(site_name: str) -> Response:
     if kind != "photo":
         raise BadRequest("type must be 'photo'.", code="invalid_type")
     photo_id = photo_id_or_400(raw_id, "photo_id must be a positive whole number.")
-    svc.caches[site.name].invalidate(photo_id)
+    svc.site(site.name).cache.invalidate(photo_id)
     log.info("pingback", extra={"site": site.name, "photo_id": photo_id})
     return jsonify({"status": "ok"})

@@ -30,7 +30,7 @@ from gateway.redirects import on_site, safe_next, safe_return_url
 from gateway.settings import SiteSettings
 from gateway.signing import timed_serializer
 from gateway.twentythree.signin import NoAccount, session_redirect, user_login_redirect
-from gateway.web.context import limit_pending_sign_ins, services, site_or_404
+from gateway.web.context import limit_pending_sign_ins, runtime, site_or_404
 from gateway.web.scopes import scope_named
 from gateway.web.visitor import (
     SignInNotConfigured,
@@ -48,7 +48,7 @@ PAYWALL_CODES = frozenset({"entitlement_required", "subscription_lapsed"})
 
 
 def _guard(purpose: str) -> FormGuard:
-    svc = services()
+    svc = runtime()
     return FormGuard(purpose, svc.settings.gateway.secret_keys, svc.cookies)
 
 
@@ -61,7 +61,7 @@ def login(site_name: str) -> Response:
     source = request.form if request.method == "POST" else request.args
     return_url = safe_return_url(source.get("return_url"), site)  # 400 before anything else
     pending = PendingLogin(site.name, return_url, safe_next(source.get("next"), site))
-    providers = services().site_providers[site.name]
+    providers = runtime().site(site.name).providers
     early = next(
         (p for p in providers if isinstance(p, BeforeChooser) and p.before_chooser(request)), None
     )
@@ -140,7 +140,7 @@ def _before_chooser(site: SiteSettings, provider: BeforeChooser, pending: Pendin
 @bp.route("/sso/<kind>/<identity_name>/<step>", methods=["GET", "POST"])
 def provider_step(kind: str, identity_name: str, step: str) -> Response:
     """A provider's own step (an OIDC callback, a Stripe return, an e-mail link...)."""
-    provider = services().providers.get(identity_name)
+    provider = runtime().providers.get(identity_name)
     if not isinstance(provider, HasRoutes) or provider.kind != kind:
         raise NotFound()
     route = provider.routes().get(step)
@@ -198,7 +198,7 @@ def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Re
         response = redirect(pending.next, code=302)
         start_session(response, identity)
         return response
-    client = services().clients[site.name]
+    client = runtime().site(site.name).client
     try:
         if site.login_mode == "user":
             url = user_login_redirect(client, identity.email, pending.return_url)
@@ -218,7 +218,7 @@ def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Re
 
 def _subscribe_url(site: SiteSettings, pending: PendingLogin) -> str | None:
     """Where a visitor without the site's entitlement can get it, when the site sells it."""
-    for provider in services().site_providers[site.name]:
+    for provider in runtime().site(site.name).providers:
         if getattr(provider, "sells_entitlements", False):
             return _login_url(pending, provider.name)
     return None
@@ -274,14 +274,14 @@ def logout(site_name: str) -> Response:
     response: Response | None = None
     if session is not None:
         guard.check(request)
-        services().sessions.revoke(session)
+        runtime().sessions.revoke(session)
         identity = session.identity
         audit("sso_signed_out", site=site.name, email=identity.email, provider=identity.provider)
-        provider = services().providers.get(identity.provider)
+        provider = runtime().providers.get(identity.provider)
         if isinstance(provider, EndsIdpSession):
-            signer = timed_serializer(services().settings.gateway.secret_keys, "signed-out")
+            signer = timed_serializer(runtime().settings.gateway.secret_keys, "signed-out")
             state = signer.dumps({"s": site.name, "r": return_url})
-            done = services().settings.gateway.public_url + "/sso/signed-out"
+            done = runtime().settings.gateway.public_url + "/sso/signed-out"
             url = provider.end_session_url(identity, done, state)
             if url:
                 response = redirect(url, code=303)
@@ -296,12 +296,12 @@ def logout(site_name: str) -> Response:
 @bp.get("/sso/signed-out")
 def signed_out() -> Response:
     """Where the IdP sends the visitor after its own logout (the post-logout redirect URI)."""
-    signer = timed_serializer(services().settings.gateway.secret_keys, "signed-out")
+    signer = timed_serializer(runtime().settings.gateway.secret_keys, "signed-out")
     try:
         data = signer.loads(request.args.get("state", ""), max_age=SIGNED_OUT_STATE_AGE)
     except (BadSignature, ValueError):
         data = None
-    site = services().settings.sites.get(data.get("s", "")) if isinstance(data, dict) else None
+    site = runtime().settings.sites.get(data.get("s", "")) if isinstance(data, dict) else None
     if site is None or not isinstance(data, dict):
         return _signed_out_page(None, "")
     try:

@@ -33,7 +33,7 @@ from gateway.errors import (
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.policy import rules_decision
-from gateway.services import Services
+from gateway.runtime import GatewayRuntime
 from gateway.settings import ApiKeySettings, SiteSettings
 from gateway.store import StoreUnavailable
 from gateway.twentythree.cache import PhotoInfo
@@ -138,12 +138,10 @@ def read_body(environ: dict[str, Any]) -> bytes:
 class MintApi:
     """The mint endpoint, answering its one path before the Flask app sees the request."""
 
-    def __init__(self, app: WsgiApp, services: Services) -> None:
+    def __init__(self, app: WsgiApp, runtime: GatewayRuntime) -> None:
         self.app = app
-        self.services = services
-        self._minted = {
-            name: metrics.TOKENS_MINTED.labels(name, "api") for name in services.minters
-        }
+        self.runtime = runtime
+        self._minted = {name: metrics.TOKENS_MINTED.labels(name, "api") for name in runtime.sites}
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -168,7 +166,7 @@ class MintApi:
         return [body]
 
     def mint(self, site_name: str, environ: dict[str, Any]) -> bytes:
-        svc = self.services
+        svc = self.runtime
         key = svc.keyring.authenticate(environ.get("HTTP_AUTHORIZATION"))
         site = svc.settings.sites.get(site_name)
         if site is None:
@@ -187,7 +185,7 @@ class MintApi:
             raise _bad("invalid_json", "The body is not valid JSON.") from None
         now = int(time.time())
         asked = parse_mint_request(body, key.max_ttl, now)
-        minter = svc.minters[site.name]
+        minter = svc.site(site.name).minter
         minted = minter.mint(
             asked.photo_ids,
             minter.expire_after(asked.expire - now, now),
@@ -218,7 +216,7 @@ class MintApi:
     def _rules(self, site: SiteSettings, visitor: Identity | None) -> Admission:
         """The site's access rules for a key that must apply them: for the visitor the
         backend names, or for nobody (then every rule-covered video is refused)."""
-        standing = self.services.standing
+        standing = self.runtime.standing
 
         def admit(info: PhotoInfo) -> Refused | None:
             decision = rules_decision(site, visitor, info.albums, info.tags, standing)
@@ -233,7 +231,7 @@ class MintApi:
         the store is down the budget cannot be counted, and minting goes on (degraded, not
         refused: those lookups are single-flight per process still)."""
         try:
-            self.services.limiter.spend(
+            self.runtime.limiter.spend(
                 f"cold:{key.name}",
                 cold,
                 key.cold_lookups_per_minute,

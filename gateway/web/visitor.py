@@ -24,13 +24,13 @@ from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
 from gateway.sessions import MAX_COOKIE, VisitorSession
 from gateway.settings import SiteSettings
-from gateway.web.context import services
+from gateway.web.context import runtime
 
 
 def current_session() -> VisitorSession | None:
     """The visitor's gateway session (the Lax cookie), unless forged, expired or revoked."""
     if "visitor" not in g:
-        svc = services()
+        svc = runtime()
         g.visitor = svc.sessions.load(svc.cookies.get(request, cookies.SESSION))
     session: VisitorSession | None = g.visitor
     return session
@@ -41,14 +41,14 @@ def _player_session() -> VisitorSession | None:
     is same-site, else the SameSite=None copy. Callers check the Referer first."""
     session = current_session()
     if session is None:
-        svc = services()
+        svc = runtime()
         session = svc.sessions.load(svc.cookies.get(request, cookies.PLAYER))
     return session
 
 
 def visitor_for(site: SiteSettings, *, player: bool = False) -> Identity | None:
     """The visitor as ``site`` may see them, or None for a stranger there."""
-    for provider in services().request_identifiers[site.name]:
+    for provider in runtime().site(site.name).request_identifiers:
         identity = provider.identify(request)
         if identity is not None:
             return identity
@@ -72,7 +72,7 @@ class SignInNotConfigured(GatewayError):
 
 def access_decision(site: SiteSettings, identity: Identity) -> Decision:
     """The site's policy for this identity, with the stored entitlements when there are any."""
-    return decide(site, identity, services().standing)
+    return decide(site, identity, runtime().standing)
 
 
 def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:
@@ -117,7 +117,7 @@ class SessionTooLarge(Forbidden):
 
 
 def _set(response: Response, session: VisitorSession) -> None:
-    svc = services()
+    svc = runtime()
     value = svc.sessions.dump(session)
     if len(value) > MAX_COOKIE - 256:  # the browser would drop it: refuse, never loop
         audit("sso_failed", email=session.identity.email, detail="session_too_large")
@@ -130,23 +130,23 @@ def start_session(response: Response, identity: Identity) -> None:
     """Remember the visitor: the same session when the same identity is signed in already,
     else a new one (and the browser's previous session, of someone else, ends everywhere)."""
     current = current_session()
-    if current is not None and current.identity == services().sessions.narrow(identity):
+    if current is not None and current.identity == runtime().sessions.narrow(identity):
         keep_alive(response)
         return
     if current is not None:
-        services().sessions.revoke(current)
-    _set(response, services().sessions.new(identity))
+        runtime().sessions.revoke(current)
+    _set(response, runtime().sessions.new(identity))
 
 
 def keep_alive(response: Response) -> None:
     """Slide the idle expiry of a visitor who is using the gateway (at most once a minute)."""
     current = current_session()
-    refreshed = None if current is None else services().sessions.touched(current)
+    refreshed = None if current is None else runtime().sessions.touched(current)
     if refreshed is not None:
         _set(response, refreshed)
 
 
 def end_session(response: Response) -> None:
-    svc = services()
+    svc = runtime()
     svc.cookies.delete(response, cookies.SESSION)
     svc.cookies.delete(response, cookies.PLAYER)

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from gateway.errors import BadRequest, NotFound
 from gateway.identity.base import ReceivesWebhooks
-from gateway.web.context import services
+from gateway.web.context import runtime
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("gateway.webhooks")
@@ -29,7 +29,7 @@ class InvalidWebhookSignature(BadRequest):
 def webhook(kind: str) -> Response:
     receivers = [
         p
-        for p in services().providers.values()
+        for p in runtime().providers.values()
         if isinstance(p, ReceivesWebhooks) and p.webhook_kind == kind
     ]
     if not receivers and kind not in KNOWN_KINDS:
