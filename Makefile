@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_scale
 	$(BIN)/python -m bench.bench_handoff
 	$(BIN)/python -m bench.bench_catalogue
+	$(BIN)/python -m bench.bench_embed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

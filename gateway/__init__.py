@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         webhooks,
     )
     from gateway.web.bodylimit import RequestBodies
+    from gateway.web.embed_fast import EmbedFastPath
     from gateway.web.jsonprovider import GatewayFlask
 
     settings = settings or load_settings()
@@ -46,8 +47,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gateway.runtime"] = gateway_runtime
     for catalogue in gateway_runtime.catalogues.values():
         catalogue.start()  # in the serving process: a worker that forks has its own loop
-    # Outermost first: request id, headers and metrics; whole bodies; the mint hot path.
-    minting = tokens.MintApi(app.wsgi_app, gateway_runtime)
+    # Outermost first: request id, headers and metrics; whole bodies; the mint and embed hot
+    # paths (each passes anything else on, to Flask).
+    minting = tokens.MintApi(EmbedFastPath(app.wsgi_app, gateway_runtime), gateway_runtime)
     app.wsgi_app = RequestBodies(minting, MAX_BODY)  # type: ignore[method-assign]
     observability.install(app, gateway_runtime.telemetry.audited)
     errors.register_error_handlers(app)

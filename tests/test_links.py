@@ -381,3 +381,30 @@ def test_player_cookie_is_believed_only_from_the_sites_own_pages(devsite: Any) -
     assert gone and "Path=/protection/" in gone[0] and "Expires=Thu, 01 Jan 1970" in gone[0]
     # ...and the session is revoked: the copy taken before logout opens nothing any more.
     assert ask(devsite.url + "/video/1004")["status"] == "error"
+
+
+def test_the_warm_embed_answers_like_the_cold_one(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first embed of a video (cold: the Flask view looks it up) and the next ones (warm:
+    the fast path in web/embed_fast.py) answer, audit and count alike; a revoked session or a
+    refused visitor is never served warm."""
+    browser = signed_in(world)
+    caplog.set_level(logging.INFO, logger="gateway.audit")
+    answers = [hop(browser, f"{world.gateway}/embed/team/1002") for _ in range(3)]
+    assert [a.status_code for a in answers] == [302] * 3
+    assert {a.headers["Cache-Control"] for a in answers} == {"private, no-store"}
+    shapes = {re.sub(r"token=[^&]+", "token=T", a.headers["Location"]) for a in answers}
+    assert len(shapes) == 1 and [c["method"] for c in world.devsite.calls()] == ["photo/list"]
+    minted = [r.__dict__ for r in caplog.records if r.getMessage() == "tokens_minted"]
+    assert len(minted) == 3 and {m["via"] for m in minted} == {"embed"}
+    assert {m["email"] for m in minted} == {"ada@example.com"}
+    stranger = hop(FormClient(), f"{world.gateway}/embed/team/1002")
+    assert stranger.status_code == 302 and "/sso/team/login" in stranger.headers["Location"]
+    page = browser.get(f"{world.gateway}/sso/team/logout", timeout=15)
+    copied = browser.cookies.get("gw_session")
+    browser.submit(page, follow=False)
+    thief = FormClient()
+    thief.cookies.set("gw_session", copied or "")
+    after = hop(thief, f"{world.gateway}/embed/team/1002")
+    assert "/sso/team/login" in after.headers["Location"]  # revoked: through sign-in again

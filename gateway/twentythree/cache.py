@@ -214,6 +214,17 @@ class PhotoCache:
 
     # ------------------------------------------------------------------ reading
 
+    def in_first_level(self, photo_id: int) -> Found | None:
+        """What this worker itself knows of one photo (no store, no lock), counted as a hit;
+        None (and nothing counted) otherwise: ``known`` then asks the levels behind."""
+        entry = self._local.get(photo_id)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        _LOCAL_HITS.inc()
+        if self._telemetry is not None:
+            self._telemetry.count(self._site, "cache_hits")
+        return entry[1]
+
     def known(self, photo_ids: Iterable[int]) -> tuple[dict[int, Found], list[int]]:
         """What the two levels know (one store round trip for all the first level lacks),
         and the ids only 23 can answer."""

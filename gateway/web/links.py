@@ -122,8 +122,12 @@ def _send(
     via: str, site: SiteSettings, identity: Identity, photo_id: int, url: str, expire: int
 ) -> Response:
     record_visitor_mint(via, site, identity, photo_id, expire)
-    response = redirect(url, code=302)
-    response.headers["Cache-Control"] = "private, no-store"  # the token is this visitor's
+    # A bare 302 (werkzeug's redirect() writes an HTML body and re-quotes the URL, which is
+    # ours and already quoted): the hot path of every embed.
+    response = Response(
+        status=302,
+        headers=(("Location", url), ("Cache-Control", "private, no-store")),  # this visitor's
+    )
     keep_alive(response)
     return response
 
