@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from gateway import __version__
 
@@ -172,13 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serving_commands(sub)
+    _token_commands(sub)
+    _operator_commands(sub)
+    _devsite_command(sub)
+    return parser
 
+
+_CONFIG_HELP = "config file (default: $GATEWAY_CONFIG or config/gateway.toml)"
+
+
+def _serving_commands(sub: Any) -> None:
     from gateway.serve import DEFAULT_SERVER, SERVERS
 
     p = sub.add_parser("serve", help="run the service (gunicorn with gevent workers, or granian)")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
+    p.add_argument("--config", help=_CONFIG_HELP)
     p.add_argument(
         "--server",
         choices=SERVERS,
@@ -188,11 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a config file and list every problem")
-    p.add_argument(
-        "path", nargs="?", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)"
-    )
+    p.add_argument("path", nargs="?", help=_CONFIG_HELP)
     p.set_defaults(func=cmd_check_config)
 
+
+def _token_commands(sub: Any) -> None:
     p = sub.add_parser("token", help="print one time-limited token, offline")
     p.add_argument("--photo-id", type=_positive_int, required=True, help="the video's photo_id")
     p.add_argument(
@@ -209,9 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ttl", type=_positive_int, default=3600, help="token lifetime, seconds (default 3600)"
     )
-    p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
+    p.add_argument("--config", help=_CONFIG_HELP)
     p.set_defaults(func=cmd_link)
 
+
+def _operator_commands(sub: Any) -> None:
     p = sub.add_parser("hash-password", help="read a password on stdin, print its hash")
     p.set_defaults(func=cmd_hash_password)
 
@@ -222,9 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="upgrade: migrate to the newest revision (also done at start-up); "
         "current: print the revision (exit 1 when behind)",
     )
-    p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.toml)")
+    p.add_argument("--config", help=_CONFIG_HELP)
     p.set_defaults(func=cmd_db)
 
+
+def _devsite_command(sub: Any) -> None:
     p = sub.add_parser("devsite", help="run the emulated 23 site (demo and tests)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8023, help="port (default 8023)")
@@ -242,7 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
         "video_length, albums, tags, published, protected}, ...]",
     )
     p.set_defaults(func=cmd_devsite)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,28 @@ LOCAL_LIMIT = 50_000  # entries per site in the first level
 REJOIN_WITHIN = 1.0  # seconds: a joined fetch failing sooner is retried (see load)
 
 
+def _downloads(
+    obj: Mapping[str, Any], tree_id: int | None
+) -> tuple[int | None, dict[str, str], list[str]]:
+    """From a photo's ``*_download`` paths: its tree id (when the object lacks one), its
+    files by format with their names, and the stills it has."""
+    files: dict[str, str] = {}
+    stills: list[str] = []
+    for key, value in obj.items():
+        if not key.endswith("_download") or not isinstance(value, str) or not value:
+            continue
+        kind = key[: -len("_download")]
+        parts = value.split("/")  # "/<tree>/<photo>/<token>/<kind>[/<filename>]"
+        if tree_id is None and len(parts) > 1:
+            tree_id = as_int(parts[1])
+        if kind in _STILLS:
+            stills.append(kind)
+        elif FORMAT_RE.fullmatch(kind) and (kind.startswith("video_") or kind == "audio"):
+            name = parts[5] if len(parts) > 5 else ""
+            files[kind] = name if _FILENAME_RE.fullmatch(name) else ""
+    return tree_id, files, stills
+
+
 @dataclass(frozen=True, slots=True)
 class PhotoInfo:
     """The few facts about a video that minting and protection need. Never ``original_filename``."""
@@ -65,21 +87,7 @@ class PhotoInfo:
         token = obj.get("token")
         if photo_id is None or not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
             raise UpstreamBadResponse("The video site sent a photo without a usable id or token.")
-        tree_id = as_int(obj.get("tree_id"))
-        files: dict[str, str] = {}
-        stills: list[str] = []
-        for key, value in obj.items():
-            if not key.endswith("_download") or not isinstance(value, str) or not value:
-                continue
-            kind = key[: -len("_download")]
-            parts = value.split("/")  # "/<tree>/<photo>/<token>/<kind>[/<filename>]"
-            if tree_id is None and len(parts) > 1:
-                tree_id = as_int(parts[1])
-            if kind in _STILLS:
-                stills.append(kind)
-            elif FORMAT_RE.fullmatch(kind) and (kind.startswith("video_") or kind == "audio"):
-                name = parts[5] if len(parts) > 5 else ""
-                files[kind] = name if _FILENAME_RE.fullmatch(name) else ""
+        tree_id, files, stills = _downloads(obj, as_int(obj.get("tree_id")))
         if tree_id is None:
             raise UpstreamBadResponse("The video site sent a photo without its tree_id.")
         protected = obj.get("protected_token")
