@@ -145,6 +145,11 @@ def test_a_synced_catalogue_survives_redis_going_away(
         assert time.monotonic() < deadline, "no start-up sync"
         time.sleep(0.05)
     cache = client.application.extensions["gateway.runtime"].caches["synced"]
+    direct = redis.Redis.from_url(redis_url)
+    while direct.pubsub_numsub("gw:photo-invalidations")[0][1] < 1:  # listening for pingbacks
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.1)  # ...and past its (re)connection's "forget everything" (else a flake)
 
     def mint(photo_id: int) -> Any:
         return client.post(
