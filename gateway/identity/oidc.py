@@ -27,7 +27,6 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Request, jsonify, redirect
-from itsdangerous import BadSignature, SignatureExpired
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -40,6 +39,7 @@ from gateway.errors import BadRequest, GatewayError, Unauthorized
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
 from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
+from gateway.identity.pending import STATE_MAX_AGE, PendingStates
 from gateway.logs import audit
 from gateway.settings_fields import (
     Flag,
@@ -50,15 +50,12 @@ from gateway.settings_fields import (
     Text,
     Url,
 )
-from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.oidc")
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_MAX_AGE = 600  # seconds: an older logout_token is refused (and its jti forgotten)
 MAX_TOKEN_LENGTH = 16384
-STATE_MAX_AGE = 600  # seconds a visitor may spend at the provider
-MAX_PENDING = 3  # sign-ins in flight per browser (several tabs)
 METADATA_TTL = 3600
 ID_TOKEN_ALGORITHMS = [
     "RS256",
@@ -128,7 +125,9 @@ class OidcProvider:
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
         self._http = requests.Session()
         self._http.trust_env = False
-        self._states = timed_serializer(ctx.gateway.secret_keys, f"oidc-state:{self.name}")
+        self._in_flight = PendingStates(
+            ctx.cookies, OIDC_STATE, ctx.gateway.secret_keys, f"oidc-state:{self.name}"
+        )
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
@@ -194,27 +193,10 @@ class OidcProvider:
         url, _ = client.create_authorization_url(
             meta["authorization_endpoint"], state=state, nonce=nonce, code_verifier=verifier
         )
-        in_flight = self._pending_states(request)
-        in_flight[state] = {
-            "n": nonce,
-            "v": verifier,
-            "p": pending.to_json(),
-            "t": int(time.time()),
-        }
-        newest = sorted(in_flight.items(), key=lambda kv: kv[1]["t"])[-MAX_PENDING:]
         response = redirect(url)
-        self._ctx.cookies.set(response, OIDC_STATE, self._states.dumps(dict(newest)), STATE_MAX_AGE)
+        entry = {"n": nonce, "v": verifier, "p": pending.to_json()}
+        self._in_flight.add(request, response, state, entry)
         return response
-
-    def _pending_states(self, request: Request) -> dict[str, dict[str, Any]]:
-        try:
-            raw = self._ctx.cookies.get(request, OIDC_STATE)
-            data = self._states.loads(raw, max_age=STATE_MAX_AGE)
-        except (BadSignature, SignatureExpired):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {k: v for k, v in data.items() if isinstance(v, dict) and "t" in v}
 
     # ------------------------------------------------------------------ callback
 
@@ -230,7 +212,7 @@ class OidcProvider:
             raise SignInFailed()
         state = request.args.get("state", "")
         code = request.args.get("code", "")
-        pending = self._pending_states(request).get(state) if state else None
+        pending = self._in_flight.read(request).get(state) if state else None
         login = PendingLogin.from_json(pending.get("p")) if pending else None
         if not pending or not code or login is None:
             raise SignInFailed(

@@ -42,7 +42,6 @@ import requests
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 from flask import Request, redirect
-from itsdangerous import BadSignature, SignatureExpired
 from pydantic import Field, model_validator
 from werkzeug.wrappers import Response
 
@@ -51,6 +50,7 @@ from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
 from gateway.identity.context import ProviderContext
+from gateway.identity.pending import STATE_MAX_AGE, PendingStates
 from gateway.logs import audit
 from gateway.settings_fields import (
     Flag,
@@ -60,13 +60,10 @@ from gateway.settings_fields import (
     ReadableFile,
     Text,
 )
-from gateway.signing import timed_serializer
 
 log = logging.getLogger("gateway.saml")
 logging.getLogger("saml2").setLevel(logging.CRITICAL)  # it logs whole messages; we log reasons
 
-STATE_MAX_AGE = 600  # seconds a visitor may spend at the IdP
-MAX_PENDING = 3
 METADATA_MAX_AGE = 3600
 REFETCH_INTERVAL = 30.0  # at most this often on a failed signature (key rollover)
 MAX_MESSAGE = 512 * 1024  # bytes of base64 in a SAMLResponse / SAMLRequest
@@ -201,7 +198,9 @@ class SamlProvider:
         self._xmlsec = shutil.which("xmlsec1") or "xmlsec1"
         timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
         self._metadata = IdpMetadata(settings, timeout)
-        self._states = timed_serializer(ctx.gateway.secret_keys, f"saml-state:{self.name}")
+        self._in_flight = PendingStates(
+            ctx.cookies, SAML_STATE, ctx.gateway.secret_keys, f"saml-state:{self.name}"
+        )
         self._clients = threading.local()  # pysaml2's client keeps state: one per thread
         self._sp_metadata = self._describe()
 
@@ -303,22 +302,9 @@ class SamlProvider:
             sigalg=SIG_RSA_SHA256 if signed else None,
         )
         location = dict(info["headers"])["Location"]
-        in_flight = self._pending(request)
-        in_flight[request_id] = {"p": pending.to_json(), "r": relay, "t": int(time.time())}
-        newest = sorted(in_flight.items(), key=lambda kv: kv[1]["t"])[-MAX_PENDING:]
         response = redirect(location)
-        self._ctx.cookies.set(response, SAML_STATE, self._states.dumps(dict(newest)), STATE_MAX_AGE)
+        self._in_flight.add(request, response, request_id, {"p": pending.to_json(), "r": relay})
         return response
-
-    def _pending(self, request: Request) -> dict[str, dict[str, Any]]:
-        try:
-            raw = self._ctx.cookies.get(request, SAML_STATE)
-            data = self._states.loads(raw, max_age=STATE_MAX_AGE)
-        except (BadSignature, SignatureExpired):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {k: v for k, v in data.items() if isinstance(v, dict) and "t" in v}
 
     def acs(self, request: Request) -> Completed:
         """The IdP's response (HTTP-POST binding). Refusals are audited with their reason."""
@@ -339,13 +325,11 @@ class SamlProvider:
         except (binascii.Error, ValueError):
             raise SamlRefused("not_base64") from None
         relay = request.form.get("RelayState", "")
-        expected = next(
-            (rid for rid, entry in self._pending(request).items() if entry.get("r") == relay),
-            None,
-        )
+        in_flight = self._in_flight.read(request)
+        expected = next((rid for rid, e in in_flight.items() if e.get("r") == relay), None)
         if expected is None and not self._s.allow_idp_initiated:
             raise SamlRefused("unsolicited")
-        entry = self._pending(request).get(expected or "")
+        entry = in_flight.get(expected or "")
         outstanding = {expected: "/"} if expected else {}
         response = self._parse(raw, BINDING_HTTP_POST, outstanding)
         assertion = self._checked(response, expected)

@@ -6,8 +6,9 @@ from typing import cast
 
 from flask import current_app, request
 
-from gateway.clientip import client_bucket, client_ip
+from gateway.clientip import client_bucket
 from gateway.errors import BadRequest, NotFound, TooManyRequests
+from gateway.identity.forms import visitor_ip as client_address
 from gateway.logs import audit
 from gateway.runtime import GatewayRuntime
 from gateway.settings import SiteSettings
@@ -28,8 +29,8 @@ def site_or_404(name: str) -> SiteSettings:
 
 
 def visitor_ip() -> str:
-    trusted = runtime().settings.gateway.trusted_proxies
-    return client_ip(request.remote_addr or "", request.headers.get("X-Forwarded-For"), trusted)
+    """This request's client address (identity.forms.visitor_ip with the gateway's proxies)."""
+    return client_address(request, runtime().settings.gateway.trusted_proxies)
 
 
 def limit_pending_sign_ins(site: str) -> None:
