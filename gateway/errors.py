@@ -6,7 +6,10 @@ never a loose dict of headers: the web layer turns context into headers and log 
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, ClassVar
+
+import orjson
 
 
 class GatewayError(Exception):
@@ -193,3 +196,25 @@ class UpstreamRejected(UpstreamError):
         body = super().to_dict()
         body["error"]["upstream_code"] = self.upstream_code
         return body
+
+
+# The one serializer of errors: every JSON error the gateway answers, from Flask or from the
+# plain WSGI and RSGI paths in front of it, is made here.
+
+
+def error_json(error: GatewayError) -> bytes:
+    """``{"error": {"code", "message", ...}}`` as bytes."""
+    return orjson.dumps(error.to_dict())
+
+
+def status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
+
+
+def json_error_headers(error: GatewayError, body: bytes) -> list[tuple[str, str]]:
+    """Content type and length, and whatever the error asks for (Retry-After, Allow...)."""
+    return [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        *error.response_headers().items(),
+    ]

@@ -22,18 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway import MAX_BODY
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, error_json
 from gateway.serve.access import log_access
-from gateway.web.bodylimit import BODY_TIMEOUT, DRAIN_LIMIT
+from gateway.web.bodylimit import BODY_TIMEOUT, DRAIN_LIMIT, RequestTimeout
 
 log = logging.getLogger("gateway.serve")
 
 _JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def _error(code: str, message: str) -> bytes:
-    return b'{"error":{"code":"%s","message":"%s"}}' % (code.encode(), message.encode())
 
 
 def _split_host(address: str) -> tuple[str, str]:
@@ -60,7 +57,8 @@ class RsgiBridge:
         if "content-length" in headers or "transfer-encoding" in headers:
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or len(length) > 12):
-                return self._answer(proto, scope, started, 400, "bad_request", "Bad length.")
+                invalid = BadRequest("Content-Length must be a whole number.")
+                return self._answer(proto, scope, started, invalid)
             if length is not None and int(length) > MAX_BODY:
                 if int(length) <= DRAIN_LIMIT:  # read and dropped, so closing does not reset
                     with contextlib.suppress(TimeoutError, OverflowError):
@@ -71,8 +69,7 @@ class RsgiBridge:
                 async with asyncio.timeout(BODY_TIMEOUT):  # no extra task, unlike wait_for
                     body = await (proto() if length is not None else self._read(proto))
             except TimeoutError:
-                message = "The request body was not sent in time."
-                return self._answer(proto, scope, started, 408, "request_timeout", message)
+                return self._answer(proto, scope, started, RequestTimeout())
             except OverflowError:
                 return self._too_large(proto, scope, started)
         loop = asyncio.get_running_loop()
@@ -98,15 +95,13 @@ class RsgiBridge:
         return b"".join(chunks)
 
     def _too_large(self, proto: Any, scope: Any, started: float) -> None:
-        message = "The request body is too large."
-        self._answer(proto, scope, started, 413, "payload_too_large", message)
+        self._answer(proto, scope, started, PayloadTooLarge())
 
-    def _answer(
-        self, proto: Any, scope: Any, started: float, status: int, code: str, message: str
-    ) -> None:
-        body = _error(code, message)
-        proto.response_bytes(status, [*_JSON, ("connection", "close")], body)
-        self._log(scope, status, len(body), started, [])
+    def _answer(self, proto: Any, scope: Any, started: float, error: GatewayError) -> None:
+        body = error_json(error)
+        headers = [*_JSON, *error.response_headers().items(), ("connection", "close")]
+        proto.response_bytes(error.status, headers, body)
+        self._log(scope, error.status, len(body), started, [])
 
     def _log(
         self, scope: Any, status: int, size: int, started: float, headers: list[tuple[str, str]]
@@ -174,5 +169,5 @@ class RsgiBridge:
                     close()
         except Exception:  # the app handles its own errors; this is the bridge failing
             log.exception("request failed in the server bridge")
-            return 500, list(_JSON), _error("internal_error", "The gateway failed.")
+            return 500, list(_JSON), error_json(GatewayError())
         return started[0], started[1], out

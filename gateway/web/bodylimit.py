@@ -18,9 +18,14 @@ import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
-
-from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    PayloadTooLarge,
+    error_json,
+    json_error_headers,
+    status_line,
+)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 BODY_TIMEOUT = 10.0  # seconds for a whole request body
@@ -98,16 +103,10 @@ class RequestBodies:
 
 
 def _refuse(start_response: Callable[..., Any], error: GatewayError) -> list[bytes]:
-    body = orjson.dumps(error.to_dict())
-    status = {400: "400 Bad Request", 408: "408 Request Timeout", 413: "413 Content Too Large"}
-    start_response(
-        status[error.status],
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Connection", "close"),  # the rest of this body is not worth reading
-        ],
-    )
+    body = error_json(error)
+    headers = json_error_headers(error, body)
+    headers.append(("Connection", "close"))  # the rest of this body is not worth reading
+    start_response(status_line(error.status), headers)
     return [body]
 
 

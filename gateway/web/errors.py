@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from gateway.errors import GatewayError, PayloadTooLarge, UpstreamError
+from gateway.errors import GatewayError, PayloadTooLarge, UpstreamError, error_json
 from gateway.pages import message_page, wants_html
 
 log = logging.getLogger("gateway.web")
@@ -26,8 +26,7 @@ def error_response(error: GatewayError) -> Response:
         page = message_page(error.status, error.code, error.message, detail=detail)
         page.headers.update(error.response_headers())
         return page  # type: ignore[return-value]
-    response = jsonify(error.to_dict())
-    response.status_code = error.status
+    response = Response(error_json(error), status=error.status, mimetype="application/json")
     response.headers.update(error.response_headers())
     return response
 
@@ -45,9 +44,9 @@ def register_error_handlers(app: Flask) -> None:
         message = error.description or error.name
         if wants_html():
             return message_page(error.code or 500, _snake(error.name), message)  # type: ignore[return-value]
-        response = jsonify({"error": {"code": _snake(error.name), "message": message}})
-        response.status_code = error.code or 500
-        return response
+        plain = GatewayError(message, code=_snake(error.name))
+        plain.status = error.code or 500  # type: ignore[misc]  # werkzeug's own status
+        return error_response(plain)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask, request
 
 from gateway import metrics
+from gateway.errors import MethodNotAllowed, error_json, json_error_headers, status_line
 from gateway.logs import audit_sink_var, request_id_var
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
@@ -38,9 +39,6 @@ ROUTE_KEY = "gateway.route"
 # add a time series per request. Other methods are answered 405 before anything counts them.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STATUS_RE = re.compile(r"[1-5][0-9][0-9]")
-_UNKNOWN_METHOD = (
-    b'{"error":{"code":"method_not_allowed","message":"This HTTP method is not supported."}}'
-)
 REQUEST_ID_KEY = "gateway.request_id"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -86,17 +84,14 @@ class Observability:
     def _unknown_method(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        error = MethodNotAllowed(tuple(sorted(KNOWN_METHODS)))
+        error.message = "This HTTP method is not supported."
+        body = error_json(error)
         start_response(
-            "405 Method Not Allowed",
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(_UNKNOWN_METHOD))),
-                ("Allow", ", ".join(sorted(KNOWN_METHODS))),
-                *DEFAULT_HEADERS,
-            ],
+            status_line(error.status), [*json_error_headers(error, body), *DEFAULT_HEADERS]
         )
         self._record(environ, "405", 0.0)
-        return [_UNKNOWN_METHOD]
+        return [body]
 
     def _record(self, environ: dict[str, Any], status: str, elapsed: float) -> None:
         route = environ.get(ROUTE_KEY, "<unmatched>")

@@ -14,10 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
-
-import orjson
 
 from gateway import metrics
 from gateway.emails import email_domain
@@ -29,6 +26,9 @@ from gateway.errors import (
     NotFound,
     TooManyRequests,
     UnsupportedMediaType,
+    error_json,
+    json_error_headers,
+    status_line,
 )
 from gateway.identity.base import Identity
 from gateway.logs import audit
@@ -150,19 +150,19 @@ class MintApi:
         if match is None:
             return self.app(environ, start_response)
         environ[ROUTE_KEY] = ROUTE
-        headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
         try:
             if environ.get("REQUEST_METHOD") != "POST":
                 raise MethodNotAllowed(("POST",))
-            status, body = 200, self.mint(match.group(1), environ)
-        except GatewayError as error:
-            status, body = error.status, orjson.dumps(error.to_dict())
-            headers.extend(error.response_headers().items())
+            body = self.mint(match.group(1), environ)
         except Exception as exc:
-            log.error("unhandled error", exc_info=exc)
-            status, body = GatewayError.status, orjson.dumps(GatewayError().to_dict())
-        headers.append(("Content-Length", str(len(body))))
-        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+            error = exc if isinstance(exc, GatewayError) else GatewayError()
+            if error is not exc:
+                log.error("unhandled error", exc_info=exc)
+            body = error_json(error)
+            start_response(status_line(error.status), json_error_headers(error, body))
+            return [body]
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
         return [body]
 
     def mint(self, site_name: str, environ: dict[str, Any]) -> bytes:
