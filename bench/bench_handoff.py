@@ -41,9 +41,9 @@ from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
 from gateway.devsite.catalog import DEMO_SUPER
 from gateway.identity.oidc import OidcProvider
+from gateway.loader import parse_settings
 from gateway.logs import configure_logging
 from gateway.passwords import hash_password
-from gateway.settings import parse_settings
 from gateway.twentythree.client import TwentyThreeClient
 
 ROUNDS = int(os.environ.get("BENCH_HANDOFFS", "1000"))

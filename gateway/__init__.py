@@ -17,10 +17,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Wire the Flask application: settings, runtime, plumbing and blueprints. Nothing else."""
     from gateway.admin import views as admin_views
     from gateway.i18n import gettext, language
+    from gateway.loader import load_settings
     from gateway.logs import configure_logging
     from gateway.pages import brand_of
     from gateway.runtime import GatewayRuntime
-    from gateway.settings import load_settings
     from gateway.web import (
         errors,
         health,

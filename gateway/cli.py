@@ -29,15 +29,15 @@ def _port(text: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.loader import config_path
     from gateway.serve import run
-    from gateway.settings import config_path
 
     run(str(config_path(args.config)), args.host, args.port, args.server)
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from gateway.settings import config_path, load_settings_or_exit
+    from gateway.loader import config_path, load_settings_or_exit
 
     settings = load_settings_or_exit(args.path)
     print(
@@ -57,9 +57,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_link(args: argparse.Namespace) -> int:
     from gateway.errors import GatewayError
+    from gateway.loader import load_settings_or_exit
     from gateway.logs import audit, configure_logging
     from gateway.runtime import GatewayRuntime
-    from gateway.settings import load_settings_or_exit
 
     settings = load_settings_or_exit(args.config)
     if args.site not in settings.sites:
@@ -108,8 +108,8 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     from gateway.entitlements import EntitlementStore, EntitlementStoreUnavailable
     from gateway.entitlements.migrate import head
+    from gateway.loader import load_settings_or_exit
     from gateway.logs import configure_logging
-    from gateway.settings import load_settings_or_exit
 
     settings = load_settings_or_exit(args.config)
     configure_logging("warning", stream=sys.stderr)

@@ -12,7 +12,8 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from gateway.devsite.catalog import DEMO_READ, DEMO_SUPER
-from gateway.settings import Settings, SiteSettings, parse_settings
+from gateway.loader import parse_settings
+from gateway.settings import Settings, SiteSettings
 from tests.processes import end, spawn
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"

@@ -10,9 +10,10 @@ import pytest
 
 from gateway.errors import TooManyRequests
 from gateway.identity.base import Identity
+from gateway.loader import parse_settings
 from gateway.policy import rules_decision
 from gateway.ratelimit import RateLimiter
-from gateway.settings import ConfigError, parse_settings
+from gateway.settings import ConfigError
 from gateway.store import MemoryStore
 from gateway.twentythree import catalogue as catalogue_module
 from gateway.twentythree.cache import Missing, album_ids, tag_names

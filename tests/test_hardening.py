@@ -483,7 +483,7 @@ def assert_no_secret(text: str, where: str) -> None:
 def test_secrets_never_show(devsite: Devsite, tmp_path: Path) -> None:
     """Operator trouble: a secret in a repr, an error message or a log line ends up in a
     ticket, a screenshot or a log aggregator."""
-    from gateway.settings import load_settings
+    from gateway.loader import load_settings
 
     port = free_port()
     config = tmp_path / "gateway.toml"

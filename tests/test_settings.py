@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.settings import ConfigError, load_settings, parse_settings
+from gateway.loader import load_settings, parse_settings
+from gateway.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 HEX = "ab" * 32

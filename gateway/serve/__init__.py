@@ -18,7 +18,7 @@ def run(config_file: str, host: str, port: int, server: str = DEFAULT_SERVER) ->
         from gateway.serve.gunicorn_server import patch_for_gevent
 
         patch_for_gevent()
-    from gateway.settings import load_settings_or_exit
+    from gateway.loader import load_settings_or_exit
 
     settings = load_settings_or_exit(config_file)  # fail fast, before any worker starts
     shared = settings.store.shared

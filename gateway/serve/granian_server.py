@@ -32,8 +32,8 @@ def _log_config() -> dict[str, Any]:
 def rsgi_app() -> Any:
     """The factory each granian worker calls: the gateway app from $GATEWAY_CONFIG, bridged."""
     from gateway import create_app
+    from gateway.loader import load_settings
     from gateway.serve.bridge import RsgiBridge
-    from gateway.settings import load_settings
 
     threads = int(os.environ.get("GATEWAY_THREADS") or 8)
     return RsgiBridge(create_app(load_settings()), threads=threads)

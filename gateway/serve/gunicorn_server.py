@@ -95,7 +95,7 @@ def patch_for_gevent() -> None:
 def run_gunicorn(config_file: str, bind: str, shared_store: bool) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from gateway.settings import load_settings
+    from gateway.loader import load_settings
 
     options = gunicorn_options(shared_store, bind)
 
