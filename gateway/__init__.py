@@ -19,18 +19,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gateway.i18n import gettext, language
     from gateway.loader import load_settings
     from gateway.logs import configure_logging
-    from gateway.pages import brand_of
+    from gateway.message_pages import brand_of
     from gateway.runtime import GatewayRuntime
     from gateway.web import (
         errors,
         health,
         home,
         links,
+        mint_api,
         observability,
         pingback,
         protection,
         sso,
-        tokens,
         webhooks,
     )
     from gateway.web.bodylimit import RequestBodies
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         catalogue.start()  # in the serving process: a worker that forks has its own loop
     # Outermost first: request id, headers and metrics; whole bodies; the mint and embed hot
     # paths (each passes anything else on, to Flask).
-    minting = tokens.MintApi(EmbedFastPath(app.wsgi_app, gateway_runtime), gateway_runtime)
+    minting = mint_api.MintApi(EmbedFastPath(app.wsgi_app, gateway_runtime), gateway_runtime)
     app.wsgi_app = RequestBodies(minting, MAX_BODY)  # type: ignore[method-assign]
     observability.install(app, gateway_runtime.telemetry.audited)
     errors.register_error_handlers(app)

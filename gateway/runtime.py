@@ -18,7 +18,7 @@ from gateway.dependency_probe import DependencyProbe
 from gateway.entitlements import EntitlementStore
 from gateway.errors import NotFound
 from gateway.identity.base import IdentifiesEachRequest, Provider
-from gateway.identity.context import ProviderContext
+from gateway.identity.provider_context import ProviderContext
 from gateway.identity.registry import build_providers
 from gateway.policy import StandingLookup
 from gateway.ratelimit import RateLimiter

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from gateway import create_app
 from gateway.identity.base import Completed, Identity, PendingLogin, Route
-from gateway.identity.context import ProviderContext
+from gateway.identity.provider_context import ProviderContext
 from gateway.identity.registry import PROVIDER_TYPES, ProviderType
 from gateway.settings import ConfigError
 from gateway.settings_fields import IdentityModel, RequiredText

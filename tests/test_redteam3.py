@@ -16,7 +16,7 @@ from gateway import create_app
 from gateway.ratelimit import _family
 from gateway.store import MemoryStore
 from gateway.twentythree.catalogue import PINGBACK_REREADS_PER_MINUTE
-from gateway.web.context import PENDING_PER_MINUTE
+from gateway.web.current import PENDING_PER_MINUTE
 from tests.catalogue_world import BOARD_ALBUM, CatalogueWorld
 from tests.formclient import forms
 from tests.helpers import Devsite, make_settings, site_table

@@ -32,7 +32,7 @@ from gateway.logs import audit
 from gateway.settings import AdminSettings
 from gateway.signing import serializer, timed_serializer
 from gateway.store import refused
-from gateway.web.context import limit_pending_sign_ins, runtime
+from gateway.web.current import limit_pending_sign_ins, runtime
 
 SCOPE = "_admin"  # the pending-login "site" of a console sign-in (never a site's name)
 SESSION_AGE = 8 * 3600  # seconds from the sign-in

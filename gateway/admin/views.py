@@ -16,8 +16,8 @@ from gateway.admin import access
 from gateway.admin.diagnose import as_toml, diagnose, masked
 from gateway.admin.figures import site_figures
 from gateway.telemetry import ALL
-from gateway.twentythree.values import photo_id
-from gateway.web.context import runtime
+from gateway.twentythree.coerce import photo_id
+from gateway.web.current import runtime
 from gateway.web.scopes import SignInScope, register
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

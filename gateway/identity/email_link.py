@@ -28,8 +28,8 @@ from gateway.clientip import client_bucket
 from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
-from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
+from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import Flag, IdentityModel, Integer, RequiredText, Secret, Text
 from gateway.signing import timed_serializer
@@ -75,7 +75,7 @@ class EmailLinkProvider:
     def __init__(self, settings: EmailLinkSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
         self.label = settings.label or self.label
-        self._s = settings
+        self._settings = settings
         self._ctx = ctx
         self._ttl = settings.link_ttl
         self._links = timed_serializer(ctx.gateway.secret_keys, f"email-link:{self.name}")
@@ -117,7 +117,7 @@ class EmailLinkProvider:
 
     def _send(self, to: str, link: str) -> None:
         message = EmailMessage()
-        message["From"] = self._s.sender
+        message["From"] = self._settings.sender
         message["To"] = to
         message["Subject"] = "Your sign-in link"
         minutes = self._ttl // 60
@@ -126,11 +126,15 @@ class EmailLinkProvider:
             f"{minutes} minutes:\n\n{link}\n\nIf you did not ask for it, ignore this e-mail.\n"
         )
         try:
-            with smtplib.SMTP(self._s.smtp_host, self._s.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
-                if self._s.starttls:
+            with smtplib.SMTP(
+                self._settings.smtp_host, self._settings.smtp_port, timeout=SMTP_TIMEOUT
+            ) as smtp:
+                if self._settings.starttls:
                     smtp.starttls(context=ssl.create_default_context())
-                if self._s.smtp_user:
-                    smtp.login(self._s.smtp_user, self._s.smtp_password.get_secret_value())
+                if self._settings.smtp_user:
+                    smtp.login(
+                        self._settings.smtp_user, self._settings.smtp_password.get_secret_value()
+                    )
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("sign-in mail not sent", extra={"reason": type(exc).__name__})

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from gateway.clientip import is_trusted
 from gateway.errors import Unauthorized
 from gateway.identity.base import Identity, PendingLogin
-from gateway.identity.context import ProviderContext
+from gateway.identity.provider_context import ProviderContext
 from gateway.settings_fields import HeaderName, IdentityModel, Text
 
 MAX_GROUPS = 100
@@ -37,7 +37,7 @@ class HeaderProvider:
     def __init__(self, settings: HeaderSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
         self.label = settings.label or self.label  # shown on the chooser
-        self._s = settings
+        self._settings = settings
         self._trusted = ctx.gateway.trusted_proxies
 
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
@@ -54,12 +54,12 @@ class HeaderProvider:
     def identify(self, request: Request) -> Identity | None:
         if not self._from_proxy(request):
             return None
-        email = request.headers.get(self._s.email_header, "").strip()
+        email = request.headers.get(self._settings.email_header, "").strip()
         if not email:
             return None
-        name = request.headers.get(self._s.name_header, "").strip()
-        raw_groups = request.headers.get(self._s.groups_header, "")
-        parts = raw_groups.split(self._s.groups_separator)
+        name = request.headers.get(self._settings.name_header, "").strip()
+        raw_groups = request.headers.get(self._settings.groups_header, "")
+        parts = raw_groups.split(self._settings.groups_separator)
         groups = tuple(g.strip() for g in parts if g.strip())
         return Identity(
             email=email, name=name[:200], groups=groups[:MAX_GROUPS], provider=self.name

@@ -29,8 +29,8 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from werkzeug.wrappers import Response
 
 from gateway.identity.base import Identity, PendingLogin
-from gateway.identity.context import ProviderContext
 from gateway.identity.password_form import PasswordForm, Refused, SignInUnavailable
+from gateway.identity.provider_context import ProviderContext
 from gateway.settings_fields import (
     Flag,
     IdentityModel,
@@ -112,7 +112,7 @@ class LdapProvider:
 
         self.name = settings.name
         self.label = settings.label or self.label
-        self._s = settings
+        self._settings = settings
         parts = urlsplit(settings.url)
         tls = None
         if parts.scheme == "ldaps" or settings.start_tls:
@@ -156,12 +156,12 @@ class LdapProvider:
             password=password,
             auto_bind="NONE",
             auto_referrals=False,  # referrals are never chased
-            receive_timeout=math.ceil(self._s.timeout),  # ldap3 packs it as a whole number
+            receive_timeout=math.ceil(self._settings.timeout),  # ldap3 packs it as a whole number
             raise_exceptions=False,
             read_only=True,
         )
         conn.open()
-        if self._s.start_tls and not conn.start_tls():
+        if self._settings.start_tls and not conn.start_tls():
             conn.unbind()
             raise _Down("start_tls_refused")
         return conn
@@ -177,7 +177,9 @@ class LdapProvider:
             conn = self._pool.get_nowait()
         except queue.Empty:
             reused = False
-            conn = self._connection(self._s.bind_dn, self._s.bind_password.get_secret_value())
+            conn = self._connection(
+                self._settings.bind_dn, self._settings.bind_password.get_secret_value()
+            )
             if not conn.bind():
                 reason = conn.result.get("description", "bind_failed")
                 conn.unbind()
@@ -224,18 +226,22 @@ class LdapProvider:
         from ldap3 import SUBTREE
         from ldap3.utils.conv import escape_filter_chars
 
-        wanted = [self._s.email_attribute, self._s.name_attribute, "userAccountControl"]
-        if not self._s.group_base_dn:
+        wanted = [
+            self._settings.email_attribute,
+            self._settings.name_attribute,
+            "userAccountControl",
+        ]
+        if not self._settings.group_base_dn:
             wanted.append("memberOf")
-        search = self._s.user_filter.replace("{username}", escape_filter_chars(username))
+        search = self._settings.user_filter.replace("{username}", escape_filter_chars(username))
         with self._service() as conn:
             if not conn.search(
-                self._s.base_dn,
+                self._settings.base_dn,
                 search,
                 search_scope=SUBTREE,
                 attributes=[a for a in wanted if a],
                 size_limit=2,
-                time_limit=max(1, int(self._s.timeout)),
+                time_limit=max(1, int(self._settings.timeout)),
             ) and conn.result.get("result") not in (0, 4):  # ok, or more than one found
                 # noSuchObject included: a base_dn that is wrong (or hidden from the service
                 # account) must not look like "no such user" to everyone.
@@ -252,12 +258,12 @@ class LdapProvider:
             groups = self._groups(conn, entry["dn"], attributes, username)
         if not self._bind_as(entry["dn"], password):
             return Refused("wrong_password")
-        email = _first(attributes.get(self._s.email_attribute))
+        email = _first(attributes.get(self._settings.email_attribute))
         if not email:
             return Refused("no_email")
         return Identity(
             email=email,
-            name=_first(attributes.get(self._s.name_attribute))[:200],
+            name=_first(attributes.get(self._settings.name_attribute))[:200],
             groups=groups,
             provider=self.name,
             subject=str(entry["dn"]),
@@ -280,21 +286,21 @@ class LdapProvider:
         from ldap3 import SUBTREE
         from ldap3.utils.conv import escape_filter_chars
 
-        if not self._s.group_base_dn:
+        if not self._settings.group_base_dn:
             names = [_rdn_value(group) for group in _values(attributes.get("memberOf"))]
             return tuple(n for n in names if n)[:MAX_GROUPS]
-        group_filter = self._s.group_filter.replace("{dn}", escape_filter_chars(dn))
+        group_filter = self._settings.group_filter.replace("{dn}", escape_filter_chars(dn))
         group_filter = group_filter.replace("{username}", escape_filter_chars(username))
         conn.search(
-            self._s.group_base_dn,
+            self._settings.group_base_dn,
             group_filter,
             search_scope=SUBTREE,
-            attributes=[self._s.group_name_attribute],
+            attributes=[self._settings.group_name_attribute],
             size_limit=MAX_GROUPS,
-            time_limit=max(1, int(self._s.timeout)),
+            time_limit=max(1, int(self._settings.timeout)),
         )
         names = [
-            _first(e.get("attributes", {}).get(self._s.group_name_attribute))
+            _first(e.get("attributes", {}).get(self._settings.group_name_attribute))
             for e in conn.response or []
             if e.get("type") == "searchResEntry"
         ]

@@ -37,9 +37,9 @@ from werkzeug.wrappers import Response
 from gateway.cookies import OIDC_STATE
 from gateway.errors import BadRequest, GatewayError, Unauthorized
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
-from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
 from gateway.identity.pending import STATE_MAX_AGE, PendingStates
+from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import (
     Flag,
@@ -118,7 +118,7 @@ class OidcProvider:
     def __init__(self, settings: OidcSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
         self.label = settings.label or self.label  # shown on the chooser
-        self._s = settings
+        self._settings = settings
         self._ctx = ctx
         self._issuer = settings.issuer
         self.redirect_uri = ctx.gateway.public_url + step_path(self.kind, self.name, "callback")
@@ -185,8 +185,8 @@ class OidcProvider:
         nonce = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48)
         client = OAuth2Session(
-            self._s.client_id,
-            scope=" ".join(self._s.scopes),
+            self._settings.client_id,
+            scope=" ".join(self._settings.scopes),
             redirect_uri=self.redirect_uri,
             code_challenge_method="S256",
         )
@@ -228,7 +228,7 @@ class OidcProvider:
         claims = self._verify_id_token(tokens.get("id_token"), pending["n"])
         if not self._ctx.store.add(marker, 1, ttl=STATE_MAX_AGE + LEEWAY):
             raise _replayed()  # the same state, completed at the same moment elsewhere
-        if self._s.email_claim not in claims and tokens.get("access_token"):
+        if self._settings.email_claim not in claims and tokens.get("access_token"):
             claims = {**self._userinfo(tokens["access_token"], claims["sub"]), **claims}
         identity = self._identity(claims)
         return identity, login
@@ -236,9 +236,9 @@ class OidcProvider:
     def _exchange(self, code: str, verifier: str) -> dict[str, Any]:
         meta = self.metadata()
         client = OAuth2Session(
-            self._s.client_id,
-            self._s.client_secret.get_secret_value(),
-            token_endpoint_auth_method=self._s.token_endpoint_auth_method,
+            self._settings.client_id,
+            self._settings.client_secret.get_secret_value(),
+            token_endpoint_auth_method=self._settings.token_endpoint_auth_method,
             redirect_uri=self.redirect_uri,
         )
         client.trust_env = False
@@ -268,7 +268,7 @@ class OidcProvider:
             registry = jwt.JWTClaimsRegistry(
                 leeway=LEEWAY,
                 iss={"essential": True, "value": self._issuer},
-                aud={"essential": True, "value": self._s.client_id},
+                aud={"essential": True, "value": self._settings.client_id},
                 sub={"essential": True},
                 exp={"essential": True},
                 nonce={"essential": True, "value": nonce},
@@ -281,7 +281,7 @@ class OidcProvider:
             raise SignInFailed() from None
         claims = dict(token.claims)
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if len(audiences) > 1 and claims.get("azp") != self._s.client_id:
+        if len(audiences) > 1 and claims.get("azp") != self._settings.client_id:
             raise SignInFailed()
         return claims
 
@@ -302,17 +302,17 @@ class OidcProvider:
         return info
 
     def _identity(self, claims: dict[str, Any]) -> Identity:
-        email = claims.get(self._s.email_claim)
+        email = claims.get(self._settings.email_claim)
         if not isinstance(email, str) or not email:
             raise SignInFailed(
                 "Your account has no e-mail address to sign in with.", code="no_email"
             )
         verified = claims.get("email_verified")
         email_verified = verified is True or verified == "true"
-        groups = claims.get(self._s.groups_claim, [])
+        groups = claims.get(self._settings.groups_claim, [])
         if isinstance(groups, str):
             groups = [groups]
-        name = claims.get(self._s.name_claim, "")
+        name = claims.get(self._settings.name_claim, "")
         return Identity(
             email=email,
             name=name if isinstance(name, str) else "",
@@ -320,7 +320,7 @@ class OidcProvider:
             if isinstance(groups, list)
             else (),
             provider=self.name,
-            email_verified=email_verified or not self._s.require_email_verified,
+            email_verified=email_verified or not self._settings.require_email_verified,
             subject=str(claims["sub"]),
             idp_session=claims["sid"] if isinstance(claims.get("sid"), str) else "",
         )
@@ -339,7 +339,7 @@ class OidcProvider:
             return None
         query = urlencode(
             {
-                "client_id": self._s.client_id,
+                "client_id": self._settings.client_id,
                 "post_logout_redirect_uri": post_logout_redirect_uri,
                 "state": state,
             }
@@ -397,7 +397,7 @@ class OidcProvider:
             jwt.JWTClaimsRegistry(
                 leeway=LEEWAY,
                 iss={"essential": True, "value": self._issuer},
-                aud={"essential": True, "value": self._s.client_id},
+                aud={"essential": True, "value": self._settings.client_id},
                 iat={"essential": True},
                 jti={"essential": True},
             ).validate(decoded.claims)

@@ -38,8 +38,8 @@ from gateway.clientip import client_bucket
 from gateway.cookies import DEVICE
 from gateway.errors import ServiceUnavailable, TooManyRequests
 from gateway.identity.base import Identity, PendingLogin
-from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
+from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
 from gateway.signing import timed_serializer
 

@@ -29,8 +29,8 @@ from werkzeug.wrappers import Response
 
 from gateway.errors import GatewayError, Unauthorized
 from gateway.identity.base import Identity, PendingLogin
-from gateway.identity.context import ProviderContext
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
+from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import (
     IdentityModel,
@@ -93,7 +93,7 @@ class PaywallJwtProvider:
     def __init__(self, settings: PaywallJwtSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
         self.label = settings.label or self.label
-        self._s = settings
+        self._settings = settings
         self._store = ctx.store
         self._leeway = settings.leeway
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
@@ -111,7 +111,7 @@ class PaywallJwtProvider:
     def _fetch_jwks(self) -> Any:
         try:
             response = self._http.get(
-                self._s.jwks_url, timeout=self._timeout, allow_redirects=False
+                self._settings.jwks_url, timeout=self._timeout, allow_redirects=False
             )
             response.raise_for_status()
             return response.json()
@@ -141,11 +141,11 @@ class PaywallJwtProvider:
 
     def _identity(self, token: str, now: float, consume: bool) -> Identity:
         claims = self._verified_claims(token, now, consume)
-        email = claims.get(self._s.email_claim)
+        email = claims.get(self._settings.email_claim)
         if not isinstance(email, str) or not email.strip():
             raise PaywallTokenRefused("The paywall did not say who you are.", code="no_email")
-        name = claims.get(self._s.name_claim, "")
-        granted = claims.get(self._s.entitlements_claim, [])
+        name = claims.get(self._settings.name_claim, "")
+        granted = claims.get(self._settings.entitlements_claim, [])
         if isinstance(granted, str):
             granted = [granted]
         entitlements = (
@@ -182,8 +182,8 @@ class PaywallJwtProvider:
             registry = jwt.JWTClaimsRegistry(
                 now=int(now),
                 leeway=self._leeway,
-                iss={"essential": True, "value": self._s.issuer},
-                aud={"essential": True, "value": self._s.audience},
+                iss={"essential": True, "value": self._settings.issuer},
+                aud={"essential": True, "value": self._settings.audience},
                 exp={"essential": True},
                 jti={"essential": True},
             )

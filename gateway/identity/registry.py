@@ -10,12 +10,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from gateway.identity.base import Provider
-from gateway.identity.context import ProviderContext
 from gateway.identity.email_link import EmailLinkProvider, EmailLinkSettings
 from gateway.identity.header import HeaderProvider, HeaderSettings
 from gateway.identity.ldap import LdapProvider, LdapSettings
 from gateway.identity.oidc import OidcProvider, OidcSettings
 from gateway.identity.paywall_jwt import PaywallJwtProvider, PaywallJwtSettings
+from gateway.identity.provider_context import ProviderContext
 from gateway.identity.saml import SamlProvider, SamlSettings
 from gateway.identity.static import StaticProvider, StaticSettings
 from gateway.identity.stripe_checkout import StripeCheckoutProvider, StripeSettings

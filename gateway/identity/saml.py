@@ -49,8 +49,8 @@ from gateway.cookies import SAML_STATE
 from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
-from gateway.identity.context import ProviderContext
 from gateway.identity.pending import STATE_MAX_AGE, PendingStates
+from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import (
     Flag,
@@ -189,7 +189,7 @@ class SamlProvider:
     def __init__(self, settings: SamlSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
         self.label = settings.label or self.label
-        self._s = settings
+        self._settings = settings
         self._ctx = ctx
         base = ctx.gateway.public_url
         self.entity_id = settings.sp_entity_id or base + step_path(self.kind, self.name, "metadata")
@@ -217,7 +217,7 @@ class SamlProvider:
         from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
         from saml2.config import SPConfig
 
-        signing = bool(self._s.sp_key_file)
+        signing = bool(self._settings.sp_key_file)
         conf: dict[str, Any] = {
             "entityid": self.entity_id,
             "service": {
@@ -229,7 +229,7 @@ class SamlProvider:
                             (self.slo_url, BINDING_HTTP_POST),
                         ],
                     },
-                    "allow_unsolicited": self._s.allow_idp_initiated,
+                    "allow_unsolicited": self._settings.allow_idp_initiated,
                     "want_response_signed": False,
                     "want_assertions_signed": False,
                     "want_assertions_or_response_signed": True,
@@ -240,14 +240,17 @@ class SamlProvider:
             },
             "metadata": {"inline": [idp_xml]} if idp_xml else {},
             "xmlsec_binary": self._xmlsec,
-            "accepted_time_diff": self._s.clock_skew,
+            "accepted_time_diff": self._settings.clock_skew,
             "signing_algorithm": SIG_RSA_SHA256,
             "digest_algorithm": DIGEST_SHA256,
             "delete_tmpfiles": True,
         }
         if signing:
-            conf.update(key_file=self._s.sp_key_file, cert_file=self._s.sp_cert_file)
-            pair = {"key_file": self._s.sp_key_file, "cert_file": self._s.sp_cert_file}
+            conf.update(key_file=self._settings.sp_key_file, cert_file=self._settings.sp_cert_file)
+            pair = {
+                "key_file": self._settings.sp_key_file,
+                "cert_file": self._settings.sp_cert_file,
+            }
             conf["encryption_keypairs"] = [pair]
         config = SPConfig()
         config.load(conf)
@@ -293,7 +296,7 @@ class SamlProvider:
 
         relay = secrets.token_urlsafe(24)
         client = self._client()
-        signed = bool(self._s.sp_key_file)
+        signed = bool(self._settings.sp_key_file)
         request_id, info = client.prepare_for_authenticate(
             entityid=self._idp(),
             relay_state=relay,
@@ -327,7 +330,7 @@ class SamlProvider:
         relay = request.form.get("RelayState", "")
         in_flight = self._in_flight.read(request)
         expected = next((rid for rid, e in in_flight.items() if e.get("r") == relay), None)
-        if expected is None and not self._s.allow_idp_initiated:
+        if expected is None and not self._settings.allow_idp_initiated:
             raise SamlRefused("unsolicited")
         entry = in_flight.get(expected or "")
         outstanding = {expected: "/"} if expected else {}
@@ -408,11 +411,11 @@ class SamlProvider:
 
         ends = assertion.conditions.not_on_or_after if assertion.conditions else None
         expires = calendar.timegm(str_to_time(ends)) if ends else time.time() + 300
-        ttl = max(expires - time.time(), 0) + self._s.clock_skew + 60
+        ttl = max(expires - time.time(), 0) + self._settings.clock_skew + 60
         store = self._ctx.store
         if request_id is not None:
             key = f"saml-request:{self.name}:" + hashlib.sha256(request_id.encode()).hexdigest()
-            if not store.add(key, 1, ttl=STATE_MAX_AGE + self._s.clock_skew):
+            if not store.add(key, 1, ttl=STATE_MAX_AGE + self._settings.clock_skew):
                 raise SamlRefused("request_replayed")
         key = (
             f"saml-assertion:{self.name}:" + hashlib.sha256(str(assertion.id).encode()).hexdigest()
@@ -438,19 +441,19 @@ class SamlProvider:
             return [v for v in found if v]
 
         name_id = response.name_id
-        emails = values(self._s.email_attribute)
+        emails = values(self._settings.email_attribute)
         email = emails[0] if emails else ""
         if not email and name_id is not None and email_domain((name_id.text or "").strip()):
             email = (name_id.text or "").strip()
         if not email:
             raise SamlRefused("no_email")
-        names = values(self._s.name_attribute)
+        names = values(self._settings.name_attribute)
         statements = assertion.authn_statement
         session_index = statements[0].session_index if statements else ""
         return Identity(
             email=email,
             name=names[0][:200] if names else "",
-            groups=tuple(values(self._s.groups_attribute))[:100],
+            groups=tuple(values(self._settings.groups_attribute))[:100],
             provider=self.name,
             subject=_subject_key(name_id) if name_id is not None else "",
             idp_session=session_index or "",
@@ -487,7 +490,7 @@ class SamlProvider:
         _, message = client.create_logout_request(
             destination, idp, name_id=name_id, session_indexes=sessions, sign=False
         )
-        signed = bool(self._s.sp_key_file)
+        signed = bool(self._settings.sp_key_file)
         info = client.apply_binding(
             BINDING_HTTP_REDIRECT,
             str(message),
@@ -527,7 +530,7 @@ class SamlProvider:
             self._ctx.sessions.revoke_at_idp(self.name, subject=_subject_key(message.name_id))
         audit("saml_logout", provider=self.name, by="session_index" if sessions else "name_id")
         answer = client.create_logout_response(message, [BINDING_HTTP_REDIRECT], sign=False)
-        signed_answer = bool(self._s.sp_key_file)
+        signed_answer = bool(self._settings.sp_key_file)
         info = client.apply_binding(
             BINDING_HTTP_REDIRECT,
             str(answer),
@@ -592,7 +595,7 @@ class SamlProvider:
         its NotOnOrAfter, and never seen before by any worker or instance."""
         from saml2.time_util import str_to_time
 
-        now, skew = time.time(), self._s.clock_skew
+        now, skew = time.time(), self._settings.clock_skew
         try:
             issued = calendar.timegm(str_to_time(message.issue_instant))
             ends = message.not_on_or_after

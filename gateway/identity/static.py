@@ -13,8 +13,8 @@ from werkzeug.wrappers import Response
 
 from gateway.emails import canonical_email
 from gateway.identity.base import Identity, PendingLogin
-from gateway.identity.context import ProviderContext
 from gateway.identity.password_form import PasswordForm, Refused
+from gateway.identity.provider_context import ProviderContext
 from gateway.passwords import hash_password, verify_password
 from gateway.settings_fields import IdentityModel, problem
 

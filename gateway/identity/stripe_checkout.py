@@ -40,10 +40,10 @@ from gateway.identity.base import (
     login_url,
     step_path,
 )
-from gateway.identity.context import ProviderContext
 from gateway.identity.forms import FormGuard, visitor_ip
+from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
-from gateway.pages import message_page
+from gateway.message_pages import message_page
 from gateway.settings_fields import (
     IdentityModel,
     Integer,
@@ -132,7 +132,7 @@ class StripeCheckoutProvider:
     def __init__(self, settings: StripeSettings, ctx: ProviderContext) -> None:
         self.name = settings.name
         self.label = settings.label or self.label
-        self._s = settings
+        self._settings = settings
         self._ctx = ctx
         self.source = f"stripe:{self.name}"
         self.price = settings.price
@@ -179,7 +179,7 @@ class StripeCheckoutProvider:
         self._ctx.limiter.limit(f"checkout:{self.name}:{client_bucket(ip)}", 10, 60)
         ref = secrets.token_urlsafe(24)
         params: Any = {
-            "mode": self._s.mode,
+            "mode": self._settings.mode,
             "line_items": [{"price": self.price, "quantity": 1}],
             "success_url": self.success_url,
             "cancel_url": f"{self.cancel_url}?ref={ref}",
@@ -190,7 +190,7 @@ class StripeCheckoutProvider:
         checkout = self._call(lambda: self.client.v1.checkout.sessions.create(params=params))
         url = _get(checkout, "url")
         # Stripe's own pages are https; only a configured stand-in (tests) may differ.
-        if not isinstance(url, str) or not (url.startswith("https://") or self._s.api_base):
+        if not isinstance(url, str) or not (url.startswith("https://") or self._settings.api_base):
             raise PaymentProviderUnavailable()
         self._ctx.store.set(f"checkout:{ref}", pending.to_json(), ttl=PENDING_TTL)
         response = redirect(url, code=303)
@@ -294,7 +294,7 @@ class StripeCheckoutProvider:
                 subscription, "items", "data", 0, "current_period_end"
             )
             start = period_end if isinstance(period_end, int) else int(time.time())
-            until = start + self._s.grace_days * 86400
+            until = start + self._settings.grace_days * 86400
         return Grant(
             source=self.source,
             ref=str(_get(subscription, "id")),

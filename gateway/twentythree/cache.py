@@ -29,8 +29,8 @@ from gateway.errors import UpstreamBadResponse, UpstreamError, UpstreamRejected
 from gateway.store import Store, StoreUnavailable
 from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
+from gateway.twentythree.coerce import as_flag, as_int
 from gateway.twentythree.urls import FORMAT_RE
-from gateway.twentythree.values import as_flag, as_int
 
 if TYPE_CHECKING:
     from gateway.twentythree.catalogue import Catalogue

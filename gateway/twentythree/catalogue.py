@@ -35,7 +35,7 @@ from gateway.settings import SiteSettings
 from gateway.store import Store, StoreUnavailable
 from gateway.twentythree.cache import Found, Missing, PhotoInfo, decode, encode
 from gateway.twentythree.client import TwentyThreeClient
-from gateway.twentythree.values import as_int
+from gateway.twentythree.coerce import as_int
 
 log = logging.getLogger("gateway.catalogue")
 

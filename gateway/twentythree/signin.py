@@ -7,7 +7,7 @@ from __future__ import annotations
 from gateway.errors import Forbidden, UpstreamBadResponse
 from gateway.twentythree import urls
 from gateway.twentythree.client import TwentyThreeClient
-from gateway.twentythree.values import as_int
+from gateway.twentythree.coerce import as_int
 
 USER_SEARCH_PAGES = 5
 

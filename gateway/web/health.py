@@ -21,7 +21,7 @@ from prometheus_client import (
 
 from gateway.errors import Unauthorized
 from gateway.twentythree.catalogue import CatalogueCollector
-from gateway.web.context import runtime
+from gateway.web.current import runtime
 
 bp = Blueprint("health", __name__)
 

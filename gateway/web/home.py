@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
-from gateway.web.context import site_or_404
+from gateway.web.current import site_or_404
 
 bp = Blueprint("home", __name__)
 

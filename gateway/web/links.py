@@ -26,7 +26,7 @@ from gateway.store import StoreUnavailable
 from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
-from gateway.web.context import photo_id_or_400, runtime, site_or_404
+from gateway.web.current import photo_id_or_400, runtime, site_or_404
 from gateway.web.visitor import NotSignedIn, allowed_visitor, deny, keep_alive
 
 bp = Blueprint("links", __name__)

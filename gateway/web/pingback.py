@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from gateway.clientip import client_bucket
 from gateway.errors import BadRequest
-from gateway.web.context import photo_id_or_400, runtime, site_or_404, visitor_ip
+from gateway.web.current import photo_id_or_400, runtime, site_or_404, visitor_ip
 
 bp = Blueprint("pingback", __name__)
 log = logging.getLogger("gateway.pingback")

@@ -26,8 +26,8 @@ from gateway.errors import BadRequest, GatewayError, UpstreamError
 from gateway.logs import audit
 from gateway.redirects import is_site_page
 from gateway.settings import SiteSettings
-from gateway.twentythree.values import photo_id
-from gateway.web.context import site_or_404
+from gateway.twentythree.coerce import photo_id
+from gateway.web.current import site_or_404
 from gateway.web.links import visitor_photo
 from gateway.web.visitor import NotSignedIn, allowed_visitor
 

@@ -25,12 +25,12 @@ from gateway.identity.base import (
 )
 from gateway.identity.forms import FormGuard
 from gateway.logs import audit
-from gateway.pages import message_page, wants_html
+from gateway.message_pages import message_page, wants_html
 from gateway.redirects import on_site, safe_next, safe_return_url
 from gateway.settings import SiteSettings
 from gateway.signing import timed_serializer
 from gateway.twentythree.signin import NoAccount, session_redirect, user_login_redirect
-from gateway.web.context import limit_pending_sign_ins, runtime, site_or_404
+from gateway.web.current import limit_pending_sign_ins, runtime, site_or_404
 from gateway.web.scopes import scope_named
 from gateway.web.visitor import (
     SignInNotConfigured,

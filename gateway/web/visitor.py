@@ -24,7 +24,7 @@ from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
 from gateway.sessions import MAX_COOKIE, VisitorSession
 from gateway.settings import SiteSettings
-from gateway.web.context import runtime
+from gateway.web.current import runtime
 
 
 def current_session() -> VisitorSession | None:

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from gateway.errors import BadRequest, NotFound
 from gateway.identity.base import ReceivesWebhooks
-from gateway.web.context import runtime
+from gateway.web.current import runtime
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("gateway.webhooks")

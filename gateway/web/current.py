@@ -12,7 +12,7 @@ from gateway.identity.forms import visitor_ip as client_address
 from gateway.logs import audit
 from gateway.runtime import GatewayRuntime
 from gateway.settings import SiteSettings
-from gateway.twentythree.values import photo_id
+from gateway.twentythree.coerce import photo_id
 
 PENDING_PER_MINUTE = 300  # sign-ins one client (an IPv4 address, an IPv6 /64) may start
 

@@ -37,9 +37,9 @@ from gateway.runtime import GatewayRuntime
 from gateway.settings import ApiKeySettings, SiteSettings
 from gateway.store import StoreUnavailable
 from gateway.twentythree.cache import PhotoInfo
+from gateway.twentythree.coerce import MAX_PHOTO_ID
 from gateway.twentythree.minting import Admission, Refused
-from gateway.twentythree.values import MAX_PHOTO_ID
-from gateway.web.context import photo_id_or_400
+from gateway.web.current import photo_id_or_400
 from gateway.web.jsonprovider import loads
 from gateway.web.observability import ROUTE_KEY
 
