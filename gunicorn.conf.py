@@ -10,8 +10,8 @@ if worker_class() == "gevent":  # before anything imports ssl (the settings pull
 
     monkey.patch_all()
 
-from gateway.serve.gunicorn_server import gunicorn_options
 from gateway.loader import load_settings_or_exit
+from gateway.serve.gunicorn_server import gunicorn_options
 
 _settings = load_settings_or_exit()  # $GATEWAY_CONFIG; exits with every problem listed if invalid
 _bind = os.environ.get("GATEWAY_BIND", "0.0.0.0:8000")

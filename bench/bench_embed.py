@@ -8,31 +8,17 @@ Printed: req/s of each, and ``/embed ÷ /healthz`` (goal >= 0.8).
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from pathlib import Path
 
-from bench.common import BIN, DEMO_SUPER, devsite, free_port, need_wrk, process, wait, wrk
+from bench.common import BIN, devsite, free_port, gateway_config, need_wrk, process, wait, wrk
 
 ROUNDS = 3
 
 
 def config(folder: Path, port: int, devsite_port: int) -> Path:
-    path = folder / "embed.toml"
-    path.write_text(f"""
-[gateway]
-public_url = "http://127.0.0.1:{port}"
-secret_key = "{secrets.token_urlsafe(32)}"
-log_level = "warning"
-trusted_proxies = ["127.0.0.1/32"]
-
-[sites.demo]
-url = "http://127.0.0.1:{devsite_port}"
-consumer_key = "{DEMO_SUPER[0]}"
-consumer_secret = "{DEMO_SUPER[1]}"
-access_token = "{DEMO_SUPER[2]}"
-access_token_secret = "{DEMO_SUPER[3]}"
-identity = "proxy"
+    """The demo site behind a trusted proxy's identity, with an access rule to apply."""
+    site = """identity = "proxy"
 allow_email_domains = ["example.com"]
 catalogue = "on_demand"
 
@@ -42,8 +28,9 @@ allow_email_domains = ["example.com"]
 
 [identity.proxy]
 type = "header"
-""")
-    return path
+"""
+    trusted = 'trusted_proxies = ["127.0.0.1/32"]'
+    return gateway_config(folder, port, devsite_port, site_extra=site, gateway_extra=trusted)
 
 
 def header_script(folder: Path) -> str:

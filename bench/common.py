@@ -98,12 +98,14 @@ def gateway_config(
     store: str = "",
     site_extra: str = "",
     key_extra: str = "",
+    gateway_extra: str = "",
 ) -> Path:
     config = folder / f"gateway-{gateway_port}.toml"
     config.write_text(f"""
 [gateway]
 public_url = "http://127.0.0.1:{gateway_port}"
 secret_key = "{secrets.token_urlsafe(32)}"
+{gateway_extra}
 log_level = "warning"
 
 [store]

@@ -14,6 +14,18 @@ from tests.helpers import Devsite, free_port, make_settings, site_table
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProviderProcess
 
 TEAM_PASSWORD = "correct horse battery staple"
+
+
+def portal_identity() -> dict[str, str]:
+    """The "portal" identity's table: paywall JWTs signed with PORTAL_SECRET."""
+    return {
+        "type": "jwt",
+        "issuer": PORTAL_ISSUER,
+        "audience": PORTAL_AUDIENCE,
+        "secret": PORTAL_SECRET,
+    }
+
+
 OFFICE_SIZE = 40  # colleagues behind one NAT address (tests/test_hardening.py)
 
 

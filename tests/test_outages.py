@@ -22,7 +22,7 @@ from gateway.entitlements import EntitlementStore, EntitlementStoreUnavailable, 
 from gateway.store import RETRY_AFTER
 from gateway.web.health import SITE_WAIT
 from tests.helpers import Devsite, make_settings, site_table
-from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET
+from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET, portal_identity
 from tests.tcp_proxy import TcpProxy
 
 KEY = "outage-key-0123456789abcdef"
@@ -62,14 +62,7 @@ def _gateway_on(devsite: Devsite, store: dict[str, Any], **sites: Any) -> Any:
                 "sites": ["demo", *sites],
             }
         },
-        identity={
-            "portal": {
-                "type": "jwt",
-                "issuer": PORTAL_ISSUER,
-                "audience": PORTAL_AUDIENCE,
-                "secret": PORTAL_SECRET,
-            }
-        },
+        identity={"portal": portal_identity()},
     )
     return create_app(settings).test_client()
 

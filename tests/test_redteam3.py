@@ -21,7 +21,7 @@ from tests.catalogue_world import BOARD_ALBUM, CatalogueWorld
 from tests.formclient import forms
 from tests.helpers import Devsite, make_settings, site_table
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
-from tests.sso_world import PORTAL_AUDIENCE, PORTAL_ISSUER, PORTAL_SECRET, World
+from tests.sso_world import World, portal_identity
 from tests.test_catalogue import FIRST_GENERATED
 from tests.test_video_access import embed, signed_in
 
@@ -61,12 +61,7 @@ def _flood_gateway(world: World) -> FlaskClient:
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
             },
-            "portal": {
-                "type": "jwt",
-                "issuer": PORTAL_ISSUER,
-                "audience": PORTAL_AUDIENCE,
-                "secret": PORTAL_SECRET,
-            },
+            "portal": portal_identity(),
         },
     )
     return create_app(settings).test_client()
