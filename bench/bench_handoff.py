@@ -16,6 +16,7 @@ ID-token signature and claims, policy, session cookie, audit and metrics. Printe
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -283,8 +284,12 @@ def main() -> None:
             assert done.status_code == 302 and "redeem-token" in done.headers["Location"]
             return spent - excluded.take()
 
+        visitors = itertools.count()
+
         def oidc_handoff() -> float:
             web = app.test_client()
+            n = next(visitors)  # each a visitor of their own: one client starts few sign-ins
+            web.environ_base["HTTP_X_FORWARDED_FOR"] = f"198.18.{n // 250 % 250}.{n % 250 + 1}"
             start = time.perf_counter()
             begin = web.get("/sso/corp/login?return_url=/video/1001")
             spent = time.perf_counter() - start
