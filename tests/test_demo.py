@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -102,3 +103,20 @@ def test_a_port_in_use_stops_the_demo_with_a_clear_message() -> None:
     assert proc.returncode != 0
     assert f"port {port} is in use" in out and "GATEWAY_PORT" in out
     assert "demo is running" not in out
+
+
+def test_ctrl_c_stops_the_demo_cleanly() -> None:
+    """Ctrl-C (SIGINT to the whole foreground group) is the documented way to stop the demo:
+    it ends every process and says so, rather than reporting a failure."""
+    proc = _start(GATEWAY_PORT=free_port(), DEVSITE_PORT=free_port())
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while "Press Ctrl-C to stop." not in proc.stdout.readline():
+            assert time.monotonic() < deadline and proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        _stop(proc)
+    assert proc.returncode in (0, 130), out[-2000:]  # 130: the shell's word for Ctrl-C
+    assert "demo stopped" in out and "error:" not in out
