@@ -230,3 +230,10 @@ def wait_for_a_fresh_minute(seconds_needed: float) -> None:
     left = 60 - time.time() % 60
     if left < seconds_needed:
         time.sleep(left + 0.05)
+
+
+def wait_for_a_fresh_second(seconds_needed: float = 0.5) -> None:
+    """The same for limits counted per second (pingbacks, API keys' rate_limit)."""
+    left = 1 - time.time() % 1
+    if left < seconds_needed:
+        time.sleep(left + 0.01)
