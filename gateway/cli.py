@@ -29,15 +29,16 @@ def _port(text: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.loader import config_path
     from gateway.serve import run
+    from gateway.settings import config_path  # not the loader: gevent patches first
 
     run(str(config_path(args.config)), args.host, args.port, args.server)
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from gateway.loader import config_path, load_settings_or_exit
+    from gateway.loader import load_settings_or_exit
+    from gateway.settings import config_path
 
     settings = load_settings_or_exit(args.path)
     print(

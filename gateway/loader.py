@@ -12,7 +12,6 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Union
 
@@ -22,7 +21,6 @@ from gateway.identity.registry import PROVIDER_TYPES
 from gateway.settings import (
     _ENV_RE,
     _NAME_RE,
-    DEFAULT_CONFIG_PATH,
     SECTIONS,
     AccessRule,
     AdminSettings,
@@ -32,6 +30,7 @@ from gateway.settings import (
     Settings,
     SiteSettings,
     StoreSettings,
+    config_path,
 )
 from gateway.settings_fields import IdentityModel, Model
 
@@ -261,10 +260,6 @@ def _finish(settings: Settings, identities: dict[str, IdentityModel], source: st
     )
     done._source = source
     return done
-
-
-def config_path(path: str | os.PathLike[str] | None = None) -> Path:
-    return Path(path or os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
 def load_settings(

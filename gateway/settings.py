@@ -10,8 +10,10 @@ validates it all (the models here never import a provider).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -315,3 +317,10 @@ class Settings(Model):
     @property
     def source(self) -> str:
         return self._source
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: ``path``, else ``$GATEWAY_CONFIG``, else the demo's. Here, beside the
+    models, because ``gateway serve`` needs it before gevent patches the standard library,
+    and the loader (with every provider, requests and ssl behind it) must come after that."""
+    return Path(path or os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG_PATH)

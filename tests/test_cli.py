@@ -186,6 +186,9 @@ access_token_secret = "{DEMO_SUPER[3]}"
     access = [line for line in output.splitlines() if '"gateway.access"' in line]
     assert any('"path":"/readyz"' in line and '"status":200' in line for line in access)
     assert DEMO_SUPER[1] not in output and TEST_SECRET not in output
+    # gevent patched the standard library before anything imported ssl (else outbound TLS to
+    # 23 and the IdPs would not be cooperative in the workers)
+    assert "MonkeyPatchWarning" not in output
 
 
 def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
