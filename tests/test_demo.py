@@ -118,5 +118,5 @@ def test_ctrl_c_stops_the_demo_cleanly() -> None:
         out, _ = proc.communicate(timeout=30)
     finally:
         _stop(proc)
-    assert proc.returncode in (0, 130), out[-2000:]  # 130: the shell's word for Ctrl-C
+    assert proc.returncode == 0, out[-2000:]  # make reports no error either
     assert "demo stopped" in out and "error:" not in out
