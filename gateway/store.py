@@ -71,10 +71,6 @@ def kind_of(key: str) -> str:
 
 def refused(kind: str) -> StateFull:
     """The error for new state of ``kind`` that has no room (audited, counted)."""
-    return _refused(kind)
-
-
-def _refused(kind: str) -> StateFull:
     from gateway.logs import audit
     from gateway.metrics import STATE_REFUSED
 
@@ -176,7 +172,7 @@ class _Table:
             for key in [k for k, (expiry, _) in entries.items() if expiry <= now]:
                 del entries[key]
         if len(entries) >= self.bound and kind not in REVOCATION_KINDS:
-            raise _refused(kind)
+            raise refused(kind)
 
 
 class MemoryStore:
@@ -398,7 +394,7 @@ class RedisStore:
         except self._full:
             # maxmemory reached under noeviction: reads (revocations) still work; new state
             # is refused, as the in-process store does when a kind is full.
-            raise _refused(kind_of(_unprefixed(args, self._prefix))) from None
+            raise refused(kind_of(_unprefixed(args, self._prefix))) from None
         except self._errors as exc:
             self._down_until = time.monotonic() + RETRY_AFTER
             log.warning("redis unavailable", extra={"cause": type(exc).__name__})
@@ -615,8 +611,8 @@ def warn_if_redis_evicts(url: str) -> str | None:
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
+        with redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0) as client:
+            policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
     except (redis.RedisError, OSError):
         return None
     if policy in ("", "noeviction"):

@@ -76,6 +76,11 @@ def stream_of(event: str, fields: Mapping[str, Any]) -> str:
     return "other"
 
 
+def _pending_cap(stream: str) -> int:
+    """Events of a stream held between two writes to the store."""
+    return PENDING_NOTABLE_MAX if stream == "notable" else PENDING_OTHER_MAX
+
+
 def minute_key(site: str, minute: int) -> str:
     return f"ts:{site}:{minute}"
 
@@ -122,10 +127,7 @@ class Telemetry:
         with self._lock:
             events = self._events[stream]
             events.append(entry)
-            if stream != "notable" and len(events) > PENDING_OTHER_MAX:
-                del events[: len(events) - PENDING_OTHER_MAX]  # only the newest are shown
-            elif len(events) > PENDING_NOTABLE_MAX:
-                del events[0]
+            del events[: -_pending_cap(stream)]  # only the newest are kept
         site = str(fields.get("site") or ALL)
         if event == "tokens_minted":
             self.count(site, "tokens", len(fields.get("photo_ids") or ()))
@@ -178,9 +180,7 @@ class Telemetry:
         they are plots, not records)."""
         with self._lock:
             for stream, found in events.items():
-                merged = found + self._events[stream]
-                keep = PENDING_NOTABLE_MAX if stream == "notable" else PENDING_OTHER_MAX
-                self._events[stream] = merged[-keep:]
+                self._events[stream] = (found + self._events[stream])[-_pending_cap(stream) :]
 
     # ------------------------------------------------------------------ reading
 

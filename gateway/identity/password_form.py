@@ -112,9 +112,10 @@ class PasswordForm:
         password = request.form.get("password", "")[:MAX_PASSWORD]
         ip = visitor_ip(request, self._ctx.gateway.trusted_proxies)
         account = username.lower()
+        bucket = client_bucket(ip)
         known_device = self._device_knows(request, account)
         try:
-            held = self._hold(account, client_bucket(ip), known_device)
+            held = self._hold(account, bucket, known_device)
         except _Locked as locked:
             self._audit("sign_in_locked", pending, username, ip, locked.scope)
             return self.page(
@@ -126,7 +127,7 @@ class PasswordForm:
             self._give_back(held)
             raise
         if failed:
-            self._ctx.limiter.record(f"login-ip:{self._provider}:{client_bucket(ip)}", WINDOW)
+            self._ctx.limiter.record(self._address_key(bucket), WINDOW)
         else:
             self._give_back(held)  # success, or no password was checked: it does not count
         if isinstance(outcome, Identity):
@@ -161,7 +162,7 @@ class PasswordForm:
         limit: strangers elsewhere cannot lock its owner out."""
         limiter = self._ctx.limiter
         try:
-            limiter.check_open(f"login-ip:{self._provider}:{ip}", PER_IP, WINDOW)
+            limiter.check_open(self._address_key(ip), PER_IP, WINDOW)
         except TooManyRequests:
             raise _Locked("address") from None
         held: list[str] = []
@@ -180,6 +181,9 @@ class PasswordForm:
                 self._give_back(held)
                 raise _Locked(scope) from None
         return held
+
+    def _address_key(self, bucket: str) -> str:
+        return f"login-ip:{self._provider}:{bucket}"
 
     def _device_accounts(self, request: Request) -> list[str]:
         raw = self._ctx.cookies.get(request, DEVICE)

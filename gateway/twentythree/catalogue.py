@@ -30,7 +30,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway import metrics
-from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamError
+from gateway.errors import GatewayError, TooManyRequests, UpstreamBadResponse, UpstreamError
+from gateway.ratelimit import RateLimiter
 from gateway.settings import SiteSettings
 from gateway.store import Store, StoreUnavailable
 from gateway.twentythree.cache import Found, Missing, PhotoInfo, decode, encode
@@ -112,6 +113,7 @@ class Catalogue:
         self._client = client
         self._store = store
         self._fetch = fetch  # one video from 23 (a pingback's re-read)
+        self._rereads = RateLimiter(store)  # the per-minute budget of those re-reads
         self._state_key = f"catalogue:{site.name}"
         self._state = CatalogueState()
         self._state_read = -STATE_CACHE  # monotonic time of the last read
@@ -270,18 +272,23 @@ class Catalogue:
             pass  # lookups fall back to 23 while the store is down
 
     def _reread_allowed(self, kind: str, photo_id: int) -> bool:
-        minute = int(time.time() // 60)
         try:
-            spent = self._store.incr(f"budget-reread:{self.site.name}:{kind}:{minute}", ttl=120)
+            self._rereads.spend(
+                f"reread:{self.site.name}:{kind}",
+                1,
+                PINGBACK_REREADS_PER_MINUTE,
+                "Pingback re-reads are over budget this minute.",
+                "reread_budget",
+            )
         except StoreUnavailable:
             return True  # single re-reads, bounded by the pingback rate per sender
-        if spent <= PINGBACK_REREADS_PER_MINUTE:
-            return True
-        log.warning(
-            "pingback re-reads over budget this minute",
-            extra={"site": self.site.name, "photo_id": photo_id, "ids": kind},
-        )
-        return False
+        except TooManyRequests:
+            log.warning(
+                "pingback re-reads over budget this minute",
+                extra={"site": self.site.name, "photo_id": photo_id, "ids": kind},
+            )
+            return False
+        return True
 
     def _failing_key(self) -> str:
         return f"budget-reread:{self.site.name}:failing"

@@ -63,17 +63,14 @@ class ReadinessProbe:
         """Each site's health, checking the sites not checked recently. With ``wait_at_most``,
         a check still running after that many seconds goes on in the background and its site's
         last known result is given instead (a probe never waits on a hanging 23)."""
-        names = list(self._clients)
-        if wait_at_most is None:
-            if len(names) == 1:
-                return [self._site(names[0])]
-            with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-                return list(pool.map(self._site, names))
-        futures = {name: self._background.submit(self._refresh, name, False) for name in names}
+        queue = wait_at_most is None  # strict: wait for every check, however long
+        futures = {
+            name: self._background.submit(self._refresh, name, queue) for name in self._clients
+        }
         done, _ = wait(futures.values(), timeout=wait_at_most)
         known = {health.site: health for health in self.known()}
         return [
-            future.result() or known[name] if future in done else known[name]
+            (future.result() if future in done else None) or known[name]
             for name, future in futures.items()
         ]
 
@@ -91,11 +88,6 @@ class ReadinessProbe:
             return None
         ttl = self._interval if result.ok else self._retry_after
         return result if now - result.checked_at < ttl else None
-
-    def _site(self, name: str) -> SiteHealth:
-        result = self._refresh(name, queue=True)
-        assert result is not None  # a queued check always ends with a result
-        return result
 
     def _refresh(self, name: str, queue: bool) -> SiteHealth | None:
         """A fresh result, checking again when the last one is stale. Without ``queue``, a

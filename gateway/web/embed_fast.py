@@ -26,7 +26,7 @@ from gateway.runtime import GatewayRuntime, SiteRuntime
 from gateway.twentythree import urls
 from gateway.twentythree.cache import Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
-from gateway.web.links import record_visitor_mint
+from gateway.web.links import record_visitor_mint, shown_to_visitors
 from gateway.web.observability import ROUTE_KEY
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -107,7 +107,7 @@ class EmbedFastPath:
         if info is None or isinstance(info, Missing):
             return None
         settings = site.settings
-        if not info.published and not settings.visitor_unpublished:
+        if not shown_to_visitors(settings, info):
             return None
         if (
             settings.rules

@@ -42,6 +42,11 @@ class NoSuchFormat(NotFound):
     default_message = "This video has no file in that format."
 
 
+def shown_to_visitors(site: SiteSettings, info: PhotoInfo) -> bool:
+    """Unpublished videos stay unpublished for visitors unless the site says otherwise."""
+    return info.published or site.visitor_unpublished
+
+
 def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> PhotoInfo:
     """What 23 says about a video this visitor may see (cached). 23's "no such photo", and an
     unpublished video on a site that keeps those to itself, are both a 404; an access rule
@@ -50,7 +55,7 @@ def visitor_photo(site: SiteSettings, photo_id: int, identity: Identity) -> Phot
     found = runtime().site(site.name).minter.photos([photo_id], spend)[photo_id]
     if isinstance(found, Missing):
         raise NoSuchVideo()
-    if not found.published and not site.visitor_unpublished:
+    if not shown_to_visitors(site, found):
         raise NoSuchVideo()  # the same answer as unknown: ids cannot be probed
     if site.rules:
         decision = rules_decision(site, identity, found.albums, found.tags, runtime().standing)
