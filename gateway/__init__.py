@@ -19,7 +19,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gateway.i18n import gettext, language
     from gateway.loader import load_settings
     from gateway.logs import configure_logging
-    from gateway.message_pages import brand_of
     from gateway.runtime import GatewayRuntime
     from gateway.web import (
         errors,
@@ -36,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gateway.web.bodylimit import RequestBodies
     from gateway.web.embed_fast import EmbedFastPath
     from gateway.web.jsonprovider import GatewayFlask
+    from gateway.web.message_pages import brand_of
 
     settings = settings or load_settings()
     configure_logging(settings.gateway.log_level)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from werkzeug.wrappers import Request
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -30,6 +32,11 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: Sequence[IPNetwork]
         if not is_trusted(hop, trusted):
             return hop
     return hops[0]
+
+
+def visitor_ip(request: Request, trusted: Sequence[IPNetwork]) -> str:
+    """The client address of a request, given the proxies that are trusted to say it."""
+    return client_ip(request.remote_addr or "", request.headers.get("X-Forwarded-For"), trusted)
 
 
 def client_bucket(address: str) -> str:

@@ -194,6 +194,10 @@ def _cross_references(raw: dict[str, Any], problems: list[str]) -> None:
     admin = raw.get("admin")
     for ident in _missing(admin.get("identity") if isinstance(admin, dict) else None, identities):
         problems.append(f"admin.identity: names no [identity.{ident}] table")
+    _api_key_references(raw, sites, problems)
+
+
+def _api_key_references(raw: dict[str, Any], sites: Any, problems: list[str]) -> None:
     keys = {n: k for n, k in (raw.get("api_keys") or {}).items() if isinstance(k, dict)}
     for name, key in keys.items():
         for site in _missing(key.get("sites", ()), sites):

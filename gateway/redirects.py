@@ -101,10 +101,7 @@ def _check_absolute(value: str, layers: list[str], site: SiteSettings) -> None:
     if not value.lower().startswith(f"{scheme}://"):
         raise UnsafeReturnUrl()  # "https:/host" or "https:host" parse oddly across libraries
     netloc = parts.netloc
-    if "@" in netloc or "%" in netloc or not _HOST_RE.fullmatch(netloc.lower()):
-        raise UnsafeReturnUrl()
-    host = parts.hostname or ""
-    if not host or host.endswith(".") or ".." in host:
+    if not _plain_host(netloc, parts.hostname or ""):
         raise UnsafeReturnUrl()
     if _host_key(scheme, netloc) not in allowed_hosts(site):
         raise UnsafeReturnUrl()
@@ -113,6 +110,13 @@ def _check_absolute(value: str, layers: list[str], site: SiteSettings) -> None:
         decoded = urlsplit(layer)
         if decoded.netloc.lower() != netloc.lower() or decoded.scheme.lower() != scheme:
             raise UnsafeReturnUrl()
+
+
+def _plain_host(netloc: str, host: str) -> bool:
+    """No credentials, escapes, trailing dots or empty labels: a host means one thing."""
+    if "@" in netloc or "%" in netloc or not _HOST_RE.fullmatch(netloc.lower()):
+        return False
+    return bool(host) and not host.endswith(".") and ".." not in host
 
 
 def is_site_page(url: str | None, site: SiteSettings) -> bool:

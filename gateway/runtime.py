@@ -22,7 +22,7 @@ from gateway.identity.provider_context import ProviderContext
 from gateway.identity.registry import build_providers
 from gateway.policy import StandingLookup
 from gateway.ratelimit import RateLimiter
-from gateway.sessions import SessionCodec, Sessions
+from gateway.sessions import SessionCodec, Sessions, console_sessions
 from gateway.settings import Settings, SiteSettings
 from gateway.store import Store, open_store
 from gateway.telemetry import Telemetry
@@ -67,6 +67,7 @@ class GatewayRuntime:
     keyring: ApiKeyring
     limiter: RateLimiter
     sessions: Sessions
+    console_sessions: Sessions | None  # None without an [admin] console
     cookies: CookieJar
     entitlements: EntitlementStore | None
 
@@ -125,6 +126,11 @@ class GatewayRuntime:
             keyring=ApiKeyring(settings.api_keys),
             limiter=limiter,
             sessions=sessions,
+            console_sessions=(
+                console_sessions(g.secret_keys, store, settings.admin.allow_groups)
+                if settings.admin is not None
+                else None
+            ),
             cookies=cookies,
             entitlements=entitlements,
         )

@@ -1,4 +1,5 @@
-"""The gateway's own visitor session: a signed cookie with an id, revocable everywhere.
+"""The gateway's signed, revocable sessions: visitors' (``gw_session``) and the operator
+console's (``gw_admin``), one codec and one revocation scheme with a salt and a store kind each.
 
 The cookie is signed with itsdangerous (the first ``secret_key`` signs, all verify), with an
 idle and an absolute lifetime. It holds a random session id and the identity, nothing secret.
@@ -25,12 +26,16 @@ from gateway.signing import serializer
 from gateway.store import Store, refused
 
 COOKIE = "gw_session"
+CONSOLE_AGE = 8 * 3600  # seconds from a console sign-in
+CONSOLE_IDLE = 15 * 60  # seconds without a console request
 REFRESH_AFTER = 60  # seconds: re-issue the cookie at most once a minute to slide idle expiry
 MAX_COOKIE = 4096
 
 
 @dataclass(frozen=True)
-class VisitorSession:
+class SignedSession:
+    """Who signed in (as the provider vouched), under which random id, when, and when last seen."""
+
     id: str
     identity: Identity
     issued_at: int
@@ -40,12 +45,14 @@ class VisitorSession:
 class SessionCodec:
     """The cookie's signed form and its expiry rules. Pure: no store, no clock of its own."""
 
-    def __init__(self, secret_keys: Sequence[str], idle: int, max_age: int) -> None:
-        self._signer = serializer(secret_keys, "gateway-session")
+    def __init__(
+        self, secret_keys: Sequence[str], idle: int, max_age: int, salt: str = "gateway-session"
+    ) -> None:
+        self._signer = serializer(secret_keys, salt)
         self.idle = idle
         self.max_age = max_age
 
-    def dump(self, session: VisitorSession) -> str:
+    def dump(self, session: SignedSession) -> str:
         return self._signer.dumps(
             {
                 "id": session.id,
@@ -55,13 +62,13 @@ class SessionCodec:
             }
         )
 
-    def load(self, cookie: str | None, now: float | None = None) -> VisitorSession | None:
+    def load(self, cookie: str | None, now: float | None = None) -> SignedSession | None:
         """The session in a cookie, or None when absent, forged, idle too long or too old."""
         if not cookie or len(cookie) > MAX_COOKIE:
             return None
         try:
             data = self._signer.loads(cookie)
-            session = VisitorSession(
+            session = SignedSession(
                 str(data["id"]), Identity.from_json(data["i"]), int(data["t"]), int(data["s"])
             )
         except (BadSignature, KeyError, TypeError, ValueError):
@@ -73,16 +80,16 @@ class SessionCodec:
             return None
         return session
 
-    def new(self, identity: Identity, now: float | None = None) -> VisitorSession:
+    def new(self, identity: Identity, now: float | None = None) -> SignedSession:
         stamp = int(time.time() if now is None else now)
-        return VisitorSession(secrets.token_urlsafe(18), identity, stamp, stamp)
+        return SignedSession(secrets.token_urlsafe(18), identity, stamp, stamp)
 
-    def touched(self, session: VisitorSession, now: float | None = None) -> VisitorSession | None:
+    def touched(self, session: SignedSession, now: float | None = None) -> SignedSession | None:
         """A refreshed session when the cookie is due for re-issue (sliding idle expiry)."""
         stamp = int(time.time() if now is None else now)
         if stamp - session.seen_at < REFRESH_AFTER:
             return None
-        return VisitorSession(session.id, session.identity, session.issued_at, stamp)
+        return SignedSession(session.id, session.identity, session.issued_at, stamp)
 
 
 def _digest(value: str) -> str:
@@ -90,14 +97,19 @@ def _digest(value: str) -> str:
 
 
 class Sessions:
-    """Visitor sessions with revocation kept in the shared store."""
+    """Sessions with revocation kept in the shared store (``<revoked_kind>:<id>``)."""
 
     def __init__(
-        self, codec: SessionCodec, store: Store, keep_groups: frozenset[str] | None = None
+        self,
+        codec: SessionCodec,
+        store: Store,
+        keep_groups: frozenset[str] | None = None,
+        revoked_kind: str = "session-revoked",
     ) -> None:
         self.codec = codec
         self._store = store
         self._keep_groups = keep_groups
+        self._revoked = revoked_kind
 
     def narrow(self, identity: Identity) -> Identity:
         """The identity as a session keeps it: only the groups some decision uses (an IdP may
@@ -111,26 +123,26 @@ class Sessions:
     def max_age(self) -> int:
         return self.codec.max_age
 
-    def new(self, identity: Identity) -> VisitorSession:
+    def new(self, identity: Identity) -> SignedSession:
         """A new session, if its sign-out could be recorded: revocations are never refused,
         so sessions are while their revocations have no room left."""
-        if not self._store.has_room("session-revoked"):
-            raise refused("session-revoked")
+        if not self._store.has_room(self._revoked):
+            raise refused(self._revoked)
         return self.codec.new(self.narrow(identity))
 
-    def dump(self, session: VisitorSession) -> str:
+    def dump(self, session: SignedSession) -> str:
         return self.codec.dump(session)
 
-    def touched(self, session: VisitorSession) -> VisitorSession | None:
+    def touched(self, session: SignedSession) -> SignedSession | None:
         return self.codec.touched(session)
 
-    def load(self, cookie: str | None) -> VisitorSession | None:
+    def load(self, cookie: str | None) -> SignedSession | None:
         """The session in a cookie unless it is forged, expired or revoked (one store read)."""
         session = self.codec.load(cookie)
         if session is None:
             return None
         ident = session.identity
-        keys = [f"session-revoked:{session.id}"]
+        keys = [f"{self._revoked}:{session.id}"]
         keys += _idp_keys(ident.provider, ident.subject, ident.idp_session)
         marks = self._store.get_many(keys)
         if marks[0] is not None or _revoked_since(marks[1:], session.issued_at):
@@ -145,10 +157,10 @@ class Sessions:
         keys = _idp_keys(provider, subject, idp_session)
         return bool(keys) and _revoked_since(self._store.get_many(keys), issued_at)
 
-    def revoke(self, session: VisitorSession) -> None:
+    def revoke(self, session: SignedSession) -> None:
         """Logout: this session id is refused by every worker and instance from now on."""
         left = session.issued_at + self.codec.max_age - time.time()  # no longer than it lives
-        self._store.set(f"session-revoked:{session.id}", 1, ttl=max(left, 1) + 60)
+        self._store.set(f"{self._revoked}:{session.id}", 1, ttl=max(left, 1) + 60)
 
     def revoke_at_idp(self, provider: str, *, subject: str = "", idp_session: str = "") -> None:
         """Back-channel logout: every session of this IdP session or subject issued until now."""
@@ -172,3 +184,12 @@ def _idp_keys(provider: str, subject: str, idp_session: str) -> list[str]:
 
 def _revoked_since(marks: Sequence[Any], issued_at: float) -> bool:
     return any(isinstance(at, int | float) and issued_at <= at for at in marks)
+
+
+def console_sessions(
+    secret_keys: Sequence[str], store: Store, allow_groups: Sequence[str]
+) -> Sessions:
+    """The operator console's sessions: short-lived, their own salt and revocations, and only
+    the groups the console's allow-list names."""
+    codec = SessionCodec(secret_keys, CONSOLE_IDLE, CONSOLE_AGE, salt="admin-session")
+    return Sessions(codec, store, frozenset(allow_groups), revoked_kind="admin-revoked")

@@ -252,15 +252,19 @@ def test_telemetry_is_shared_through_redis(redis_url: str) -> None:
 
 def _operator_cookie(client: FlaskClient, **fields: Any) -> None:
     """A console cookie as a sign-in through an IdP that sends sub/sid would have written."""
-    from gateway.admin.access import Operator, _signer
+    from gateway.identity.base import Identity
+    from gateway.sessions import SignedSession
 
-    operator = Operator(
-        "ops@example.com", "Ops", "team", (), "op-1", int(time.time()), "sub-ops", "sid-ops"
+    who = Identity(
+        "ops@example.com", "Ops", provider="team", subject="sub-ops", idp_session="sid-ops"
     )
-    operator = dataclasses.replace(operator, **fields)
-    with client.application.test_request_context():
-        value = _signer().dumps(operator.to_json())
-    client.set_cookie("gw_admin", value, path="/admin")
+    issued = int(fields.pop("issued", time.time()))
+    who = dataclasses.replace(who, **{k: v for k, v in fields.items() if k != "id"})
+    session = SignedSession(
+        str(fields.get("id", "op-1")) + "-console-session-id", who, issued, issued
+    )
+    sessions = client.application.extensions["gateway.runtime"].console_sessions
+    client.set_cookie("gw_admin", sessions.dump(session), path="/admin")
 
 
 def test_an_idp_logout_ends_the_console_session_too(console: FlaskClient) -> None:

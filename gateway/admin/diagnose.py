@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+from gateway.entitlements import Standing
 from gateway.errors import UpstreamError
 from gateway.identity.base import Identity
 from gateway.policy import decide, rules_decision
@@ -70,22 +71,10 @@ def diagnose(
         if str(e.get("email", "")).lower() == wanted and e.get("site") in (None, site.name)
     ][:EVENTS_SHOWN]
     seen = next((tuple(e["groups"]) for e in events if isinstance(e.get("groups"), list)), None)
-    product = site.require_entitlement
-    standing = None
-    notes = []
-    if product:
-        if svc.entitlements is None:
-            notes.append("No entitlement database is open, so nobody holds an entitlement.")
-        else:
-            standing = svc.entitlements.standing(wanted, product)
-    if not site.identities:
-        notes.append("This site has no identity provider: nobody can sign in to it.")
-    if site.allow_groups and seen is None:
-        notes.append(
-            "The site requires a group; groups are known only from a sign-in, and this address "
-            "has not signed in recently, so the verdicts below assume no groups."
-        )
-    lookup = (lambda e, p: standing or "none") if product else None
+    notes: list[str] = []
+    standing = _standing(svc, site, wanted, notes)
+    notes += _gaps(site, seen)
+    lookup = (lambda e, p: standing or "none") if site.require_entitlement else None
     verdicts = []
     for name in site.identities:
         kind = svc.settings.identities[name].type if name in svc.settings.identities else "?"
@@ -97,6 +86,31 @@ def diagnose(
         person = Identity(wanted, groups=seen or (), email_verified=True)
         video = _video(svc, site, person, photo_id, notes)
     return Diagnosis(site, wanted, verdicts, seen, standing, events, notes, video)
+
+
+def _standing(
+    svc: GatewayRuntime, site: SiteSettings, email: str, notes: list[str]
+) -> Standing | None:
+    """The person's standing for the site's required entitlement, when it requires one."""
+    if not site.require_entitlement:
+        return None
+    if svc.entitlements is None:
+        notes.append("No entitlement database is open, so nobody holds an entitlement.")
+        return None
+    return svc.entitlements.standing(email, site.require_entitlement)
+
+
+def _gaps(site: SiteSettings, seen: tuple[str, ...] | None) -> list[str]:
+    """What the verdicts cannot know, said before them."""
+    notes = []
+    if not site.identities:
+        notes.append("This site has no identity provider: nobody can sign in to it.")
+    if site.allow_groups and seen is None:
+        notes.append(
+            "The site requires a group; groups are known only from a sign-in, and this address "
+            "has not signed in recently, so the verdicts below assume no groups."
+        )
+    return notes
 
 
 def _video(

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from gateway.admin import access
 from gateway.admin.diagnose import as_toml, diagnose, masked
 from gateway.admin.figures import site_figures
+from gateway.sessions import SignedSession
 from gateway.telemetry import ALL
 from gateway.twentythree.coerce import photo_id
 from gateway.web.current import runtime
@@ -22,7 +23,9 @@ from gateway.web.scopes import SignInScope, register
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.record_once(
-    lambda state: register(state.app, access.SCOPE, SignInScope(access.login, access.complete))
+    lambda state: register(
+        state.app, access.SCOPE, SignInScope(access.identity_name, access.LANDING, access.complete)
+    )
 )
 
 AUDIT_ROWS = 200
@@ -42,7 +45,7 @@ def only_operators() -> Response | None:
 
 
 def _page(template: str, **context: Any) -> Response:
-    operator: access.Operator = request.environ["gateway.operator"]
+    operator: SignedSession = request.environ["gateway.operator"]
     page = render_template(
         template,
         operator=operator,
@@ -62,7 +65,7 @@ def login() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    operator: access.Operator = request.environ["gateway.operator"]
+    operator: SignedSession = request.environ["gateway.operator"]
     access.check_csrf(operator)
     response = redirect(url_for("home.index"), code=303)
     access.sign_out(operator, response)

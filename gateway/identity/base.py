@@ -2,7 +2,9 @@
 optional capabilities ``web/`` discovers by protocol (never by class).
 
 Core: ``begin`` either knows the visitor at once (an Identity) or answers with what the visitor
-must do next (a redirect to an IdP, a form). Providers never call 23 and never import ``web``.
+must do next: a redirect to an IdP, or a ``Page`` (a form) or ``Notice`` that ``web`` renders
+(providers say what to show, never render HTML). Providers never call 23 and never import
+``web``.
 
 Capabilities, each a separate small protocol:
 
@@ -22,7 +24,7 @@ Capabilities, each a separate small protocol:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
@@ -104,7 +106,49 @@ class Completed:
     pending: PendingLogin
 
 
-StepResult = Response | Completed
+@dataclass(frozen=True)
+class Page:
+    """A page a provider needs the visitor to see (a password form, "check your mail"). ``web``
+    renders ``template`` with ``context``; a page with ``form`` set carries a form whose post
+    the provider checks with a ``FormGuard`` of that purpose."""
+
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    status: int = 200
+    form: str = ""  # the CSRF purpose of the page's form, "" for none
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def sign_in_form(
+        cls,
+        template: str,
+        provider: str,
+        pending: PendingLogin,
+        status: int = 200,
+        *,
+        form: str = "",
+        **context: Any,
+    ) -> Page:
+        """A provider's sign-in form, posted back to the site's sign-in with the pending
+        login; its CSRF purpose is ``form``, else the provider's name."""
+        carried = {"site": pending.site, "return_url": pending.return_url, "next": pending.next}
+        return cls(template, carried | {"provider": provider} | context, status, form or provider)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short message page (a cancelled payment): a status, a code, the visitor's wording and
+    a way on. ``web`` renders it like every error page."""
+
+    status: int
+    code: str
+    message: str
+    title: str = ""
+    retry_url: str | None = None
+
+
+Shown = Response | Page | Notice  # what a provider answers a browser with
+StepResult = Shown | Completed
 
 
 @dataclass(frozen=True)
@@ -121,7 +165,7 @@ class Provider(Protocol):
     name: str
     label: str
 
-    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity: ...
+    def begin(self, request: Request, pending: PendingLogin) -> Shown | Identity: ...
 
 
 @runtime_checkable

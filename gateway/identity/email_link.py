@@ -19,17 +19,24 @@ import ssl
 from email.message import EmailMessage
 from typing import Any, Literal
 
-from flask import Request, render_template
+from flask import Request
 from itsdangerous import BadSignature, SignatureExpired
 from pydantic import Field, SecretStr
-from werkzeug.wrappers import Response
 
-from gateway.clientip import client_bucket
+from gateway.clientip import client_bucket, visitor_ip
+from gateway.csrf import FormGuard
 from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
-from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
-from gateway.identity.forms import FormGuard, visitor_ip
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.base import (
+    Completed,
+    Identity,
+    Page,
+    PendingLogin,
+    Route,
+    Shown,
+    step_path,
+)
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import Flag, IdentityModel, Integer, RequiredText, Secret, Text
 from gateway.signing import timed_serializer
@@ -68,15 +75,12 @@ class EmailLinkSettings(IdentityModel):
     link_ttl: Integer = Field(900, ge=60, le=86400)
 
 
-class EmailLinkProvider:
+class EmailLinkProvider(ProviderBase[EmailLinkSettings]):
     label = "E-mail me a sign-in link"
     kind = "email"
 
     def __init__(self, settings: EmailLinkSettings, ctx: ProviderContext) -> None:
-        self.name = settings.name
-        self.label = settings.label or self.label
-        self._settings = settings
-        self._ctx = ctx
+        super().__init__(settings, ctx)
         self._ttl = settings.link_ttl
         self._links = timed_serializer(ctx.gateway.secret_keys, f"email-link:{self.name}")
         self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.cookies)
@@ -89,7 +93,7 @@ class EmailLinkProvider:
 
     # ------------------------------------------------------------------ asking for a link
 
-    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
+    def begin(self, request: Request, pending: PendingLogin) -> Shown | Identity:
         if request.method != "POST":
             return self._form(pending)
         self._forms.check(request)
@@ -105,15 +109,16 @@ class EmailLinkProvider:
         )
         self._send(email, f"{self.verify_url}?token={token}")
         audit("sign_in_link_sent", identity=self.name, site=pending.site, email=email)
-        page = render_template(
-            "email_sent.html", site=pending.site, email=email, minutes=self._ttl // 60
+        return Page(
+            "email_sent.html", {"site": pending.site, "email": email, "minutes": self._ttl // 60}
         )
-        return Response(page, mimetype="text/html")
 
     def _form(
         self, pending: PendingLogin, error: str = "", email: str = "", status: int = 200
-    ) -> Response:
-        return self._forms.page("email_login.html", pending, status, error=error, email=email)
+    ) -> Page:
+        return Page.sign_in_form(
+            "email_login.html", self.name, pending, status, error=error, email=email
+        )
 
     def _send(self, to: str, link: str) -> None:
         message = EmailMessage()
@@ -153,24 +158,21 @@ class EmailLinkProvider:
             raise SignInLinkInvalid()
         return data["e"], pending, data["n"]
 
-    def _verify(self, request: Request) -> Response | Completed:
+    def _verify(self, request: Request) -> Page | Completed:
         if request.method == "GET":
             return self.confirm_page(request)
         return Completed(*self.complete(request))
 
-    def confirm_page(self, request: Request) -> Response:
+    def confirm_page(self, request: Request) -> Page:
         """What opening the link shows: one button, so only a person's click signs in."""
         token = request.args.get("token", "")
         email, pending, _ = self._read(token)
-        response = self._confirm.render(
+        return Page(
             "email_confirm.html",
-            site=pending.site,
-            email=email,
-            token=token,
-            action=self.verify_path,
+            {"site": pending.site, "email": email, "token": token, "action": self.verify_path},
+            form=self._confirm.purpose,
+            headers={"Referrer-Policy": "no-referrer"},  # the link's token stays out of logs
         )
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
 
     def complete(self, request: Request) -> tuple[Identity, PendingLogin]:
         self._confirm.check(request)

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from gateway.clientip import is_trusted
 from gateway.errors import Unauthorized
 from gateway.identity.base import Identity, PendingLogin
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.settings_fields import HeaderName, IdentityModel, Text
 
 MAX_GROUPS = 100
@@ -31,13 +31,11 @@ class HeaderSettings(IdentityModel):
     groups_separator: Text = Field(",", min_length=1, max_length=8)
 
 
-class HeaderProvider:
+class HeaderProvider(ProviderBase[HeaderSettings]):
     label = "Company sign-in"
 
     def __init__(self, settings: HeaderSettings, ctx: ProviderContext) -> None:
-        self.name = settings.name
-        self.label = settings.label or self.label  # shown on the chooser
-        self._settings = settings
+        super().__init__(settings, ctx)
         self._trusted = ctx.gateway.trusted_proxies
 
     def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:

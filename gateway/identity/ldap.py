@@ -26,11 +26,10 @@ from urllib.parse import urlsplit
 
 from flask import Request
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
-from werkzeug.wrappers import Response
 
-from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.base import Identity, Page, PendingLogin
 from gateway.identity.password_form import PasswordForm, Refused, SignInUnavailable
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.settings_fields import (
     Flag,
     IdentityModel,
@@ -104,15 +103,13 @@ class LdapSettings(IdentityModel):
         return value
 
 
-class LdapProvider:
+class LdapProvider(ProviderBase[LdapSettings]):
     label = "Sign in with your directory account"
 
     def __init__(self, settings: LdapSettings, ctx: ProviderContext) -> None:
         from ldap3 import Tls
 
-        self.name = settings.name
-        self.label = settings.label or self.label
-        self._settings = settings
+        super().__init__(settings, ctx)
         parts = urlsplit(settings.url)
         tls = None
         if parts.scheme == "ldaps" or settings.start_tls:
@@ -139,10 +136,8 @@ class LdapProvider:
             username_hint="Use your company account (username or e-mail) and its password.",
         )
 
-    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
-        if request.method != "POST":
-            return self._form.page(pending)
-        return self._form.submit(request, pending, self._check)
+    def begin(self, request: Request, pending: PendingLogin) -> Page | Identity:
+        return self._form.answer(request, pending, self._check)
 
     # ------------------------------------------------------------------ connections
 

@@ -39,7 +39,7 @@ from gateway.errors import BadRequest, GatewayError, Unauthorized
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
 from gateway.identity.pending import STATE_MAX_AGE, PendingStates
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import (
     Flag,
@@ -111,15 +111,12 @@ class LogoutTokenRefused(Exception):
         self.reason = reason
 
 
-class OidcProvider:
+class OidcProvider(ProviderBase[OidcSettings]):
     label = "Sign in with your company account"
     kind = "oidc"
 
     def __init__(self, settings: OidcSettings, ctx: ProviderContext) -> None:
-        self.name = settings.name
-        self.label = settings.label or self.label  # shown on the chooser
-        self._settings = settings
-        self._ctx = ctx
+        super().__init__(settings, ctx)
         self._issuer = settings.issuer
         self.redirect_uri = ctx.gateway.public_url + step_path(self.kind, self.name, "callback")
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)

@@ -34,11 +34,11 @@ from flask import Request, after_this_request
 from itsdangerous import BadSignature
 from werkzeug.wrappers import Response
 
-from gateway.clientip import client_bucket
+from gateway.clientip import client_bucket, visitor_ip
 from gateway.cookies import DEVICE
+from gateway.csrf import FormGuard
 from gateway.errors import ServiceUnavailable, TooManyRequests
-from gateway.identity.base import Identity, PendingLogin
-from gateway.identity.forms import FormGuard, visitor_ip
+from gateway.identity.base import Identity, Page, PendingLogin
 from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
 from gateway.signing import timed_serializer
@@ -92,9 +92,10 @@ class PasswordForm:
 
     def page(
         self, pending: PendingLogin, error: str = "", username: str = "", status: int = 200
-    ) -> Response:
-        return self._guard.page(
+    ) -> Page:
+        return Page.sign_in_form(
             "login.html",
+            self._provider,
             pending,
             status,
             error=error,
@@ -103,9 +104,13 @@ class PasswordForm:
             hint=self._hint,
         )
 
-    def submit(
-        self, request: Request, pending: PendingLogin, check: Checker
-    ) -> Response | Identity:
+    def answer(self, request: Request, pending: PendingLogin, check: Checker) -> Page | Identity:
+        """A provider's whole sign-in: the form on GET, its check on POST."""
+        if request.method != "POST":
+            return self.page(pending)
+        return self.submit(request, pending, check)
+
+    def submit(self, request: Request, pending: PendingLogin, check: Checker) -> Page | Identity:
         """Check a posted form: the visitor's Identity, or the form again with the reason."""
         self._guard.check(request)
         username = request.form.get("email", "").strip()[:MAX_USERNAME]
@@ -136,7 +141,7 @@ class PasswordForm:
 
     def _verify(
         self, pending: PendingLogin, username: str, password: str, ip: str, check: Checker
-    ) -> tuple[Response | Identity, bool]:
+    ) -> tuple[Page | Identity, bool]:
         """The visitor's Identity or the form again, and whether a wrong password was given."""
         if not username or not password:
             # Never ask a directory about an empty password: an unauthenticated bind "succeeds".

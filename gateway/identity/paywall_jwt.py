@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response
 from gateway.errors import GatewayError, Unauthorized
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import (
     IdentityModel,
@@ -86,14 +86,12 @@ class PaywallKeysUnavailable(GatewayError):
     default_message = "The paywall's keys cannot be fetched right now. Please try again shortly."
 
 
-class PaywallJwtProvider:
+class PaywallJwtProvider(ProviderBase[PaywallJwtSettings]):
     label = "Continue from the paywall"
     on_chooser = False  # the token comes from the paywall, never from a button here
 
     def __init__(self, settings: PaywallJwtSettings, ctx: ProviderContext) -> None:
-        self.name = settings.name
-        self.label = settings.label or self.label
-        self._settings = settings
+        super().__init__(settings, ctx)
         self._store = ctx.store
         self._leeway = settings.leeway
         self._timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)

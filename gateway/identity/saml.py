@@ -50,7 +50,7 @@ from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
 from gateway.identity.pending import STATE_MAX_AGE, PendingStates
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import (
     Flag,
@@ -182,15 +182,12 @@ def _subject_key(name_id: Any) -> str:
     return "saml:" + json.dumps([*fields, name_id.sp_name_qualifier or ""], separators=(",", ":"))
 
 
-class SamlProvider:
+class SamlProvider(ProviderBase[SamlSettings]):
     label = "Sign in with your organisation"
     kind = "saml"
 
     def __init__(self, settings: SamlSettings, ctx: ProviderContext) -> None:
-        self.name = settings.name
-        self.label = settings.label or self.label
-        self._settings = settings
-        self._ctx = ctx
+        super().__init__(settings, ctx)
         base = ctx.gateway.public_url
         self.entity_id = settings.sp_entity_id or base + step_path(self.kind, self.name, "metadata")
         self.acs_url = base + step_path(self.kind, self.name, "acs")

@@ -9,12 +9,11 @@ from typing import Annotated, Any, Literal
 
 from flask import Request
 from pydantic import BeforeValidator
-from werkzeug.wrappers import Response
 
 from gateway.emails import canonical_email
-from gateway.identity.base import Identity, PendingLogin
+from gateway.identity.base import Identity, Page, PendingLogin
 from gateway.identity.password_form import PasswordForm, Refused
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.passwords import hash_password, verify_password
 from gateway.settings_fields import IdentityModel, problem
 
@@ -56,21 +55,18 @@ class StaticSettings(IdentityModel):
     users: Annotated[tuple[StaticUser, ...], BeforeValidator(_users)]
 
 
-class StaticProvider:
+class StaticProvider(ProviderBase[StaticSettings]):
     label = "Sign in with your password"
 
     def __init__(self, settings: StaticSettings, ctx: ProviderContext) -> None:
-        self.name = settings.name
-        self.label = settings.label or self.label  # shown on the chooser
+        super().__init__(settings, ctx)
         self._users = {canonical_email(u.email) or u.email: u for u in settings.users}
         self._form = PasswordForm(self.name, ctx)
         # Checked when the account is unknown, so a miss costs as much time as a hit.
         self._decoy = hash_password(secrets.token_urlsafe(16))
 
-    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
-        if request.method != "POST":
-            return self._form.page(pending)
-        return self._form.submit(request, pending, self._check)
+    def begin(self, request: Request, pending: PendingLogin) -> Page | Identity:
+        return self._form.answer(request, pending, self._check)
 
     def _check(self, email: str, password: str) -> Identity | Refused:
         key = canonical_email(email)

@@ -27,23 +27,25 @@ from pydantic import Field
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
-from gateway.clientip import client_bucket
+from gateway.clientip import client_bucket, visitor_ip
 from gateway.cookies import CHECKOUT
+from gateway.csrf import FormGuard
 from gateway.emails import email_domain
 from gateway.entitlements import EntitlementStore, Grant
 from gateway.errors import BadRequest, GatewayError
 from gateway.identity.base import (
     Completed,
     Identity,
+    Notice,
+    Page,
     PendingLogin,
     Route,
+    Shown,
     login_url,
     step_path,
 )
-from gateway.identity.forms import FormGuard, visitor_ip
-from gateway.identity.provider_context import ProviderContext
+from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.logs import audit
-from gateway.message_pages import message_page
 from gateway.settings_fields import (
     IdentityModel,
     Integer,
@@ -123,17 +125,14 @@ def _price_ids(items: Any) -> set[str]:
     return {p for p in prices if isinstance(p, str)}
 
 
-class StripeCheckoutProvider:
+class StripeCheckoutProvider(ProviderBase[StripeSettings]):
     label = "Subscribe to watch"
     kind = "stripe"
     webhook_kind = "stripe"
     sells_entitlements = True
 
     def __init__(self, settings: StripeSettings, ctx: ProviderContext) -> None:
-        self.name = settings.name
-        self.label = settings.label or self.label
-        self._settings = settings
-        self._ctx = ctx
+        super().__init__(settings, ctx)
         self.source = f"stripe:{self.name}"
         self.price = settings.price
         self.product = settings.product
@@ -168,7 +167,7 @@ class StripeCheckoutProvider:
 
     # ------------------------------------------------------------------ entry
 
-    def begin(self, request: Request, pending: PendingLogin) -> Response | Identity:
+    def begin(self, request: Request, pending: PendingLogin) -> Shown | Identity:
         if request.method != "POST":
             return self._page(pending)
         self._forms.check(request)
@@ -198,8 +197,8 @@ class StripeCheckoutProvider:
         self._ctx.cookies.set(response, CHECKOUT, self._refs.dumps(refs), PENDING_TTL)
         return response
 
-    def _page(self, pending: PendingLogin, error: str = "", status: int = 200) -> Response:
-        return self._forms.page("subscribe.html", pending, status, error=error)
+    def _page(self, pending: PendingLogin, error: str = "", status: int = 200) -> Page:
+        return Page.sign_in_form("subscribe.html", self.name, pending, status, error=error)
 
     def _browser_refs(self, request: Request) -> list[str]:
         try:
@@ -211,11 +210,11 @@ class StripeCheckoutProvider:
     def pending_for(self, ref: str) -> PendingLogin | None:
         return PendingLogin.from_json(self._ctx.store.get(f"checkout:{ref}") if ref else None)
 
-    def cancelled(self, request: Request) -> Response:
+    def cancelled(self, request: Request) -> Notice:
         """Stripe's cancel URL: nothing was charged; offer the way back to the sign-in."""
         pending = self.pending_for(request.args.get("ref", "")[:64])
         retry = login_url(self._ctx.gateway.public_url, pending) if pending is not None else None
-        return message_page(
+        return Notice(
             200,
             "checkout_cancelled",
             "You left the payment page before paying. Nothing was charged.",

@@ -7,8 +7,8 @@ from typing import cast
 from flask import current_app, request
 
 from gateway.clientip import client_bucket
+from gateway.clientip import visitor_ip as client_address
 from gateway.errors import BadRequest, NotFound, TooManyRequests
-from gateway.identity.forms import visitor_ip as client_address
 from gateway.logs import audit
 from gateway.runtime import GatewayRuntime
 from gateway.settings import SiteSettings
@@ -29,7 +29,7 @@ def site_or_404(name: str) -> SiteSettings:
 
 
 def visitor_ip() -> str:
-    """This request's client address (identity.forms.visitor_ip with the gateway's proxies)."""
+    """This request's client address (with the gateway's trusted proxies)."""
     return client_address(request, runtime().settings.gateway.trusted_proxies)
 
 

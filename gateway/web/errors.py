@@ -9,7 +9,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from gateway.errors import GatewayError, PayloadTooLarge, UpstreamError, error_json
-from gateway.message_pages import message_page, wants_html
+from gateway.web.message_pages import message_page, wants_html
 
 log = logging.getLogger("gateway.web")
 

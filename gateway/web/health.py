@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from prometheus_client import (
@@ -21,6 +22,7 @@ from prometheus_client import (
 
 from gateway.errors import Unauthorized
 from gateway.twentythree.catalogue import CatalogueCollector
+from gateway.twentythree.readiness import SiteHealth
 from gateway.web.current import runtime
 
 bp = Blueprint("health", __name__)
@@ -46,18 +48,17 @@ def readyz() -> Response:
     strict = request.args.get("strict", "") in ("1", "true", "yes")
     dependencies = svc.dependencies.status()
     broken = [d.name for d in dependencies if not d.ok]
-    if broken:
-        sites = svc.readiness.known()  # answered at once; the balancer is waiting
-    else:
-        sites = svc.readiness.status(wait_at_most=None if strict else SITE_WAIT)
-    degraded = [s.site for s in sites if not s.ok and s.code != "unchecked"]
-    # A catalogue older than catalogue_max_age (or none for that long) degrades its site.
+    # With its own state broken, answer at once from what is known: the balancer is waiting.
+    sites = (
+        svc.readiness.known()
+        if broken
+        else svc.readiness.status(wait_at_most=None if strict else SITE_WAIT)
+    )
     catalogues = [c.health() for c in svc.catalogues.values()]
-    degraded += [c["site"] for c in catalogues if not c["ok"] and c["site"] not in degraded]
+    degraded = _degraded(sites, catalogues)
     failing = broken + (degraded if strict else [])
-    status = "fail" if failing else "degraded" if degraded else "ok"
     body: dict[str, object] = {
-        "status": status,
+        "status": "fail" if failing else "degraded" if degraded else "ok",
         "failing": failing,
         "degraded": degraded,
         "dependencies": [d.to_dict() for d in dependencies],
@@ -68,6 +69,12 @@ def readyz() -> Response:
     response = jsonify(body)
     response.status_code = 503 if failing else 200
     return response
+
+
+def _degraded(sites: list[SiteHealth], catalogues: list[dict[str, Any]]) -> list[str]:
+    """Sites whose 23 check failed, or whose catalogue is older than catalogue_max_age."""
+    degraded = [s.site for s in sites if not s.ok and s.code != "unchecked"]
+    return degraded + [c["site"] for c in catalogues if not c["ok"] and c["site"] not in degraded]
 
 
 @bp.get("/metrics")

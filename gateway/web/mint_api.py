@@ -83,14 +83,27 @@ def parse_mint_request(body: Any, max_ttl: int, now: int) -> MintRequest:
     unknown = set(body) - _ALLOWED_KEYS
     if unknown:
         raise _bad("unknown_field", "Unknown field(s): " + ", ".join(sorted(unknown)[:5]))
-    ids = body.get("photo_ids")
+    photo_ids = _photo_ids(body.get("photo_ids"))
+    ttl = _ttl(body, now)
+    cover = body.get("cover_playback", False)
+    if not isinstance(cover, bool):
+        raise _bad("invalid_cover_playback", "cover_playback must be true or false.")
+    visitor = _visitor(body["visitor"]) if "visitor" in body else None
+    return MintRequest(photo_ids, now + min(ttl, max_ttl), cover, visitor)
+
+
+def _photo_ids(ids: Any) -> list[int]:
     if not isinstance(ids, list) or not ids:
         raise _bad("invalid_photo_ids", "photo_ids must be a non-empty list.")
     if len(ids) > MAX_IDS:
         raise _bad("too_many_photo_ids", f"At most {MAX_IDS} photo ids per call.")
-    photo_ids = [
+    return [
         v if type(v) is int and 0 < v <= MAX_PHOTO_ID else photo_id_or_400(v, _BAD_ID) for v in ids
     ]  # plain numbers (the usual case) are checked inline; the rest by the one id parser
+
+
+def _ttl(body: dict[str, Any], now: int) -> int:
+    """The seconds asked for, from ``ttl`` or ``expire`` (one of them, within a year)."""
     if "ttl" in body and "expire" in body:
         raise _bad("ttl_and_expire", "Give ttl or expire, not both.")
     if "expire" in body:
@@ -103,11 +116,7 @@ def parse_mint_request(body: Any, max_ttl: int, now: int) -> MintRequest:
             raise _bad("invalid_ttl", "ttl must be a positive number of seconds.")
     if ttl > LONGEST_TTL:
         raise _bad("ttl_too_long", "Tokens can live at most one year; ask for less.")
-    cover = body.get("cover_playback", False)
-    if not isinstance(cover, bool):
-        raise _bad("invalid_cover_playback", "cover_playback must be true or false.")
-    visitor = _visitor(body["visitor"]) if "visitor" in body else None
-    return MintRequest(photo_ids, now + min(ttl, max_ttl), cover, visitor)
+    return ttl
 
 
 def _visitor(value: Any) -> Identity:

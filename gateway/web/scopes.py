@@ -1,6 +1,7 @@
 """Sign-ins that end somewhere other than a site (the operator console). The one sign-in flow
-in ``web.sso`` serves them too: whoever owns a scope registers its two steps with the app, so
-``web`` never imports the console (data flows one way)."""
+in ``web.sso`` serves them too: whoever owns a scope registers which provider signs in, where
+the sign-in lands and what opens once it is done, so ``web`` never imports the console (data
+flows one way)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ _KEY = "gateway.sign_in_scopes"
 
 @dataclass(frozen=True)
 class SignInScope:
-    begin: Callable[[], Response]  # /sso/<scope>/login
+    identity: Callable[[], str]  # the [identity.<name>] that signs in (404 when none)
+    landing: str  # where the sign-in lands, carried through the IdP
     complete: Callable[[str, Identity], Response]  # a provider vouched for someone
 
 

@@ -6,6 +6,8 @@ Providers are reached through their capabilities (``gateway.identity.base``), ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from itsdangerous import BadSignature
 from werkzeug.exceptions import MethodNotAllowed
@@ -18,20 +20,22 @@ from gateway.identity.base import (
     Completed,
     EndsIdpSession,
     HasRoutes,
+    IdentifiesEachRequest,
     Identity,
+    Page,
     PendingLogin,
     Provider,
     on_chooser,
 )
-from gateway.identity.forms import FormGuard
 from gateway.logs import audit
-from gateway.message_pages import message_page, wants_html
 from gateway.redirects import on_site, safe_next, safe_return_url
 from gateway.settings import SiteSettings
 from gateway.signing import timed_serializer
 from gateway.twentythree.signin import NoAccount, session_redirect, user_login_redirect
 from gateway.web.current import limit_pending_sign_ins, runtime, site_or_404
-from gateway.web.scopes import scope_named
+from gateway.web.message_pages import message_page, wants_html
+from gateway.web.scopes import SignInScope, scope_named
+from gateway.web.shown import guard, render_page, show
 from gateway.web.visitor import (
     SignInNotConfigured,
     access_decision,
@@ -47,16 +51,11 @@ SIGNED_OUT_STATE_AGE = 3600  # seconds the IdP may take to send the visitor back
 PAYWALL_CODES = frozenset({"entitlement_required", "subscription_lapsed"})
 
 
-def _guard(purpose: str) -> FormGuard:
-    svc = runtime()
-    return FormGuard(purpose, svc.settings.gateway.secret_keys, svc.cookies)
-
-
 @bp.route("/sso/<site_name>/login", methods=["GET", "POST"])
 def login(site_name: str) -> Response:
     scoped = scope_named(site_name)  # the operator console's sign-in, same providers
     if scoped is not None:
-        return scoped.begin()
+        return _scoped_login(site_name, scoped)
     site = site_or_404(site_name)
     source = request.form if request.method == "POST" else request.args
     return_url = safe_return_url(source.get("return_url"), site)  # 400 before anything else
@@ -73,23 +72,46 @@ def login(site_name: str) -> Response:
         if visitor is not None:
             return _finish(site, visitor, pending)  # no IdP round trip
 
-    if not providers:
-        raise SignInNotConfigured()
-    choices = [p for p in providers if on_chooser(p)] or list(providers)
-    if chosen:
-        provider = next((p for p in providers if p.name == chosen), None)
-        if provider is None:
-            raise BadRequest("Unknown sign-in choice.", code="invalid_provider")
-    elif len(choices) == 1:
-        provider = choices[0]
-    else:
-        return _chooser(site, pending, choices)
-
+    provider = _chosen(providers, chosen)
+    if provider is None:
+        return _chooser(site, pending, _offered(providers))
     limit_pending_sign_ins(site.name)
     outcome = provider.begin(request, pending)
     if isinstance(outcome, Identity):
         return _finish(site, outcome, pending)
-    return outcome
+    return show(outcome)
+
+
+def _chosen(providers: Sequence[Provider], chosen: str) -> Provider | None:
+    """The provider the visitor chose, or the only one on offer; None: let them choose."""
+    if not providers:
+        raise SignInNotConfigured()
+    if chosen:
+        provider = next((p for p in providers if p.name == chosen), None)
+        if provider is None:
+            raise BadRequest("Unknown sign-in choice.", code="invalid_provider")
+        return provider
+    choices = _offered(providers)
+    return choices[0] if len(choices) == 1 else None
+
+
+def _offered(providers: Sequence[Provider]) -> list[Provider]:
+    return [p for p in providers if on_chooser(p)] or list(providers)
+
+
+def _scoped_login(name: str, scope: SignInScope) -> Response:
+    """A sign-in that ends somewhere other than a site (the console): its one provider,
+    always through the IdP (a visitor session's groups are a snapshot), or a trusted proxy."""
+    provider = runtime().providers[scope.identity()]
+    if isinstance(provider, IdentifiesEachRequest):
+        proxied = provider.identify(request)
+        if proxied is not None:
+            return scope.complete(provider.name, proxied)
+    limit_pending_sign_ins(name)
+    outcome = provider.begin(request, PendingLogin(name, scope.landing, ""))
+    if isinstance(outcome, Identity):
+        return scope.complete(provider.name, outcome)
+    return show(outcome)
 
 
 def _chooser(site: SiteSettings, pending: PendingLogin, choices: list[Provider]) -> Response:
@@ -108,9 +130,8 @@ def _before_chooser(site: SiteSettings, provider: BeforeChooser, pending: Pendin
     replaces another signed-in visitor, and it signs in directly only on a top-level
     navigation; otherwise the visitor confirms on a page of ours first (login CSRF)."""
     name = provider.name
-    guard = _guard(f"continue:{name}")
     if request.method == "POST":
-        guard.check(request)
+        guard(f"continue:{name}").check(request)
     else:
         vouched = provider.peek(request)
         current = current_session()
@@ -119,22 +140,22 @@ def _before_chooser(site: SiteSettings, provider: BeforeChooser, pending: Pendin
             request.headers.get("Sec-Fetch-Mode", "navigate") == "navigate"
         )
         if switching or not navigated:
-            return guard.render(
+            page = Page.sign_in_form(
                 "continue_as.html",
-                site=site.name,
+                name,
+                pending,
+                form=f"continue:{name}",
                 email=vouched.email,
                 current=current.identity.email if switching and current else "",
                 token=request.values.get("jwt", ""),
-                provider=name,
-                return_url=pending.return_url,
-                next=pending.next,
                 back=on_site(site, pending.return_url),
             )
+            return render_page(page)
     limit_pending_sign_ins(site.name)
     outcome = provider.begin(request, pending)
     if isinstance(outcome, Identity):
         return _finish(site, outcome, pending)
-    return outcome
+    return show(outcome)
 
 
 @bp.route("/sso/<kind>/<identity_name>/<step>", methods=["GET", "POST"])
@@ -156,7 +177,7 @@ def provider_step(kind: str, identity_name: str, step: str) -> Response:
         raise
     if isinstance(result, Completed):
         return _returned(identity_name, result)
-    return result
+    return show(result)
 
 
 def _returned(identity_name: str, done: Completed) -> Response:
@@ -260,20 +281,19 @@ def logout(site_name: str) -> Response:
     given = source.get("return_url")
     return_url = safe_return_url(given, site) if given else ""  # validated like login's
     session = current_session()
-    guard = _guard("logout")
     if request.method == "GET":
         if session is None:
             return _signed_out_page(site, return_url)
-        return guard.render(
-            "logout.html",
-            site=site.name,
-            email=session.identity.email,
-            return_url=return_url,
-            back=on_site(site, return_url or "/"),
-        )
+        context = {
+            "site": site.name,
+            "email": session.identity.email,
+            "return_url": return_url,
+            "back": on_site(site, return_url or "/"),
+        }
+        return render_page(Page("logout.html", context, form="logout"))
     response: Response | None = None
     if session is not None:
-        guard.check(request)
+        guard("logout").check(request)
         runtime().sessions.revoke(session)
         identity = session.identity
         audit("sso_signed_out", site=site.name, email=identity.email, provider=identity.provider)

@@ -22,21 +22,21 @@ from gateway.errors import Forbidden, GatewayError
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
-from gateway.sessions import MAX_COOKIE, VisitorSession
+from gateway.sessions import MAX_COOKIE, SignedSession
 from gateway.settings import SiteSettings
 from gateway.web.current import runtime
 
 
-def current_session() -> VisitorSession | None:
+def current_session() -> SignedSession | None:
     """The visitor's gateway session (the Lax cookie), unless forged, expired or revoked."""
     if "visitor" not in g:
         svc = runtime()
         g.visitor = svc.sessions.load(svc.cookies.get(request, cookies.SESSION))
-    session: VisitorSession | None = g.visitor
+    session: SignedSession | None = g.visitor
     return session
 
 
-def _player_session() -> VisitorSession | None:
+def _player_session() -> SignedSession | None:
     """The session as the 23 player's script request shows it: the Lax cookie when the page
     is same-site, else the SameSite=None copy. Callers check the Referer first."""
     session = current_session()
@@ -116,7 +116,7 @@ class SessionTooLarge(Forbidden):
     )
 
 
-def _set(response: Response, session: VisitorSession) -> None:
+def _set(response: Response, session: SignedSession) -> None:
     svc = runtime()
     value = svc.sessions.dump(session)
     if len(value) > MAX_COOKIE - 256:  # the browser would drop it: refuse, never loop
