@@ -1,4 +1,4 @@
-# 23 Gateway: slim image, non-root, gunicorn+gevent (or granian). Mount a config and point GATEWAY_CONFIG at it.
+# 23 Gateway: slim image, non-root, gunicorn+gevent. Mount a config and point GATEWAY_CONFIG at it.
 # Every Python package comes from requirements.lock, with its hash checked; nothing is resolved here.
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -31,5 +31,5 @@ USER gateway
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
-# gunicorn with gevent workers (the same as `gunicorn app:app -c gunicorn.conf.py`); --server granian for granian.
+# gunicorn with gevent workers (the same as `gunicorn app:app -c gunicorn.conf.py`).
 CMD ["gateway", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -34,9 +34,11 @@ $(RUN_STAMP): $(LOCK) pyproject.toml
 
 # Refresh both lock files to the newest versions pyproject.toml allows (the runtime lock is
 # constrained by the dev lock, so the two never disagree). Then run `make test` in full.
+# `make lock UPGRADE=` keeps every pin it can (after adding or removing a dependency).
 UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
+UPGRADE ?= --upgrade
 lock: $(STAMP)
-	$(UV_COMPILE) --upgrade pyproject.toml --extra dev requirements-build.in -o $(DEV_LOCK)
+	$(UV_COMPILE) $(UPGRADE) pyproject.toml --extra dev requirements-build.in -o $(DEV_LOCK)
 	$(UV_COMPILE) pyproject.toml requirements-build.in --constraint $(DEV_LOCK) -o $(LOCK)
 	@echo "locked; now run: make test"
 

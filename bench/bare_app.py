@@ -13,10 +13,3 @@ app = Flask(__name__)
 @app.get("/healthz")
 def healthz() -> Any:
     return jsonify(status="ok")
-
-
-def rsgi_app() -> Any:
-    """The same app behind the gateway's granian bridge."""
-    from gateway.serve.bridge import RsgiBridge
-
-    return RsgiBridge(app.wsgi_app, threads=8)

@@ -1,7 +1,7 @@
 """Which HTTP server should run the gateway? All of them measured in one run on this machine.
 
-For gunicorn with gthread workers, gunicorn with gevent workers, and granian (behind the
-gateway's RSGI bridge), each with one worker process as the in-process store requires:
+For gunicorn with gthread workers and gunicorn with gevent workers, each with one worker
+process as the in-process store requires:
 
 * a bare Flask JSON view (the server's own ceiling),
 * the gateway's /healthz, a mint of 1 cached id, a mint of 100 cached ids,
@@ -31,34 +31,16 @@ from bench.common import (
     wrk,
 )
 
-SERVERS = ("gunicorn-gthread", "gunicorn-gevent", "granian")
+SERVERS = ("gunicorn-gthread", "gunicorn-gevent")
 ROUNDS = 3
 
 
 def gateway_command(server: str, port: int) -> tuple[list[str], dict[str, str]]:
-    if server == "granian":
-        command = [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        return [*command, "--server", "granian"], {}
     env = {"GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKER_CLASS": server.split("-")[1]}
     return [str(BIN / "gunicorn"), "app:app", "-c", "gunicorn.conf.py"], env
 
 
 def bare_command(server: str, port: int, folder: Path) -> list[str]:
-    if server == "granian":
-        return [
-            str(BIN / "granian"),
-            "--interface",
-            "rsgi",
-            "--factory",
-            "--workers",
-            "1",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-log",
-            "bench.bare_app:rsgi_app",
-        ]
     worker = server.split("-")[1]
     empty = folder / "bare.conf.py"  # not the repository's gunicorn.conf.py
     empty.write_text("")
@@ -136,7 +118,7 @@ def main() -> None:
         key=lambda s: (results[s]["slow"] / results[s]["healthz"] >= 0.5, results[s]["mint"]),
     )
     print(f"\nfastest server that survives slow clients: {best}")
-    print("`gateway serve` runs: gunicorn-gevent (--server granian for granian)")
+    print("`gateway serve` runs: gunicorn-gevent")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import os
 import signal
 import sys
 import time
@@ -32,7 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.serve import run
     from gateway.settings import config_path  # not the loader: gevent patches first
 
-    run(str(config_path(args.config)), args.host, args.port, args.server)
+    run(str(config_path(args.config)), args.host, args.port)
     return 0
 
 
@@ -185,18 +184,10 @@ _CONFIG_HELP = "config file (default: $GATEWAY_CONFIG or config/gateway.toml)"
 
 
 def _serving_commands(sub: Any) -> None:
-    from gateway.serve import DEFAULT_SERVER, SERVERS
-
-    p = sub.add_parser("serve", help="run the service (gunicorn with gevent workers, or granian)")
+    p = sub.add_parser("serve", help="run the service (gunicorn with gevent workers)")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--config", help=_CONFIG_HELP)
-    p.add_argument(
-        "--server",
-        choices=SERVERS,
-        default=os.environ.get("GATEWAY_SERVER") or DEFAULT_SERVER,
-        help=f"HTTP server (default {DEFAULT_SERVER}, gevent workers; $GATEWAY_SERVER)",
-    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a config file and list every problem")

@@ -160,7 +160,7 @@ class ServedGateway:
         config_text: str,
         tmp: Any,
         *,
-        server: str = "granian",
+        server: str = "gunicorn",
         env: dict[str, str] | None = None,
     ) -> None:
         import os
@@ -180,7 +180,7 @@ class ServedGateway:
             command = [str(bin_dir / "gunicorn"), "app:app", "-c", "gunicorn.conf.py"]
         else:
             command = [str(bin_dir / "gateway"), "serve", "--host", "127.0.0.1"]
-            command += ["--port", str(self.port), "--server", server]
+            command += ["--port", str(self.port)]
         self._log = self.log_path.open("w")
         root = Path(__file__).resolve().parent.parent
         self.proc = spawn(

@@ -131,3 +131,16 @@ def test_the_graph_reader_sees_imports_inside_functions() -> None:
     assert "gateway.identity.registry" in edges["gateway.loader"]
     assert "gateway.identity.registry" not in edges["gateway.settings"]  # models never do
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_providers_never_render_html() -> None:
+    """Providers say what to show (``Page``, ``Notice``); ``web`` renders it."""
+    rendering = []
+    for name, path in _modules().items():
+        if not name.startswith("gateway.identity"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in ("flask", "jinja2"):
+                found = {a.name for a in node.names} & {"render_template", "render_template_string"}
+                rendering += [f"{name}: {n}" for n in sorted(found)]
+    assert rendering == []

@@ -65,7 +65,6 @@ for module in pkgutil.walk_packages(gateway.__path__, "gateway."):
         continue  # Alembic loads these itself
     importlib.import_module(module.name)
 import gunicorn.workers.ggevent, gunicorn.app.base, gevent.monkey  # noqa: E401
-import granian
 print("ok", len(allowed))
 """
 

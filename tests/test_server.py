@@ -1,4 +1,4 @@
-"""The real servers (``gateway serve`` on granian, gunicorn with gunicorn.conf.py) under
+"""The real servers (``gateway serve``, gunicorn with gunicorn.conf.py) under
 hostile clients: slowloris headers and bodies, oversized chunked bodies. Each runs as a
 process on a free port in front of the emulated site."""
 
@@ -39,7 +39,7 @@ sites = ["demo"]
 """
 
 
-@pytest.fixture(params=["granian", "gunicorn-conf"])
+@pytest.fixture(params=["gunicorn", "gunicorn-conf"])
 def served(
     request: pytest.FixtureRequest, devsite: Devsite, tmp_path: Path
 ) -> Iterator[ServedGateway]:
@@ -177,7 +177,7 @@ def _post_oversized(port: int) -> str:
     return answer.decode("latin-1")
 
 
-@pytest.mark.parametrize("server", ["gunicorn", "gunicorn-conf", "granian"])
+@pytest.mark.parametrize("server", ["gunicorn", "gunicorn-conf"])
 def test_oversized_bodies_read_their_413(devsite: Devsite, tmp_path: Path, server: str) -> None:
     """Field report: of 20 POSTs of 2 MB, 7 saw the connection reset before the answer (the
     server closed with the body unread). The rest of a refused body is now read and dropped,

@@ -4,8 +4,7 @@
   a chunked body at the limit silently, and the app would answer "bad JSON";
 * under gevent (gunicorn's worker), a body not complete within ``BODY_TIMEOUT`` seconds is
   408 and the connection is closed: a client trickling its body holds a greenlet for at most
-  that long. (gunicorn already gives a client ``keepalive`` seconds to send its headers;
-  granian reads bodies on its event loop, in ``serve.bridge``, before this runs.)
+  that long. (gunicorn already gives a client ``keepalive`` seconds to send its headers.)
 * a refused body is still read and thrown away, up to ``DRAIN_LIMIT`` bytes and within
   ``BODY_TIMEOUT``, *after* the answer has been sent (as nginx's lingering close does): a
   socket closed with unread data in it is reset, and a client still sending would see the
