@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_scale
 	$(BIN)/python -m bench.bench_handoff
 	$(BIN)/python -m bench.bench_catalogue
+	$(BIN)/python -m bench.bench_sync
 	$(BIN)/python -m bench.bench_embed
 
 clean:

@@ -148,7 +148,13 @@ def cmd_devsite(args: argparse.Namespace) -> int:
         print(f"error: --catalogue: {exc}", file=sys.stderr)
         return 2
     photos = own + generated_photos(args.extra_photos)
-    app = create_devsite(DevsiteOptions(remote_login_url=args.remote_login_url, photos=photos))
+    options = DevsiteOptions(
+        remote_login_url=args.remote_login_url,
+        photos=photos,
+        page_max=max(1, args.page_max),
+        bearer_lifetime=max(1, args.bearer_lifetime),
+    )
+    app = create_devsite(options)
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=JsonRequestHandler
     )
@@ -242,6 +248,18 @@ def _devsite_command(sub: Any) -> None:
         "(default http://127.0.0.1:8000/sso/demo/login)",
     )
     p.add_argument("--extra-photos", type=int, default=0, help="add N generated videos (2001...)")
+    p.add_argument(
+        "--page-max",
+        type=int,
+        default=100,
+        help="pagination_max: the largest page photo/list serves (default 100; 23 may cap lower)",
+    )
+    p.add_argument(
+        "--bearer-lifetime",
+        type=int,
+        default=3600,
+        help="seconds a bearer token from /api/2/user/tokens lives (default 3600)",
+    )
     p.add_argument(
         "--catalogue",
         metavar="FILE",

@@ -199,7 +199,7 @@ class UpstreamRejected(UpstreamError):
 
 
 # The one serializer of errors: every JSON error the gateway answers, from Flask or from the
-# plain WSGI and RSGI paths in front of it, is made here.
+# plain WSGI paths in front of it, is made here.
 
 
 def error_json(error: GatewayError) -> bytes:

@@ -168,6 +168,7 @@ def _site_runtime(
         connect_timeout=g.upstream_connect_timeout,
         read_timeout=g.upstream_read_timeout,
         telemetry=telemetry,
+        store=store,
     )
     fetch_wait = g.upstream_connect_timeout + 2 * g.upstream_read_timeout
     cache = PhotoCache(site.name, client, store, fetch_wait=fetch_wait, telemetry=telemetry)

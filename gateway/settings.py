@@ -59,6 +59,24 @@ SECTIONS = ("gateway", "sites", "store", "identity", "api_keys", "admin")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _ENV_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+_PINGBACK_KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+OAUTH_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+_NEEDED = object()  # an OAuth key a site without api_token did not give
+
+
+def _needed(value: Any) -> Any:
+    if value is _NEEDED:
+        raise problem("is required")
+    return value
+
+
+def _plain(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+# BeforeValidators run last-listed first: "is required" before the type's own checks.
+OAuthText = Annotated[RequiredText, BeforeValidator(_needed)]
+OAuthSecret = Annotated[RequiredSecret, BeforeValidator(_needed)]
 _HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 __all__ = ["ConfigError", "IPNetwork", "Settings", "is_loopback_host"]
@@ -198,11 +216,19 @@ class AccessRule(Model):
 
 
 class SiteSettings(Named):
-    url: Origin  # the site's own origin; the API is under <url>/api/
-    consumer_key: RequiredText
-    consumer_secret: RequiredSecret
-    access_token: RequiredText
-    access_token_secret: RequiredSecret
+    url: Origin  # the site's own origin; the API is under <url>/api/2/ (or <url>/api/)
+    # 2: <url>/api/2/<method>, typed JSON under "data", HTTP error statuses (23 today);
+    # 1: the legacy <url>/api/<method>?format=json&raw dialect.
+    api_version: Literal[1, 2] = 2
+    # Credentials: the four OAuth 1.0a keys (super level), or instead an api_token.
+    consumer_key: OAuthText = ""
+    consumer_secret: OAuthSecret = SecretStr("")
+    access_token: OAuthText = ""
+    access_token_secret: OAuthSecret = SecretStr("")
+    # The token one gives twentythree-cli: exchanged at /api/2/user/tokens for short-lived
+    # bearer tokens, refreshed before they expire and shared by every worker and instance.
+    api_token: Secret = SecretStr("")
+    pingback_key: Secret = SecretStr("")  # set: pingbacks only at /pingback/<site>/<key>
     identity: Names = ()
     allow_email_domains: Domains = ()
     allow_groups: Strings = ()
@@ -225,6 +251,32 @@ class SiteSettings(Named):
     display_name: Text = ""
     logo_url: OptionalUrl = ""
     accent_color: AccentColor = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _oauth_unless_api_token(cls, data: Any) -> Any:
+        """Without an api_token, each of the four OAuth keys is required (one problem each)."""
+        if isinstance(data, dict) and not data.get("api_token"):
+            return {**dict.fromkeys(OAUTH_KEYS, _NEEDED), **data}
+        return data
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SiteSettings:
+        given = [k for k in OAUTH_KEYS if _plain(getattr(self, k))]
+        if self.api_token.get_secret_value():
+            if given:
+                raise problem("give either api_token or the four OAuth keys, not both")
+            if self.api_version != 2:
+                raise problem("api_token needs api_version = 2 (bearer tokens are an /api/2 thing)")
+        key = self.pingback_key.get_secret_value()
+        if key and not _PINGBACK_KEY_RE.fullmatch(key):
+            raise problem("pingback_key must be 16 to 128 letters, digits, '-' or '_'")
+        return self
+
+    @property
+    def bearer(self) -> bool:
+        """Whether calls carry bearer tokens (from api_token) instead of OAuth signatures."""
+        return bool(self.api_token.get_secret_value())
 
     @model_validator(mode="after")
     def _consistent(self) -> SiteSettings:

@@ -18,14 +18,18 @@ from gateway.twentythree.client import TwentyThreeClient, _parse
 from tests.helpers import DEMO_READ, DEMO_SUPER, Devsite, site_settings
 
 
-def _site(url: str, creds: tuple[str, str, str, str] = DEMO_SUPER) -> SiteSettings:
-    return site_settings("demo", url, *creds)
+def _site(
+    url: str, creds: tuple[str, str, str, str] = DEMO_SUPER, api_version: int = 1
+) -> SiteSettings:
+    return site_settings("demo", url, *creds, api_version=api_version)
 
 
 def _client(
-    url: str, creds: tuple[str, str, str, str] = DEMO_SUPER, **kw: object
+    url: str, creds: tuple[str, str, str, str] = DEMO_SUPER, api2: bool = False, **kw: object
 ) -> TwentyThreeClient:
-    return TwentyThreeClient(_site(url, creds), connect_timeout=1.0, read_timeout=1.0, **kw)  # type: ignore[arg-type]
+    """A client of the legacy dialect (these tests' subject), or api/2 with ``api2``."""
+    site = _site(url, creds, 2 if api2 else 1)
+    return TwentyThreeClient(site, connect_timeout=1.0, read_timeout=1.0, **kw)  # type: ignore[arg-type]
 
 
 def test_signed_read_legacy_envelope(devsite: Devsite) -> None:
@@ -43,7 +47,7 @@ def test_signed_read_legacy_envelope(devsite: Devsite) -> None:
 def test_api2_envelope(devsite: Devsite) -> None:
     response = _client(devsite.url, api2=True).call("photo/list", {"photo_id": 1001})
     (photo,) = response.items("photos")
-    assert photo["photo_id"] == "1001"
+    assert photo["photo_id"] == 1001 and photo["published_p"] is True  # typed, as the spec
     assert devsite.calls()[0]["api2"] is True
 
 

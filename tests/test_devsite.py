@@ -15,7 +15,8 @@ from tests.helpers import DEMO_READ, DEMO_SUPER, Devsite, site_settings
 
 
 def _client(url: str, creds: tuple[str, str, str, str] = DEMO_SUPER) -> TwentyThreeClient:
-    return TwentyThreeClient(site_settings("demo", url, *creds))
+    """A client of the legacy dialect (most of these tests are about it; test_api2 has /api/2)."""
+    return TwentyThreeClient(site_settings("demo", url, *creds, api_version=1))
 
 
 def _auth(creds: tuple[str, str, str, str] = DEMO_SUPER, **kw: str) -> OAuth1:

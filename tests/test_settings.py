@@ -326,3 +326,29 @@ def test_a_secret_key_needs_32_bytes() -> None:
     assert _problems(doc) == ["gateway.secret_key: every key must be at least 32 bytes"]
     doc["gateway"]["secret_key"] = "æ" * 16  # 32 bytes in UTF-8
     assert parse_settings(doc, env={}).gateway.secret_keys == ("æ" * 16,)
+
+
+def test_a_site_gives_oauth_keys_or_an_api_token() -> None:
+    """23 as documented today: api_version 2 by default; an api_token instead of the four
+    OAuth keys (never both, never on the legacy dialect); a pingback_key of real length."""
+    token_only = {"url": "https://video.example.com", "api_token": "env:API_TOKEN"}
+    settings = parse_settings(_base(sites={"t": token_only}), env={"API_TOKEN": "x" * 40})
+    site = settings.sites["t"]
+    assert site.api_version == 2 and site.bearer and not site.consumer_key
+    both = _base()
+    both["sites"]["intranet"]["api_token"] = "x" * 40
+    assert _problems(both) == [
+        "sites.intranet: give either api_token or the four OAuth keys, not both"
+    ]
+    legacy = _base(sites={"t": {**token_only, "api_token": "x" * 40, "api_version": 1}})
+    assert any("api_token needs api_version = 2" in p for p in _problems(legacy))
+    assert any(
+        "api_version" in p
+        for p in _problems(
+            _base(sites={"t": {**token_only, "api_version": 3}}), {"API_TOKEN": "x" * 40}
+        )
+    )
+    short = _base()
+    short["sites"]["intranet"]["pingback_key"] = "short"
+    assert any("pingback_key must be 16 to 128" in p for p in _problems(short))
+    assert all("short" not in p for p in _problems(short))  # a secret is never echoed

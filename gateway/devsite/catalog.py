@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.twentythree.urls import THUMBNAIL_SIZES
@@ -57,31 +58,40 @@ class Photo:
     def filename(self, fmt: str) -> str:
         return f"{self.slug}.{'mp3' if fmt == 'audio' else 'mp4'}"
 
-    def as_api(self, level: str) -> dict[str, object]:
-        """The photo object the way legacy photo/list shows it (strings and numbers mixed)."""
+    def as_api(self, level: str, typed: bool = False) -> dict[str, object]:
+        """The photo object as photo/list shows it: legacy mixes strings and numbers; api/2
+        (``typed``) has the types of 23's OpenAPI file (numbers, booleans)."""
         base = f"/{self.tree_id}/{self.photo_id}/{self.token}"
+        num: Callable[[int], object] = (lambda n: n) if typed else str
+        flag: Callable[[bool], object] = (lambda b: b) if typed else (lambda b: 1 if b else 0)
         obj: dict[str, object] = {
-            "photo_id": str(self.photo_id),
-            "tree_id": str(self.tree_id),
+            "photo_id": num(self.photo_id),
+            "tree_id": num(self.tree_id),
             "token": self.token,
             "title": self.title,
-            "published_p": 1 if self.published else 0,
-            "video_p": 1,
-            "protected_p": 1 if self.protected_token else 0,
+            "published_p": flag(self.published),
+            "video_p": flag(True),
+            "protected_p": flag(bool(self.protected_token)),
             "protection_method": "custom" if self.protected_token else "",
             "one": f"/video/{self.photo_id}/{self.slug}",
             "original_filename": f"/var/spool/23/uploads/{self.photo_id}/{self.slug}.mov",
-            "video_length": str(self.video_length),
-            "album_id": str(self.albums[0]) if self.albums else "",
+            "video_length": num(self.video_length),
+            "album_id": num(self.albums[0]) if self.albums else (0 if typed else ""),
             "all_albums": " ".join(str(a) for a in self.albums),
-            "number_of_albums": str(len(self.albums)),
+            "number_of_albums": num(len(self.albums)),
             "tags": list(self.tags),
-            "number_of_tags": str(len(self.tags)),
+            "number_of_tags": num(len(self.tags)),
+            "content": "<p>" + "A description 23 sends with every video. " * 20 + "</p>",
         }
+        if typed:
+            obj["video_length_float"] = self.video_length + 0.48  # the spec's float twin
         for fmt in VIDEO_FORMATS:
             present = fmt in self.formats
             obj[f"{fmt}_download"] = f"{base}/{fmt}/{self.filename(fmt)}" if present else ""
-            obj[f"{fmt}_size"] = "1048576" if present else "0"
+            obj[f"{fmt}_size"] = num(1048576 if present else 0)
+        # Not playable downloads: a JPEG of frames and an HLS playlist (23 lists both).
+        obj["video_frames_download"] = f"{base}/video_frames/{self.slug}.jpg"
+        obj["video_hls_download"] = f"{base}/video_hls/playlist.m3u8"
         for size in STILL_SIZES:
             obj[f"{size}_download"] = f"{base}/{size}"
         if self.protected_token and LEVELS.index(level) >= LEVELS.index("read"):

@@ -44,9 +44,13 @@ def list_photos() -> Response:
 @bp.post("/_devsite/reset")
 def reset() -> Response:
     state = current().state
+    options = current().options
     with state.lock:
         state.calls.clear()
         state.mode = "ok"
+        state.page_max = options.page_max
+        state.bearer_lifetime = options.bearer_lifetime
+        state.moves.clear()
     current().restore_photos()
     return Response("{}", mimetype="application/json")
 
@@ -99,3 +103,37 @@ def mode() -> Response:
     state.mode = body["mode"]
     state.hang_seconds = float(body.get("seconds", state.hang_seconds))
     return Response("{}", mimetype="application/json")
+
+
+@bp.post("/_devsite/options")
+def set_options() -> Response:
+    """``page_max`` (23's pagination_max) and ``bearer_lifetime`` (seconds) until a reset."""
+    state = current().state
+    body = request.get_json(silent=True) or {}
+    wanted = {k: body[k] for k in ("page_max", "bearer_lifetime") if k in body}
+    if set(body) - set(wanted) or not all(isinstance(v, int) and v > 0 for v in wanted.values()):
+        message = json.dumps({"error": "page_max and/or bearer_lifetime, positive integers"})
+        return Response(message, 400, mimetype="application/json")
+    with state.lock:
+        for key, value in wanted.items():
+            setattr(state, key, value)
+    return Response("{}", mimetype="application/json")
+
+
+@bp.post("/_devsite/listing-moves")
+def listing_moves() -> Response:
+    """A listing that moves while it is read: once a photo/list listing has served page
+    ``after_page``, delete the ``delete`` ids and add ``add`` new videos (ids after the
+    highest)."""
+    site = current()
+    body = request.get_json(silent=True) or {}
+    after, delete, add = body.get("after_page"), body.get("delete", []), body.get("add", 0)
+    valid = isinstance(after, int) and after > 0 and isinstance(add, int) and add >= 0
+    if not valid or not all(isinstance(i, int) for i in delete):
+        message = json.dumps({"error": "after_page (int), delete ([ids]), add (count)"})
+        return Response(message, 400, mimetype="application/json")
+    with site.state.lock:
+        top = max(site.photos, default=0)
+        new = [Photo(top + 1 + i, 7999, f"Uploaded during a sync {i + 1}") for i in range(add)]
+        site.state.moves.append({"after_page": after, "delete": delete, "add": new})
+    return Response(json.dumps({"added": [p.photo_id for p in new]}), mimetype="application/json")

@@ -41,6 +41,10 @@ class DevsiteOptions:
     photos: list[Photo] = field(default_factory=demo_photos)
     users: list[User] = field(default_factory=demo_users)
     site_name: str = "Demo Video Site"
+    page_max: int = 100  # 23's pagination_max: the largest page photo/list serves
+    # What twentythree-cli's `auth credentials` takes: exchanged at /api/2/user/tokens.
+    api_tokens: tuple[str, ...] = ("demo-api-token-0123456789abcdef",)
+    bearer_lifetime: int = 3600  # seconds a bearer token from user/tokens lives
 
 
 class ApiFailure(Exception):
@@ -59,6 +63,11 @@ class State:
     calls: list[dict[str, Any]] = field(default_factory=list)
     mode: str = "ok"  # one of MODES
     hang_seconds: float = 30.0
+    page_max: int = 100
+    bearer_lifetime: int = 3600
+    bearers: dict[str, float] = field(default_factory=dict)  # bearer token -> expiry
+    # Changes made to the catalogue once a listing has served a page ("the listing moves").
+    moves: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue(self, table: TokenTable, data: dict[str, str]) -> str:
@@ -81,6 +90,19 @@ class State:
         with self.lock:
             self.calls.append(entry)
 
+    def issue_bearer(self) -> tuple[str, int]:
+        token, expires = secrets.token_urlsafe(32), int(time.time()) + self.bearer_lifetime
+        with self.lock:
+            now = time.time()
+            self.bearers = {t: e for t, e in self.bearers.items() if e > now}
+            self.bearers[token] = expires
+        return token, expires
+
+    def bearer_valid(self, token: str) -> bool:
+        with self.lock:
+            expires = self.bearers.get(token)
+        return expires is not None and expires > time.time()
+
 
 class EmulatedSite:
     """Everything one emulated site knows, built once per app."""
@@ -92,6 +114,8 @@ class EmulatedSite:
         self.photos: dict[int, Photo] = {}
         self.restore_photos()
         self.users = {u.user_id: u for u in options.users}
+        self.state.page_max = options.page_max
+        self.state.bearer_lifetime = options.bearer_lifetime
         self.cookies = URLSafeTimedSerializer(secrets.token_hex(32), salt="devsite-session")
 
     def restore_photos(self) -> None:
@@ -99,10 +123,21 @@ class EmulatedSite:
         with self.state.lock:
             self.photos = {p.photo_id: p for p in self.options.photos}
 
-    def photo_list(self) -> list[Photo]:
-        """The catalogue in 23's listing order for the gateway's sync (oldest first)."""
+    def photo_list(self, newest_first: bool = False) -> list[Photo]:
+        """The catalogue in upload order (ids grow with uploads), oldest or newest first."""
         with self.state.lock:
-            return sorted(self.photos.values(), key=lambda ph: ph.photo_id)
+            return sorted(self.photos.values(), key=lambda ph: ph.photo_id, reverse=newest_first)
+
+    def after_page(self, page: int) -> None:
+        """Apply the listing moves due once a listing has served ``page``."""
+        with self.state.lock:
+            due = [m for m in self.state.moves if m["after_page"] == page]
+            self.state.moves = [m for m in self.state.moves if m["after_page"] != page]
+            for move in due:
+                for photo_id in move.get("delete", ()):
+                    self.photos.pop(photo_id, None)
+                for photo in move.get("add", ()):
+                    self.photos[photo.photo_id] = photo
 
     def token_opens(self, photo: Photo, token: str) -> bool:
         """The photo's base token, or an unexpired time-limited token made from it."""

@@ -29,7 +29,7 @@ from gateway.errors import UpstreamBadResponse, UpstreamError, UpstreamRejected
 from gateway.store import Store, StoreUnavailable
 from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
-from gateway.twentythree.coerce import as_flag, as_int
+from gateway.twentythree.coerce import as_flag, as_int, as_seconds
 from gateway.twentythree.urls import FORMAT_RE
 
 if TYPE_CHECKING:
@@ -38,6 +38,37 @@ if TYPE_CHECKING:
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _STILLS = ("large", "standard", "portrait", "medium", "small", "original")
+_NOT_PLAYABLE = frozenset({"video_frames", "video_hls"})
+# The formats 23's OpenAPI file lists as files, asked for by name with ``fields``.
+VIDEO_FORMATS = (
+    "video_medium",
+    "video_hd",
+    "video_1080p",
+    "video_4k",
+    "video_mobile_high",
+    "video_mobile_h263_amr",
+    "video_mobile_h263_aac",
+    "video_mobile_mpeg4_amr",
+    "video_webm_360p",
+    "video_webm_720p",
+    "video_wmv",
+    "audio",
+)
+# Only what PhotoInfo reads: a full photo object is ~6 KB, these fields a few hundred bytes.
+PHOTO_FIELDS = ",".join(
+    (
+        "photo_id",
+        "tree_id",
+        "token",
+        "protected_token",
+        "published_p",
+        "video_length",
+        "album_id",
+        "all_albums",
+        "tags",
+        *(f"{kind}_download" for kind in (*VIDEO_FORMATS, *_STILLS)),
+    )
+)
 NO_SUCH_PHOTO = "no_such_photo"
 INVALIDATIONS = "photo-invalidations"  # the pub/sub channel: "<site>:<photo id>"
 LOCAL_LIMIT = 50_000  # entries per site in the first level
@@ -60,10 +91,18 @@ def _downloads(
             tree_id = as_int(parts[1])
         if kind in _STILLS:
             stills.append(kind)
-        elif FORMAT_RE.fullmatch(kind) and (kind.startswith("video_") or kind == "audio"):
+        elif _playable(kind):
             name = parts[5] if len(parts) > 5 else ""
             files[kind] = name if _FILENAME_RE.fullmatch(name) else ""
     return tree_id, files, stills
+
+
+def _playable(kind: str) -> bool:
+    """A download 23 lists that plays as a file: ``video_<format>`` and ``audio``. Not
+    ``video_frames`` (a JPEG of frames) nor ``video_hls`` (a playlist, not a file)."""
+    if kind in _NOT_PLAYABLE or not FORMAT_RE.fullmatch(kind):
+        return False
+    return kind.startswith("video_") or kind == "audio"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +138,7 @@ class PhotoInfo:
             published=as_flag(obj.get("published_p")) is not False,
             files=files,
             still=next((s for s in _STILLS if s in stills), "large"),
-            length=max(0, as_int(obj.get("video_length")) or 0),
+            length=as_seconds(obj.get("video_length")) or 0,
             albums=album_ids(obj),
             tags=tag_names(obj.get("tags")),
         )
@@ -312,17 +351,26 @@ class PhotoCache:
 
     # ------------------------------------------------------------------ invalidation
 
-    def invalidate(self, photo_id: int) -> None:
+    def invalidate(self, photo_id: int, reread: bool = True) -> None:
         """A pingback: re-read the photo into the catalogue (one call to 23, on sites that sync
-        one), and forget it here, in the store and in every other worker."""
-        if self.catalogue is not None:
+        one; with ``reread`` false it is marked "ask 23 on use" instead), and forget it here,
+        in the store and in every other worker."""
+        if self.catalogue is not None and reread:
             self.catalogue.refresh(photo_id)
+        elif self.catalogue is not None:
+            self.catalogue.mark_stale(photo_id)
         self._note_ping(photo_id)
         try:
             self._store.delete(self._key(photo_id))
             self._store.publish(INVALIDATIONS, f"{self._site}:{photo_id}")
         except StoreUnavailable:
             pass  # the first levels expire by themselves; the store is down anyway
+
+    def invalidate_later(self, photo_id: int, delay: float) -> None:
+        """``invalidate`` once ``delay`` seconds from now (a burst's trailing re-read)."""
+        timer = threading.Timer(delay, self.invalidate, (photo_id,))
+        timer.daemon = True
+        timer.start()
 
     def _on_invalidation(self, message: str) -> None:
         site, _, raw_id = message.rpartition(":")
@@ -403,10 +451,11 @@ class PhotoCache:
             self._telemetry.count(self._site, "cache_misses")
         try:
             response = self._client.call(
-                "photo/list", {"photo_id": photo_id, "include_unpublished_p": 1}
+                "photo/list",
+                {"photo_id": photo_id, "include_unpublished_p": 1, "fields": PHOTO_FIELDS},
             )
         except UpstreamRejected as exc:
-            if exc.upstream_code == NO_SUCH_PHOTO:
+            if exc.upstream_code in (NO_SUCH_PHOTO, "no_such_object"):  # api/2: HTTP 404
                 return Missing(photo_id, NO_SUCH_PHOTO, "The video does not exist.")
             raise
         for obj in response.items("photos"):

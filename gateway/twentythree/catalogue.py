@@ -34,13 +34,16 @@ from gateway.errors import GatewayError, TooManyRequests, UpstreamBadResponse, U
 from gateway.ratelimit import RateLimiter
 from gateway.settings import SiteSettings
 from gateway.store import Store, StoreUnavailable
-from gateway.twentythree.cache import Found, Missing, PhotoInfo, decode, encode
+from gateway.twentythree.cache import PHOTO_FIELDS, Found, Missing, PhotoInfo, decode, encode
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.coerce import as_int
 
 log = logging.getLogger("gateway.catalogue")
 
-PAGE_SIZE = 100  # photo/list's largest page
+PAGE_SIZE = 100  # what a sync asks for; 23 may serve fewer (pagination_max): its echo counts
+# A stable order: new uploads land on the last page, so a listing read while videos arrive
+# loses nothing; only what the gateway reads, so a 100,000-video sync is tens of MB, not 600.
+LISTING: dict[str, str | int] = {"orderby": "uploaded", "order": "asc", "include_unpublished_p": 1}
 MAX_VIDEOS = 200_000  # a bound on the store's memory; a bigger site stays on demand
 VERSIONS = "catalogue-versions"  # pub/sub channel: "<site>:<version>" when a sync completes
 STATE_TTL = 7 * 86400.0
@@ -55,11 +58,38 @@ _JITTER = random.Random()  # noqa: S311 (timing jitter; its own, the global one 
 
 @dataclass
 class _Listing:
-    """What one sync has read so far."""
+    """What one sync has read so far. It trusts only what 23 says: the page size and the
+    total it echoes. A listing that moved while it was read (the total changed, an id came
+    twice, fewer distinct ids than the total, a video it could not read) is *unsettled*: no
+    absence from it is believed until a clean re-read."""
 
     page: int = 0
     seen: set[int] = dataclasses.field(default_factory=set)
     moved: bool = False
+    total: int | None = None  # total_count as 23 last said it
+    page_size: int = 0  # the most items a page has held (23's pagination_max, in effect)
+
+    def note_page(self, listed: int | None, items: int) -> None:
+        self.page_size = max(self.page_size, items)
+        if listed is None:
+            return
+        self.moved |= self.total is not None and listed != self.total
+        self.total = listed
+
+    def ended(self, items: int, size: int) -> bool:
+        """Whether the listing is over after this page: empty; every page the total needs at
+        the size 23 serves is read (the size it says, unless its pages are smaller); or, with
+        no total, a page shorter than that size."""
+        if items == 0:
+            return True
+        per_page = min(size, self.page_size)
+        if self.total is not None:
+            return len(self.seen) >= self.total or self.page * per_page >= self.total
+        return items < size
+
+    def finish(self) -> None:
+        if self.total is not None and len(self.seen) != self.total:
+            self.moved = True  # 23 said it has more (or fewer) than we could read
 
     def take(self, items: list[Any], read: Callable[[Any], PhotoInfo | None]) -> dict[str, Any]:
         entries: dict[str, Any] = {}
@@ -255,6 +285,21 @@ class Catalogue:
             return  # not listed, and 23 has no such video: nothing to add
         self._write(state, targets, photo_id, encode(found))
 
+    def mark_stale(self, photo_id: int) -> None:
+        """A change is announced but its re-read waits (a pingback repeated within a second):
+        until then a listed video is "ask 23 on use", so a rule change applies at once. No
+        call to 23 now; while 23 is failing the entry is kept instead."""
+        state = self.state(fresh=True)
+        targets = [v for v in {state.version, state.building} if v]
+        if not targets:
+            return
+        try:
+            listed = self._store.get_fields(self._version_key(state.version), [str(photo_id)])
+        except StoreUnavailable:
+            return
+        if listed[0] is not None and not self._failing():
+            self._write(state, targets, photo_id, RELOAD)
+
     def _write(
         self, state: CatalogueState, targets: list[int], photo_id: int, value: dict[str, Any]
     ) -> None:
@@ -353,23 +398,25 @@ class Catalogue:
 
     def _read_pages(self, key: str, listing: _Listing) -> None:
         """photo/list page by page into the version's hash, noting in ``listing`` whether the
-        listing moved under the paging (then absences are no proof)."""
-        total: int | None = None
+        listing moved under the paging (then absences are no proof). It ends on an empty page,
+        when the total 23 gave is read, or (no total given) on a page shorter than the size 23
+        says it serves."""
         while True:
             listing.page += 1
-            items, listed = self._page(listing.page)
-            listing.moved |= total is not None and listed is not None and listed != total
-            total = listed if listed is not None else total
+            items, listed, size = self._page(listing.page)
+            listing.note_page(listed, len(items))
             known = len(listing.seen)
             entries = listing.take(items, self._info)
-            if len(listing.seen) > MAX_VIDEOS or listing.page > MAX_VIDEOS // PAGE_SIZE:
+            if len(listing.seen) > MAX_VIDEOS or listing.page > MAX_VIDEOS:
                 raise CatalogueTooLarge()
-            self._store.put_fields(key, entries, self._building_ttl())
-            if len(items) < PAGE_SIZE or (total is not None and listing.page * PAGE_SIZE >= total):
-                return
-            if len(listing.seen) == known:  # a full page of nothing new: 23 ignores the paging
+            if entries:
+                self._store.put_fields(key, entries, self._building_ttl())
+            if listing.ended(len(items), size):
+                break
+            if len(listing.seen) == known:  # a page of nothing new: 23 ignores the paging
                 listing.moved = True
-                return
+                break
+        listing.finish()
 
     def _publish(self, state: CatalogueState, done: CatalogueState, pages: int) -> bool:
         """Make the complete version current, everywhere; the old one lingers briefly."""
@@ -395,12 +442,14 @@ class Catalogue:
         )
         return True
 
-    def _page(self, page: int) -> tuple[list[Any], int | None]:
-        """One page of the full listing, and the total 23 says it has."""
-        response = self._client.call(
-            "photo/list", {"size": PAGE_SIZE, "p": page, "include_unpublished_p": 1}
-        )
-        return response.items("photos"), as_int(response.envelope.get("total_count"))
+    def _page(self, page: int) -> tuple[list[Any], int | None, int]:
+        """One page of the full listing, the total 23 says it has and the page size it
+        serves (which may be less than asked: pagination_max)."""
+        params: dict[str, str | int] = {**LISTING, "size": PAGE_SIZE, "p": page}
+        response = self._client.call("photo/list", params | {"fields": PHOTO_FIELDS})
+        envelope = response.envelope
+        size = as_int(envelope.get("size")) or PAGE_SIZE
+        return response.items("photos"), as_int(envelope.get("total_count")), size
 
     def _info(self, obj: Any) -> PhotoInfo | None:
         try:

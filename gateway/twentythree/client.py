@@ -1,6 +1,12 @@
-"""One signed HTTP session per 23 site: OAuth 1.0a, timeouts, retries, envelope -> data | error.
+"""One signed HTTP session per 23 site: OAuth 1.0a or bearer tokens, timeouts, retries, both
+dialects, envelope -> data | error.
 
-Every failure leaves this module as a gateway UpstreamError; callers never see ``requests``.
+``api_version = 2`` (23 today): ``<url>/api/2/<method>``, every method as a GET (the verbs of
+23's OpenAPI file for the methods the gateway uses), typed JSON under ``data``, failures as
+HTTP statuses with the code in the body. ``api_version = 1``: the legacy
+``<url>/api/<method>?format=json&raw``, writes as POSTs, everything a string, errors on HTTP
+200. Every failure leaves this module as a gateway UpstreamError; callers never see
+``requests``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from requests_oauthlib import OAuth1
 
 from gateway import metrics
@@ -29,7 +36,9 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.settings import SiteSettings
+from gateway.store import Store
 from gateway.telemetry import Telemetry
+from gateway.twentythree.bearer import BearerTokens
 
 log = logging.getLogger("gateway.upstream")
 
@@ -46,9 +55,13 @@ KNOWN_CODES = frozenset(
         "invalid_input",
         "invalid_photo_token",
         "invalid_signature",
+        "invalid_token",
+        "invalid_type",
+        "missing_authentication",
         "no_file",
         "no_such_album",
         "no_such_photo",
+        "no_such_object",
         "no_such_tag",
         "no_such_user",
         "permission_denied",
@@ -103,6 +116,17 @@ class ApiResponse:
         return value
 
 
+class _Bearer(AuthBase):
+    """``Authorization: Bearer <token>`` with the site's current bearer token."""
+
+    def __init__(self, tokens: BearerTokens) -> None:
+        self.tokens = tokens
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.tokens.current()}"
+        return r
+
+
 class TwentyThreeClient:
     """Signed calls to one site's API with its privileged (super) credentials."""
 
@@ -113,31 +137,39 @@ class TwentyThreeClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 5.0,
         attempts: int = 2,
-        api2: bool = False,
         pool_size: int = 32,
         telemetry: Telemetry | None = None,
+        store: Store | None = None,
     ) -> None:
         self.site = site
         self._telemetry = telemetry
         self.timeout = (connect_timeout, read_timeout)
         self.attempts = max(1, attempts)
-        self.base = f"{site.url}/api/2/" if api2 else f"{site.url}/api/"
-        self._legacy = not api2
-        self.auth = OAuth1(  # the signer on every call (public: the signing tests use it)
-            site.consumer_key,
-            client_secret=site.consumer_secret.get_secret_value(),
-            resource_owner_key=site.access_token,
-            resource_owner_secret=site.access_token_secret.get_secret_value(),
-            signature_method="HMAC-SHA1",
-            signature_type="AUTH_HEADER",
-            realm=f"{site.url}/",
-        )
+        self.api2 = site.api_version == 2
+        self.base = f"{site.url}/api/2/" if self.api2 else f"{site.url}/api/"
         self._session = requests.Session()
         self._session.trust_env = False  # no proxies or .netrc from the environment
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = "23-gateway/0.1"
+        self.bearer = (
+            BearerTokens(site, store, self._session, self.timeout) if site.bearer else None
+        )
+        # The signer on every call (public: the signing tests use it).
+        self.auth: AuthBase = (
+            _Bearer(self.bearer)
+            if self.bearer
+            else OAuth1(
+                site.consumer_key,
+                client_secret=site.consumer_secret.get_secret_value(),
+                resource_owner_key=site.access_token,
+                resource_owner_secret=site.access_token_secret.get_secret_value(),
+                signature_method="HMAC-SHA1",
+                signature_type="AUTH_HEADER",
+                realm=f"{site.url}/",
+            )
+        )
 
     def close(self) -> None:
         self._session.close()
@@ -148,7 +180,7 @@ class TwentyThreeClient:
         if not _METHOD_RE.fullmatch(method):
             raise ValueError(f"not a 23 API method name: {method!r}")
         fields: dict[str, str] = {k: str(v) for k, v in (params or {}).items()}
-        if self._legacy:
+        if not self.api2:
             fields.update(format="json", raw="1")
         started = time.perf_counter()
         outcome = "ok"
@@ -206,14 +238,23 @@ class TwentyThreeClient:
         self._telemetry.observe_ms(site, "upstream_ms", elapsed * 1000)
 
     def _once(self, method: str, fields: dict[str, str], read: bool, site: str) -> ApiResponse:
-        # A read is a GET with a signed query; anything else a POST with everything in its
-        # signed form body (23 ignores a POST's query string).
+        status, body, sent = self._send(method, fields, read)
+        if status == 401 and self.bearer is not None:
+            self.bearer.rejected(sent)  # expired or revoked early: a new one, once
+            status, body, _ = self._send(method, fields, read)
+        return _parse(method, status, body, site)
+
+    def _send(self, method: str, fields: dict[str, str], read: bool) -> tuple[int, bytes, str]:
+        """(HTTP status, body, the bearer token sent). On /api/2 every call is a GET with its
+        query signed; legacy writes are POSTs with everything in the signed form body (23
+        ignores a POST's query string)."""
+        get = read or self.api2
         try:
             response = self._session.request(
-                "GET" if read else "POST",
+                "GET" if get else "POST",
                 self.base + method,
-                params=fields if read else None,
-                data=None if read else fields,
+                params=fields if get else None,
+                data=None if get else fields,
                 auth=self.auth,
                 timeout=self.timeout,
                 stream=True,
@@ -225,7 +266,11 @@ class TwentyThreeClient:
             raise UpstreamTimeout(cause="timeout") from None
         except requests.RequestException as exc:  # refused, reset, TLS failure, broken chunking
             raise UpstreamUnavailable(cause=failure_cause(exc)) from None
-        return _parse(method, response.status_code, body, site)
+        if self.bearer is None:
+            return response.status_code, body, ""
+        sent = response.request.headers.get("Authorization", "")
+        text = sent.decode() if isinstance(sent, bytes) else str(sent)
+        return response.status_code, body, text.removeprefix("Bearer ")
 
 
 def failure_cause(exc: BaseException) -> str:
@@ -266,13 +311,18 @@ def _read_capped(response: requests.Response) -> bytes:
 
 
 def _parse(method: str, status: int, body: bytes, site: str = "") -> ApiResponse:
-    """Apply the rule "success only if HTTP is 2xx AND status == ok"."""
+    """Apply the rule "success only if HTTP is 2xx AND status == ok". A 5xx is "unavailable"
+    with 23's own code from the body when it sends one (api/2 does)."""
     if status >= 500:
-        raise UpstreamUnavailable(f"The video site answered HTTP {status}.", cause=f"http_{status}")
+        code = _error_code(body)
+        raise UpstreamUnavailable(
+            f"The video site answered HTTP {status}" + (f" ({code})." if code else "."),
+            cause=code or f"http_{status}",
+        )
     try:
         envelope = json.loads(body)
     except ValueError:
-        raise UpstreamBadResponse(cause="not_json") from None
+        raise UpstreamBadResponse(cause="not_json" if status < 300 else f"http_{status}") from None
     if not isinstance(envelope, dict) or "status" not in envelope:
         raise UpstreamBadResponse(cause="no_envelope")
     if envelope["status"] != "ok":
@@ -283,3 +333,13 @@ def _parse(method: str, status: int, body: bytes, site: str = "") -> ApiResponse
             f"The video site answered HTTP {status} with status ok.", cause=f"http_{status}"
         )
     return ApiResponse(method=method, envelope=envelope, site=site)
+
+
+def _error_code(body: bytes) -> str:
+    """23's error code in a failure's body, or ""."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return ""
+    code = envelope.get("code") if isinstance(envelope, dict) else None
+    return code[:64] if isinstance(code, str) and re.fullmatch(r"[a-z0-9_]{1,64}", code) else ""

@@ -1,7 +1,9 @@
-"""Defensive readers for 23's loosely typed JSON ("1" vs 1, "t"/"f" flags)."""
+"""Defensive readers for 23's JSON in both dialects: legacy strings ("1", "t"/"f") and api/2's
+numbers and booleans (``video_length`` may be a float)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -14,13 +16,31 @@ _FALSE = frozenset({"0", "f", "false", "no", ""})
 
 
 def as_int(value: Any) -> int | None:
-    """An int from an int or a numeric string; None for anything else (bools included)."""
+    """An int from an int, a whole float (``7.0``) or a numeric string; None for anything
+    else (bools included)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
+    return None
+
+
+def as_seconds(value: Any) -> int | None:
+    """A duration in whole seconds, rounded up (a 7199.5 s video needs 7200 s of token):
+    from an int, a float or a numeric string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return math.ceil(value)
     return None
 
 

@@ -10,6 +10,7 @@ from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.coerce import as_int
 
 USER_SEARCH_PAGES = 5
+USER_LOOKUPS = 20  # user/get calls per sign-in (api/2 lists no e-mail)
 
 
 class NoAccount(Forbidden):
@@ -34,17 +35,24 @@ def session_redirect(client: TwentyThreeClient, email: str, full_name: str, retu
 def find_user_id(client: TwentyThreeClient, email: str) -> int:
     """The 23 user whose e-mail is exactly this one (case-insensitive), or NoAccount.
 
-    23 has no e-mail filter: ``search`` narrows, and the exact match is checked here.
+    23 has no e-mail filter: ``search`` narrows, and the exact match is checked here. api/2's
+    ``user/list`` shows no e-mail, so each candidate's is read with ``user/get``.
     """
     wanted = email.strip().lower()
+    lookups = USER_LOOKUPS
     for page in range(1, USER_SEARCH_PAGES + 1):
-        users = client.call("user/list", {"search": email, "size": 100, "p": page}).items("users")
+        listed = client.call("user/list", {"search": email, "size": 100, "p": page})
+        users = listed.items("users")
         for user in users:
-            if str(user.get("email", "")).strip().lower() == wanted:
-                user_id = as_int(user.get("user_id"))
-                if user_id is not None:
-                    return user_id
-        if len(users) < 100:
+            user_id = as_int(user.get("user_id"))
+            if user_id is None:
+                continue
+            if "email" not in user and lookups > 0:
+                lookups -= 1
+                user = client.call("user/get", {"user_id": user_id}).payload("user")
+            if isinstance(user, dict) and str(user.get("email", "")).strip().lower() == wanted:
+                return user_id
+        if len(users) < (as_int(listed.envelope.get("size")) or 100):  # 23 may serve fewer
             break
     raise NoAccount()
 

@@ -1,0 +1,238 @@
+"""Bearer credentials for a site configured with ``api_token``, got the way 23's own
+twentythree-cli gets them: ``GET /api/2/user/tokens?cross_sites_p=1`` with
+``Authorization: Bearer <api_token>`` lists a short-lived bearer token (``bearer_token``,
+``expiration_time``) per site the API token opens; the entry whose ``domain`` is the site's
+is used on every call as ``Authorization: Bearer <bearer_token>``.
+
+One token serves the whole gateway: it is kept in the shared store (encrypted with a key
+derived from the api_token, so the store alone does not hand it out), and only one process
+exchanges at a time (a store lock), so a fleet does not stampede the exchange. A token is
+replaced once less than a quarter of its life (at most a minute) is left, and at once when
+23 answers 401 to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.errors import (
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.settings import SiteSettings
+from gateway.store import Store, StoreUnavailable
+
+log = logging.getLogger("gateway.upstream")
+
+EXCHANGE = "user/tokens"
+REFRESH_SHARE = 0.25  # replace a token once this share of its life is left...
+REFRESH_AT_MOST = 60.0  # ...or this many seconds, whichever is less
+EXCHANGE_WAIT = 10.0  # seconds a process waits for another one's exchange
+MAX_ANSWER = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BearerToken:
+    value: str
+    expires: float  # Unix seconds
+    obtained: float
+
+    def fresh(self, now: float) -> bool:
+        left = self.expires - now
+        margin = min(REFRESH_AT_MOST, (self.expires - self.obtained) * REFRESH_SHARE)
+        return left > margin
+
+    def __repr__(self) -> str:  # never the token itself
+        return f"BearerToken(expires={self.expires:.0f})"
+
+
+class BearerTokens:
+    """The current bearer token of one site, shared through the store."""
+
+    def __init__(
+        self,
+        site: SiteSettings,
+        store: Store | None,
+        session: requests.Session,
+        timeout: tuple[float, float],
+    ) -> None:
+        self._site = site
+        self._store = store
+        self._session = session
+        self._timeout = timeout
+        self._key = f"bearer:{site.name}"
+        api_token = site.api_token.get_secret_value()
+        self._api_token = api_token
+        self._box = Fernet(_box_key(api_token))
+        self._local: BearerToken | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> str:
+        """A bearer token with life left in it, exchanging for a new one when needed."""
+        now = time.time()
+        token = self._local
+        if token is not None and token.fresh(now):
+            return token.value
+        with self._lock:
+            token = self._shared()
+            if token is None or not token.fresh(time.time()):
+                token = self._renew(stale=token)
+            self._local = token
+            return token.value
+
+    def rejected(self, value: str) -> None:
+        """23 answered 401 to ``value``: forget it here and in the store (unless another
+        process already put a newer one there)."""
+        with self._lock:
+            if self._local is not None and self._local.value == value:
+                self._local = None
+            shared = self._shared()
+            if shared is not None and shared.value == value and self._store is not None:
+                with contextlib.suppress(StoreUnavailable):
+                    self._store.delete(self._key)
+
+    # ------------------------------------------------------------------ the store
+
+    def _shared(self) -> BearerToken | None:
+        if self._store is None:
+            return self._local
+        try:
+            raw = self._store.get(self._key)
+        except StoreUnavailable:
+            return self._local
+        if not isinstance(raw, str):
+            return None
+        try:
+            data = json.loads(self._box.decrypt(raw.encode()))
+            return BearerToken(str(data["t"]), float(data["e"]), float(data["o"]))
+        except (InvalidToken, ValueError, KeyError, TypeError):
+            return None  # another api_token's, or damaged: exchange again
+
+    def _keep(self, token: BearerToken) -> None:
+        if self._store is None:
+            return
+        sealed = self._box.encrypt(
+            json.dumps({"t": token.value, "e": token.expires, "o": token.obtained}).encode()
+        ).decode()
+        with contextlib.suppress(StoreUnavailable):  # else this process keeps its own copy
+            self._store.set(self._key, sealed, ttl=max(1.0, token.expires - time.time()))
+
+    def _renew(self, stale: BearerToken | None) -> BearerToken:
+        """One exchange for the whole gateway: whoever holds the lock exchanges, the others
+        wait and read what it stored."""
+        if self._store is None:
+            return self._exchange()
+        try:
+            with self._store.lock(f"lock:{self._key}", ttl=EXCHANGE_WAIT, wait=EXCHANGE_WAIT):
+                found = self._shared()
+                if found is not None and found.fresh(time.time()) and found != stale:
+                    return found
+                token = self._exchange()
+                self._keep(token)
+                return token
+        except StoreUnavailable:
+            return self._exchange()
+
+    # ------------------------------------------------------------------ the exchange
+
+    def _exchange(self) -> BearerToken:
+        url = f"{self._site.url}/api/2/{EXCHANGE}"
+        try:
+            response = self._session.get(
+                url,
+                params={"cross_sites_p": 1},
+                headers={"Authorization": f"Bearer {self._api_token}"},
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise UpstreamTimeout(cause="timeout", site=self._site.name, method=EXCHANGE) from None
+        except requests.RequestException:
+            raise UpstreamUnavailable(
+                cause="connection", site=self._site.name, method=EXCHANGE
+            ) from None
+        token = self._read(response)
+        log.info(
+            "bearer token exchanged",
+            extra={"site": self._site.name, "api_method": EXCHANGE, "expires": token.expires},
+        )
+        return token
+
+    def _read(self, response: requests.Response) -> BearerToken:
+        where = {"site": self._site.name, "method": EXCHANGE}
+        if len(response.content) > MAX_ANSWER:
+            raise UpstreamBadResponse(cause="too_large", **where)
+        try:
+            envelope = response.json()
+        except ValueError:
+            raise UpstreamBadResponse(cause=f"http_{response.status_code}", **where) from None
+        if not isinstance(envelope, dict):
+            raise UpstreamBadResponse(cause="no_envelope", **where)
+        if response.status_code >= 400 or envelope.get("status") != "ok":
+            code = str(envelope.get("code") or f"http_{response.status_code}")[:64]
+            raise UpstreamRejected(code, str(envelope.get("message", ""))[:300], **where)
+        entry = _entry_for(envelope.get("data"), self._site.url)
+        if entry is None:
+            raise UpstreamBadResponse(
+                "The api_token opens no site with this site's domain.", cause="no_token", **where
+            )
+        value, expires = entry.get("bearer_token"), _when(entry.get("expiration_time"))
+        if not isinstance(value, str) or not value or expires is None:
+            raise UpstreamBadResponse(cause="bad_token", **where)
+        now = time.time()
+        if expires <= now:
+            raise UpstreamBadResponse("The bearer token had expired.", cause="expired", **where)
+        return BearerToken(value, expires, now)
+
+
+def _entry_for(data: Any, site_url: str) -> Mapping[str, Any] | None:
+    """The token listed for the site's own domain (with its port, on a test site)."""
+    entries = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+    parts = urlsplit(site_url)
+    wanted = {parts.netloc.lower(), (parts.hostname or "").lower()}
+    for entry in entries:
+        if isinstance(entry, dict) and str(entry.get("domain", "")).lower() in wanted:
+            return entry
+    return None
+
+
+def _when(value: Any) -> float | None:
+    """``expiration_time`` as Unix seconds: a number, digits, or an ISO 8601 time."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return float(text)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment.timestamp() if moment.tzinfo else None
+    return None
+
+
+def _box_key(api_token: str) -> bytes:
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"23-gateway bearer", info=b"store"
+    ).derive(api_token.encode())
+    return base64.urlsafe_b64encode(derived)
