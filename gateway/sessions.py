@@ -163,14 +163,12 @@ class Sessions:
         self._store.set(f"{self._revoked}:{session.id}", 1, ttl=max(left, 1) + 60)
 
     def revoke_at_idp(self, provider: str, *, subject: str = "", idp_session: str = "") -> None:
-        """Back-channel logout: every session of this IdP session or subject issued until now."""
+        """Back-channel logout: every session of this IdP session or subject issued until now
+        (console sessions ask these marks too, so they live as long as either kind)."""
         now = int(time.time())
-        if subject:
-            key = f"idp-revoked:{provider}:sub:{_digest(subject)}"
-            self._store.set(key, now, ttl=self.codec.max_age)
-        if idp_session:
-            key = f"idp-revoked:{provider}:sid:{_digest(idp_session)}"
-            self._store.set(key, now, ttl=self.codec.max_age)
+        ttl = max(self.codec.max_age, CONSOLE_AGE)
+        for key in _idp_keys(provider, subject, idp_session):
+            self._store.set(key, now, ttl=ttl)
 
 
 def _idp_keys(provider: str, subject: str, idp_session: str) -> list[str]:

@@ -466,3 +466,94 @@ def test_both_dialects_sync_mint_and_sign_in(devsite: Devsite, api_version: int)
     if api_version == 1:
         assert all(c["params"].get("format") == "json" for c in calls)
     runtime.catalogues["demo"].stop()
+
+
+# ---------------------------------------------------------------- red team of the /api/2 work
+
+
+def test_a_refused_api_token_is_a_502_never_a_missing_video(devsite: Devsite) -> None:
+    """Review: 23's code at the exchange ("no_such_object") reached photo lookups as the
+    lookup's own answer, and real videos were cached as missing. A refused api_token is a
+    502 naming user/tokens; a run of calls costs one exchange per backoff, not one each."""
+    site = {"url": devsite.url, "api_token": "not-the-right-token-0123456789", "identity": []}
+    app = create_app(
+        make_settings(
+            {"demo": site},
+            api_keys={
+                "cms": {
+                    "key_sha256": hashlib.sha256(CMS_KEY.encode()).hexdigest(),
+                    "sites": ["demo"],
+                }
+            },
+        )
+    )
+    client = app.test_client()
+    for _ in range(5):
+        answer = client.post(
+            "/api/v1/sites/demo/tokens",
+            json={"photo_ids": [1001]},
+            headers={"Authorization": f"Bearer {CMS_KEY}"},
+        )
+        assert answer.status_code == 502, answer.get_data(as_text=True)
+        error = answer.get_json()["error"]
+        assert error["api_method"] == "user/tokens" and error["site"] == "demo"
+        assert error["cause"] == "missing_authentication"
+        assert "not-the-right-token" not in answer.get_data(as_text=True)
+    assert len([c for c in devsite.calls() if c["method"] == "user/tokens"]) == 1
+
+
+def test_odd_expiration_times_are_not_believed() -> None:
+    from gateway.twentythree.bearer import _when
+
+    now = time.time()
+    assert _when(int(now) + 60) == int(now) + 60
+    assert _when(str(int(now) + 60)) == int(now) + 60
+    assert _when("2026-12-05T16:00:00Z") is not None
+    for odd in (float("nan"), float("inf"), 1e400, "1" * 40, True, None, now + 10 * 366 * 86400):
+        assert _when(odd) is None
+
+
+def test_the_pingback_key_stays_out_of_access_lines() -> None:
+    import logging
+
+    from gateway.serve.access import log_access
+
+    seen: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("gateway.access")
+    logger.addHandler(catcher)
+    try:
+        log_access(
+            remote="198.51.100.7",
+            method="POST",
+            path=f"/pingback/intranet/{PINGBACK_KEY}",
+            status=200,
+            size=2,
+            seconds=0.001,
+            request_id="r",
+            user_agent="23",
+        )
+    finally:
+        logger.removeHandler(catcher)
+    (line,) = seen
+    assert line.__dict__["path"] == "/pingback/intranet/***"
+
+
+def test_idp_logout_marks_outlive_console_sessions() -> None:
+    """Review: with session_max_age = 300 the IdP's logout mark expired after five minutes,
+    and an 8-hour console session came back."""
+    from gateway.sessions import CONSOLE_AGE, SessionCodec, Sessions
+    from gateway.store import MemoryStore
+
+    store = MemoryStore()
+    ttls: list[float] = []
+    original = store.set
+
+    def spy(key: str, value: Any, ttl: float) -> None:
+        ttls.append(ttl)
+        original(key, value, ttl)
+
+    store.set = spy  # type: ignore[method-assign]
+    Sessions(SessionCodec(["k" * 32], 300, 300), store).revoke_at_idp("idp", subject="s")
+    assert ttls and min(ttls) >= CONSOLE_AGE

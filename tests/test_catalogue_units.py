@@ -231,3 +231,56 @@ def test_an_unreadable_video_makes_absences_unsure() -> None:
     assert catalogue.sync(force=True)
     found, unresolved = catalogue.lookup([1, 4]) or ({}, [])
     assert 1 in found and unresolved == [4]  # 23 is asked about the one it could not read
+
+
+# ---------------------------------------------------------------- red team of the /api/2 work
+
+
+def test_a_video_lost_between_two_pages_is_asked_of_23_not_called_missing() -> None:
+    """One video deleted and one uploaded while the listing is read: the total stays the same
+    and the count of ids read matches it, yet one real video was skipped. An id the previous
+    version listed is asked of 23 before it is called missing."""
+    client = ScriptedClient({1: ([1, 2, 3], 3)})
+    catalogue = _catalogue(client)
+    assert catalogue.sync(force=True)
+    client.pages = {1: ([1, 3, 4], 3)}  # 2 skipped by a shifting page, 4 uploaded meanwhile
+    assert catalogue.sync(force=True)
+    state = catalogue.state(fresh=True)
+    assert state.settled and state.previous
+    found, unresolved = catalogue.lookup([2, 4, 999]) or ({}, [])
+    assert unresolved == [2] and isinstance(found[999], Missing) and 4 in found
+    client.pages = {1: ([1, 3, 4], 3)}
+    assert catalogue.sync(force=True)  # two clean reads without it: now it is gone
+    found, unresolved = catalogue.lookup([2]) or ({}, [])
+    assert isinstance(found[2], Missing) and unresolved == []
+
+
+def test_a_listing_without_a_total_is_never_settled() -> None:
+    """23 echoes the size it was asked (100) but serves 50 and no total: "a short page" would
+    end the listing after page 1, so absences from it are not believed."""
+    client = ScriptedClient({1: (list(range(1, 51)), None)})  # type: ignore[dict-item]
+    catalogue = _catalogue(client)
+    assert catalogue.sync(force=True)
+    assert not catalogue.state(fresh=True).settled
+    _, unresolved = catalogue.lookup([77]) or ({}, [])
+    assert unresolved == [77]
+
+
+def test_an_id_23_refuses_does_not_make_23_count_as_failing() -> None:
+    """Attack: a pingback for an id 23 answers 400 set "23 is failing" for a minute, and the
+    real pingbacks over budget then marked nothing: visitors kept stale facts. A refusal is
+    not an outage; a listed video whose re-read 23 refuses is "ask 23 on use"."""
+    from gateway.errors import UpstreamRejected
+
+    def refuse(photo_id: int) -> Any:
+        raise UpstreamRejected("invalid_input", "too long")
+
+    client = ScriptedClient({1: ([1, 2, 3], 3)})
+    site = site_settings("s", "http://127.0.0.1:9", catalogue="sync")
+    catalogue = Catalogue(site, client, MemoryStore(), fetch=refuse)  # type: ignore[arg-type]
+    assert catalogue.sync(force=True)
+    catalogue.refresh(10**15)  # not listed: 23 refuses it
+    assert not catalogue._failing()
+    catalogue.refresh(2)  # listed, and 23 refuses the re-read
+    _found, unresolved = catalogue.lookup([2]) or ({}, [])
+    assert unresolved == [2]

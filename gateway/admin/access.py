@@ -94,7 +94,7 @@ def current_operator() -> SignedSession | None:
 
 
 def _guard() -> FormGuard:
-    return FormGuard("admin", runtime().settings.gateway.secret_keys, runtime().cookies)
+    return FormGuard("console:admin", runtime().settings.gateway.secret_keys, runtime().cookies)
 
 
 def csrf_token(operator: SignedSession) -> str:

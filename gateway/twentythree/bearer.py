@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -32,12 +34,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import (
     UpstreamBadResponse,
-    UpstreamRejected,
+    UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gateway.settings import SiteSettings
-from gateway.store import Store, StoreUnavailable
+from gateway.store import StateFull, Store, StoreUnavailable
 
 log = logging.getLogger("gateway.upstream")
 
@@ -45,7 +47,17 @@ EXCHANGE = "user/tokens"
 REFRESH_SHARE = 0.25  # replace a token once this share of its life is left...
 REFRESH_AT_MOST = 60.0  # ...or this many seconds, whichever is less
 EXCHANGE_WAIT = 10.0  # seconds a process waits for another one's exchange
+EXCHANGE_BACKOFF = 5.0  # seconds a failed exchange (or a token refused at once) is not retried
 MAX_ANSWER = 1024 * 1024
+LONGEST = 366 * 86400.0  # an expiration_time further off than this is not believed
+
+
+class CredentialsRefused(UpstreamError):
+    """23 refused the api_token at the exchange: never a verdict on the call that needed it
+    (a photo lookup must not read "no such photo" into it)."""
+
+    code = "upstream_credentials_refused"
+    default_message = "The video site refused the gateway's API token."
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,7 @@ class BearerTokens:
         self._box = Fernet(_box_key(api_token))
         self._local: BearerToken | None = None
         self._lock = threading.Lock()
+        self._failed: tuple[float, UpstreamError] | None = None  # (until, why)
 
     def current(self) -> str:
         """A bearer token with life left in it, exchanging for a new one when needed."""
@@ -93,16 +106,34 @@ class BearerTokens:
         with self._lock:
             token = self._shared()
             if token is None or not token.fresh(time.time()):
-                token = self._renew(stale=token)
+                token = self._renew_unless_failing(stale=token)
             self._local = token
             return token.value
 
+    def _renew_unless_failing(self, stale: BearerToken | None) -> BearerToken:
+        """A new token, unless an exchange failed moments ago: then that failure again (no
+        exchange per call while 23 refuses the api_token or is down)."""
+        if self._failed is not None and time.time() < self._failed[0]:
+            raise copy.copy(self._failed[1])
+        try:
+            return self._renew(stale=stale)
+        except UpstreamError as exc:
+            self._failed = (time.time() + EXCHANGE_BACKOFF, exc)
+            raise
+
     def rejected(self, value: str) -> None:
         """23 answered 401 to ``value``: forget it here and in the store (unless another
-        process already put a newer one there)."""
+        process already put a newer one there). A token refused moments after it was got
+        means the exchange hands out tokens 23 does not take: wait before the next one."""
         with self._lock:
-            if self._local is not None and self._local.value == value:
+            local = self._local
+            if local is not None and local.value == value:
                 self._local = None
+                if time.time() - local.obtained < EXCHANGE_BACKOFF:
+                    refused = CredentialsRefused(
+                        cause="token_refused", site=self._site.name, method=EXCHANGE
+                    )
+                    self._failed = (time.time() + EXCHANGE_BACKOFF, refused)
             shared = self._shared()
             if shared is not None and shared.value == value and self._store is not None:
                 with contextlib.suppress(StoreUnavailable):
@@ -131,7 +162,7 @@ class BearerTokens:
         sealed = self._box.encrypt(
             json.dumps({"t": token.value, "e": token.expires, "o": token.obtained}).encode()
         ).decode()
-        with contextlib.suppress(StoreUnavailable):  # else this process keeps its own copy
+        with contextlib.suppress(StoreUnavailable, StateFull):  # else this process keeps its own
             self._store.set(self._key, sealed, ttl=max(1.0, token.expires - time.time()))
 
     def _renew(self, stale: BearerToken | None) -> BearerToken:
@@ -161,33 +192,39 @@ class BearerTokens:
                 headers={"Authorization": f"Bearer {self._api_token}"},
                 timeout=self._timeout,
                 allow_redirects=False,
+                stream=True,
             )
+            with response:
+                body = _capped(response)
         except requests.Timeout:
             raise UpstreamTimeout(cause="timeout", site=self._site.name, method=EXCHANGE) from None
         except requests.RequestException:
             raise UpstreamUnavailable(
                 cause="connection", site=self._site.name, method=EXCHANGE
             ) from None
-        token = self._read(response)
+        token = self._read(response.status_code, body)
         log.info(
             "bearer token exchanged",
             extra={"site": self._site.name, "api_method": EXCHANGE, "expires": token.expires},
         )
         return token
 
-    def _read(self, response: requests.Response) -> BearerToken:
+    def _read(self, status: int, body: bytes | None) -> BearerToken:
         where = {"site": self._site.name, "method": EXCHANGE}
-        if len(response.content) > MAX_ANSWER:
+        if body is None:
             raise UpstreamBadResponse(cause="too_large", **where)
         try:
-            envelope = response.json()
+            envelope = json.loads(body)
         except ValueError:
-            raise UpstreamBadResponse(cause=f"http_{response.status_code}", **where) from None
+            raise UpstreamBadResponse(cause=f"http_{status}", **where) from None
         if not isinstance(envelope, dict):
             raise UpstreamBadResponse(cause="no_envelope", **where)
-        if response.status_code >= 400 or envelope.get("status") != "ok":
-            code = str(envelope.get("code") or f"http_{response.status_code}")[:64]
-            raise UpstreamRejected(code, str(envelope.get("message", ""))[:300], **where)
+        code = envelope.get("code")
+        cause = code[:64] if isinstance(code, str) and code.isidentifier() else f"http_{status}"
+        if status >= 500:
+            raise UpstreamUnavailable(cause=cause, **where)
+        if status >= 400 or envelope.get("status") != "ok":
+            raise CredentialsRefused(cause=cause, **where)
         entry = _entry_for(envelope.get("data"), self._site.url)
         if entry is None:
             raise UpstreamBadResponse(
@@ -214,21 +251,33 @@ def _entry_for(data: Any, site_url: str) -> Mapping[str, Any] | None:
 
 
 def _when(value: Any) -> float | None:
-    """``expiration_time`` as Unix seconds: a number, digits, or an ISO 8601 time."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return float(text)
+    """``expiration_time`` as Unix seconds: a number, digits, or an ISO 8601 time; None for
+    anything else, or for a time not within a year from now."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        seconds = float(value.strip()) if len(value.strip()) < 16 else None
+    elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-        return moment.timestamp() if moment.tzinfo else None
-    return None
+        seconds = moment.timestamp() if moment.tzinfo else None
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return seconds if seconds - time.time() <= LONGEST else None
+
+
+def _capped(response: requests.Response) -> bytes | None:
+    """The body, or None past MAX_ANSWER (read no further)."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _box_key(api_token: str) -> bytes:

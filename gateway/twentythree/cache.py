@@ -73,6 +73,7 @@ NO_SUCH_PHOTO = "no_such_photo"
 INVALIDATIONS = "photo-invalidations"  # the pub/sub channel: "<site>:<photo id>"
 LOCAL_LIMIT = 50_000  # entries per site in the first level
 REJOIN_WITHIN = 1.0  # seconds: a joined fetch failing sooner is retried (see load)
+MAX_LATER = 1000  # trailing pingback re-reads waiting at once, per site and process
 
 
 def _downloads(
@@ -243,6 +244,8 @@ class PhotoCache:
         self._local: dict[int, tuple[float, Found]] = {}  # photo id -> (fresh until, value)
         self._inflight: dict[int, Future[Found]] = {}
         self._lock = threading.Lock()  # only for the in-flight table, never on a hit
+        self._later: set[int] = set()  # trailing pingback re-reads waiting
+        self._later_lock = threading.Lock()
         # A fetch that overlapped an invalidation may hold stale facts: bumped by every
         # invalidation and gap (then nothing fetched meanwhile is kept here), and per photo
         # by pingbacks (then the store's copy goes too).
@@ -367,10 +370,21 @@ class PhotoCache:
             pass  # the first levels expire by themselves; the store is down anyway
 
     def invalidate_later(self, photo_id: int, delay: float) -> None:
-        """``invalidate`` once ``delay`` seconds from now (a burst's trailing re-read)."""
-        timer = threading.Timer(delay, self.invalidate, (photo_id,))
+        """``invalidate`` once ``delay`` seconds from now (a burst's trailing re-read). At
+        most MAX_LATER of them wait at a time in this process; beyond that the video stays
+        "ask 23 on use" until the next sync."""
+        with self._later_lock:
+            if photo_id in self._later or len(self._later) >= MAX_LATER:
+                return
+            self._later.add(photo_id)
+        timer = threading.Timer(delay, self._invalidate_now, (photo_id,))
         timer.daemon = True
         timer.start()
+
+    def _invalidate_now(self, photo_id: int) -> None:
+        with self._later_lock:
+            self._later.discard(photo_id)
+        self.invalidate(photo_id)
 
     def _on_invalidation(self, message: str) -> None:
         site, _, raw_id = message.rpartition(":")

@@ -30,7 +30,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway import metrics
-from gateway.errors import GatewayError, TooManyRequests, UpstreamBadResponse, UpstreamError
+from gateway.errors import (
+    GatewayError,
+    TooManyRequests,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRejected,
+)
 from gateway.ratelimit import RateLimiter
 from gateway.settings import SiteSettings
 from gateway.store import Store, StoreUnavailable
@@ -76,6 +82,10 @@ class _Listing:
         self.moved |= self.total is not None and listed != self.total
         self.total = listed
 
+    def most_pages(self) -> int:
+        """Pages a listing of MAX_VIDEOS needs at the page size 23 serves, and a few more."""
+        return MAX_VIDEOS // max(self.page_size, 20) + 10
+
     def ended(self, items: int, size: int) -> bool:
         """Whether the listing is over after this page: empty; every page the total needs at
         the size 23 serves is read (the size it says, unless its pages are smaller); or, with
@@ -88,8 +98,8 @@ class _Listing:
         return items < size
 
     def finish(self) -> None:
-        if self.total is not None and len(self.seen) != self.total:
-            self.moved = True  # 23 said it has more (or fewer) than we could read
+        if self.total is None or len(self.seen) != self.total:
+            self.moved = True  # no total, or 23 said it has more (or fewer) than we read
 
     def take(self, items: list[Any], read: Callable[[Any], PhotoInfo | None]) -> dict[str, Any]:
         entries: dict[str, Any] = {}
@@ -124,6 +134,7 @@ class CatalogueState:
     next_try: float = 0.0  # no sync before this (Unix seconds), after failures
     first_try: float = 0.0  # when the first sync was started
     error: str = ""  # the last failure's code
+    previous: int = 0  # the version before, kept readable: an id it listed is not yet "missing"
 
     def age(self, now: float) -> float | None:
         return now - self.synced_at if self.version else None
@@ -222,14 +233,34 @@ class Catalogue:
             return None
         found: dict[int, Found] = {}
         unresolved: list[int] = []
+        absent: list[int] = []
         for photo_id, raw in zip(photo_ids, raws, strict=True):
             if isinstance(raw, dict) and "reload" not in raw:
                 found[photo_id] = decode(photo_id, raw)
             elif raw is None and state.settled:
-                found[photo_id] = Missing(photo_id)
+                absent.append(photo_id)
             else:
                 unresolved.append(photo_id)
+        for photo_id, before in zip(absent, self._listed_before(state, absent), strict=True):
+            if before:
+                unresolved.append(photo_id)  # gone since the last sync: 23 says whether it is
+            else:
+                found[photo_id] = Missing(photo_id)
         return found, unresolved
+
+    def _listed_before(self, state: CatalogueState, photo_ids: list[int]) -> list[bool]:
+        """Whether the previous version listed each id. A listing can lose a video without
+        its total changing (one deleted, one uploaded while it is read), so an id that was
+        there last time is asked of 23 before it is called missing."""
+        if not photo_ids or not state.previous:
+            return [False] * len(photo_ids)
+        try:
+            raws = self._store.get_fields(
+                self._version_key(state.previous), [str(i) for i in photo_ids]
+            )
+        except StoreUnavailable:
+            return [True] * len(photo_ids)
+        return [isinstance(raw, dict) for raw in raws]
 
     def on_new_version(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever a new version becomes current (in any process)."""
@@ -275,7 +306,10 @@ class Catalogue:
         try:
             found = self._fetch(photo_id)
         except UpstreamError as exc:
-            self._note_failure()
+            if not isinstance(exc, UpstreamRejected):  # an outage, not 23 refusing one id
+                self._note_failure()
+            elif known:
+                self._write(state, targets, photo_id, RELOAD)  # 23 will say on use
             log.warning(
                 "catalogue re-read failed; the entry is kept until the next sync",
                 extra={"site": self.site.name, "photo_id": photo_id, "cause": exc.code},
@@ -393,6 +427,7 @@ class Catalogue:
             duration=round(time.monotonic() - started, 3),
             settled=not listing.moved,
             first_try=first_try,
+            previous=state.version,
         )
         return self._publish(state, done, listing.page)
 
@@ -407,7 +442,7 @@ class Catalogue:
             listing.note_page(listed, len(items))
             known = len(listing.seen)
             entries = listing.take(items, self._info)
-            if len(listing.seen) > MAX_VIDEOS or listing.page > MAX_VIDEOS:
+            if len(listing.seen) > MAX_VIDEOS or listing.page > listing.most_pages():
                 raise CatalogueTooLarge()
             if entries:
                 self._store.put_fields(key, entries, self._building_ttl())
@@ -419,12 +454,16 @@ class Catalogue:
         listing.finish()
 
     def _publish(self, state: CatalogueState, done: CatalogueState, pages: int) -> bool:
-        """Make the complete version current, everywhere; the old one lingers briefly."""
+        """Make the complete version current, everywhere; the one it replaces stays as the
+        previous one (absences are checked against it), the one before that lingers briefly."""
         try:
-            self._store.expire(self._version_key(done.version), self.site.catalogue_max_age + 60)
+            keep = self.site.catalogue_max_age + 60
+            self._store.expire(self._version_key(done.version), keep)
             self._save(done)
             if state.version:
-                self._store.expire(self._version_key(state.version), OLD_VERSION_GRACE)
+                self._store.expire(self._version_key(state.version), keep)
+            if state.previous and state.previous != state.version:
+                self._store.expire(self._version_key(state.previous), OLD_VERSION_GRACE)
             self._store.publish(VERSIONS, f"{self.site.name}:{done.version}")
         except StoreUnavailable as exc:
             self._failed(state, done.version, pages, exc)

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 from gateway.clientip import client_bucket
 from gateway.errors import BadRequest, NotFound
 from gateway.settings import SiteSettings
+from gateway.store import StoreUnavailable
 from gateway.web.current import photo_id_or_400, runtime, site_or_404, visitor_ip
 
 bp = Blueprint("pingback", __name__)
@@ -46,6 +47,20 @@ def keyed_pingback(site_name: str, key: str) -> Response:
     return _received(site, keyed=True)
 
 
+def _seen_within_window(key: str) -> bool:
+    try:
+        return not runtime().store.add(f"pingback-seen:{key}", 1, ttl=REPEAT_WINDOW)
+    except StoreUnavailable:
+        return False  # re-read now, as without the window
+
+
+def _first_repeat(key: str) -> bool:
+    try:
+        return runtime().store.add(f"pingback-again:{key}", 1, ttl=REPEAT_WINDOW)
+    except StoreUnavailable:
+        return False
+
+
 def _received(site: SiteSettings, keyed: bool) -> Response:
     svc = runtime()
     sender = client_bucket(visitor_ip())
@@ -57,10 +72,9 @@ def _received(site: SiteSettings, keyed: bool) -> Response:
         raise BadRequest("type must be 'photo'.", code="invalid_type")
     photo_id = photo_id_or_400(raw_id, "photo_id must be a positive whole number.")
     cache = svc.site(site.name).cache
-    seen = f"pingback-seen:{site.name}:{photo_id}"
-    repeated = not keyed and not svc.store.add(seen, 1, ttl=REPEAT_WINDOW)
+    repeated = not keyed and _seen_within_window(f"{site.name}:{photo_id}")
     cache.invalidate(photo_id, reread=not repeated)  # a repeat: "ask 23 on use" until...
-    if repeated and svc.store.add(f"pingback-again:{site.name}:{photo_id}", 1, ttl=REPEAT_WINDOW):
+    if repeated and _first_repeat(f"{site.name}:{photo_id}"):
         # ...the repeats of a window share one trailing re-read, so the last change lands.
         cache.invalidate_later(photo_id, REPEAT_WINDOW)
     log.info("pingback", extra={"site": site.name, "photo_id": photo_id, "repeat": repeated})
