@@ -19,7 +19,7 @@ from bench.common import devsite
 from gateway.devsite.catalog import DEMO_SUPER
 from gateway.store import MemoryStore
 from gateway.twentythree import catalogue as catalogue_module
-from gateway.twentythree import client as client_module
+from gateway.twentythree import transport
 from gateway.twentythree.cache import Missing
 from gateway.twentythree.catalogue import Catalogue
 from gateway.twentythree.client import TwentyThreeClient
@@ -31,7 +31,7 @@ VIDEOS = 100_000
 @contextmanager
 def counting_bytes() -> Iterator[list[int]]:
     """The bytes of every response body the 23 client reads, while the block runs."""
-    read = client_module._read_capped
+    read = transport.read_capped
     total = [0]
 
     def counted(response: requests.Response) -> bytes:
@@ -39,11 +39,11 @@ def counting_bytes() -> Iterator[list[int]]:
         total[0] += len(body)
         return body
 
-    client_module._read_capped = counted
+    transport.read_capped = counted
     try:
         yield total
     finally:
-        client_module._read_capped = read
+        transport.read_capped = read
 
 
 def sync_once(port: int, fields: bool) -> tuple[float, int, int]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask
@@ -237,3 +240,19 @@ def wait_for_a_fresh_second(seconds_needed: float = 0.5) -> None:
     left = 1 - time.time() % 1
     if left < seconds_needed:
         time.sleep(left + 0.01)
+
+
+@contextlib.contextmanager
+def records_of(logger: str) -> Iterator[list[logging.LogRecord]]:
+    """The records a gateway logger emits while the block runs, read from the logger itself:
+    the gateway's loggers do not propagate to pytest's root handler once the JSON writer is
+    set up, so ``caplog`` sees them only by test order."""
+    seen: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = seen.append  # type: ignore[method-assign]
+    target = logging.getLogger(logger)
+    target.addHandler(catcher)
+    try:
+        yield seen
+    finally:
+        target.removeHandler(catcher)

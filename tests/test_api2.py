@@ -22,7 +22,15 @@ from gateway.devsite import DevsiteOptions, create_devsite
 from gateway.devsite.catalog import Photo, demo_photos, generated_photos
 from gateway.twentythree.cache import PhotoInfo
 from gateway.twentythree.client import TwentyThreeClient
-from tests.helpers import DEMO_READ, Devsite, LiveServer, free_port, make_settings, site_table
+from tests.helpers import (
+    DEMO_READ,
+    Devsite,
+    LiveServer,
+    free_port,
+    make_settings,
+    records_of,
+    site_table,
+)
 
 VIDEOS = 998
 PAGE_MAX = 40
@@ -48,6 +56,16 @@ class Api2World:
 
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         return [c for c in self.devsite.calls() if method is None or c.get("method") == method]
+
+    def sign_in(self, site: str, email: str) -> requests.Response:
+        """A visitor the trusted proxy names, sent by the site to its remote login URL."""
+        return requests.get(
+            f"{self.gateway}/sso/{site}/login",
+            params={"return_url": f"{self.devsite.url}/"},
+            headers={"X-Email": email, "Accept": "application/json"},
+            allow_redirects=False,
+            timeout=15,
+        )
 
     def mint(self, ids: list[int], site: str = "spec", **body: Any) -> list[dict[str, Any]]:
         answer = requests.post(
@@ -200,13 +218,7 @@ def test_frames_and_playlists_are_not_downloads(spec: Api2World) -> None:
 
 
 def test_refused_credentials_are_a_502_naming_site_method_and_cause(spec: Api2World) -> None:
-    answer = requests.get(
-        f"{spec.gateway}/sso/readonly/login",
-        params={"return_url": f"{spec.devsite.url}/"},
-        headers={"X-Email": "ada@example.com", "Accept": "application/json"},
-        allow_redirects=False,
-        timeout=15,
-    )
+    answer = spec.sign_in("readonly", "ada@example.com")
     assert answer.status_code == 502, answer.text
     error = answer.json()["error"]
     assert error["site"] == "readonly" and error["api_method"] == "session/get-token"
@@ -266,13 +278,7 @@ def test_bearer_tokens_are_refreshed_before_they_expire_and_after_a_401(
 
     spec.devsite.state.bearers.clear()  # 23 forgets every token early
     spec.devsite.reset()
-    answer = requests.get(
-        f"{spec.gateway}/sso/spec/login",
-        params={"return_url": f"{spec.devsite.url}/"},
-        headers={"X-Email": "late@example.com"},
-        allow_redirects=False,
-        timeout=15,
-    )
+    answer = spec.sign_in("spec", "late@example.com")
     assert answer.status_code == 302
     assert [c["method"] for c in spec.calls()] == [
         "session/get-token",  # 401: the token was dropped
@@ -372,13 +378,7 @@ def test_every_call_the_gateway_makes_follows_the_spec(spec: Api2World) -> None:
     _resync(spec)  # the listing, page by page
     spec.mint([1001, 987654], site="ondemand")  # single lookups, one unknown
     for site in ("spec", "users"):  # session/get-token; user/list, user/get, get-login-token
-        answer = requests.get(
-            f"{spec.gateway}/sso/{site}/login",
-            params={"return_url": f"{spec.devsite.url}/"},
-            headers={"X-Email": "ada@example.com"},
-            allow_redirects=False,
-            timeout=15,
-        )
+        answer = spec.sign_in(site, "ada@example.com")
         assert answer.status_code == 302, answer.text
     calls = [c for c in spec.calls() if c.get("method")]
     used = {c["method"] for c in calls}
@@ -514,16 +514,9 @@ def test_odd_expiration_times_are_not_believed() -> None:
 
 
 def test_the_pingback_key_stays_out_of_access_lines() -> None:
-    import logging
-
     from gateway.serve.access import log_access
 
-    seen: list[logging.LogRecord] = []
-    catcher = logging.Handler()
-    catcher.emit = seen.append  # type: ignore[method-assign]
-    logger = logging.getLogger("gateway.access")
-    logger.addHandler(catcher)
-    try:
+    with records_of("gateway.access") as seen:
         log_access(
             remote="198.51.100.7",
             method="POST",
@@ -534,8 +527,6 @@ def test_the_pingback_key_stays_out_of_access_lines() -> None:
             request_id="r",
             user_agent="23",
         )
-    finally:
-        logger.removeHandler(catcher)
     (line,) = seen
     assert line.__dict__["path"] == "/pingback/intranet/***"
 

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.devsite.catalog import DEMO_SUPER
 from tests.formclient import FormClient
-from tests.helpers import Devsite, free_port, make_settings, site_table
+from tests.helpers import Devsite, free_port, make_settings, records_of, site_table
 from tests.sso_world import OFFICE_SIZE, TEAM_PASSWORD, World
 
 # ---------------------------------------------------------------- lockouts
@@ -374,17 +374,8 @@ def test_an_upstream_failure_says_site_method_url_and_cause(
     site_url = url.format(closed=free_port(), devsite=port)
     settings = make_settings({"far": site_table(site_url)})
     client = create_app(settings).test_client()
-    # Read from the logger itself: the gateway's loggers do not propagate to pytest's root
-    # handler once the JSON writer is set up, so caplog saw them only by test order.
-    seen: list[logging.LogRecord] = []
-    catcher = logging.Handler()
-    catcher.emit = seen.append  # type: ignore[method-assign]
-    upstream = logging.getLogger("gateway.upstream")
-    upstream.addHandler(catcher)
-    try:
+    with records_of("gateway.upstream") as seen:
         ready = client.get("/readyz?strict=1")
-    finally:
-        upstream.removeHandler(catcher)
     assert ready.status_code == 503
     (line, *_) = [r.__dict__ for r in seen if r.getMessage() == "upstream failure"]
     assert line["site"] == "far" and line["api_method"] == "photo/list"

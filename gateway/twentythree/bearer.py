@@ -35,11 +35,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gateway.settings import SiteSettings
 from gateway.store import StateFull, Store, StoreUnavailable
+from gateway.twentythree import transport
 
 log = logging.getLogger("gateway.upstream")
 
@@ -48,7 +48,6 @@ REFRESH_SHARE = 0.25  # replace a token once this share of its life is left...
 REFRESH_AT_MOST = 60.0  # ...or this many seconds, whichever is less
 EXCHANGE_WAIT = 10.0  # seconds a process waits for another one's exchange
 EXCHANGE_BACKOFF = 5.0  # seconds a failed exchange (or a token refused at once) is not retried
-MAX_ANSWER = 1024 * 1024
 LONGEST = 366 * 86400.0  # an expiration_time further off than this is not believed
 
 
@@ -186,22 +185,17 @@ class BearerTokens:
     def _exchange(self) -> BearerToken:
         url = f"{self._site.url}/api/2/{EXCHANGE}"
         try:
-            response = self._session.get(
+            response = transport.send(
+                self._session,
+                "GET",
                 url,
                 params={"cross_sites_p": 1},
                 headers={"Authorization": f"Bearer {self._api_token}"},
                 timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
             )
-            with response:
-                body = _capped(response)
-        except requests.Timeout:
-            raise UpstreamTimeout(cause="timeout", site=self._site.name, method=EXCHANGE) from None
-        except requests.RequestException:
-            raise UpstreamUnavailable(
-                cause="connection", site=self._site.name, method=EXCHANGE
-            ) from None
+        except UpstreamError as exc:
+            raise exc.located(self._site.name, EXCHANGE) from None
+        body = response.content
         token = self._read(response.status_code, body)
         log.info(
             "bearer token exchanged",
@@ -209,10 +203,8 @@ class BearerTokens:
         )
         return token
 
-    def _read(self, status: int, body: bytes | None) -> BearerToken:
+    def _read(self, status: int, body: bytes) -> BearerToken:
         where = {"site": self._site.name, "method": EXCHANGE}
-        if body is None:
-            raise UpstreamBadResponse(cause="too_large", **where)
         try:
             envelope = json.loads(body)
         except ValueError:
@@ -267,17 +259,6 @@ def _when(value: Any) -> float | None:
     if seconds is None or not math.isfinite(seconds):
         return None
     return seconds if seconds - time.time() <= LONGEST else None
-
-
-def _capped(response: requests.Response) -> bytes | None:
-    """The body, or None past MAX_ANSWER (read no further)."""
-    chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > MAX_ANSWER:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _box_key(api_token: str) -> bytes:

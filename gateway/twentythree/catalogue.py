@@ -290,15 +290,10 @@ class Catalogue:
         23 is failing; an id 23 does not have adds nothing; and when 23 fails the entry is kept
         as it is (the next sync corrects it), so a burst of pingbacks during an outage cannot
         turn the catalogue into lookups."""
-        state = self.state(fresh=True)  # the last known one while the store is down
-        targets = [v for v in {state.version, state.building} if v]
-        if not targets:
+        where = self._where_listed(photo_id)
+        if where is None:
             return
-        try:
-            listed = self._store.get_fields(self._version_key(state.version), [str(photo_id)])
-        except StoreUnavailable:
-            return  # lookups fall back to 23 while the store is down
-        known = listed[0] is not None
+        state, targets, known = where
         if not self._reread_allowed("listed" if known else "new", photo_id):
             if known and not self._failing():
                 self._write(state, targets, photo_id, RELOAD)
@@ -323,16 +318,23 @@ class Catalogue:
         """A change is announced but its re-read waits (a pingback repeated within a second):
         until then a listed video is "ask 23 on use", so a rule change applies at once. No
         call to 23 now; while 23 is failing the entry is kept instead."""
-        state = self.state(fresh=True)
+        where = self._where_listed(photo_id)
+        if where is not None and where[2] and not self._failing():
+            self._write(where[0], where[1], photo_id, RELOAD)
+
+    def _where_listed(self, photo_id: int) -> tuple[CatalogueState, list[int], bool] | None:
+        """(the state, the versions a change is written to, whether the current one lists
+        the id); None without a catalogue, or while the store is down (lookups then fall
+        back to 23)."""
+        state = self.state(fresh=True)  # the last known one while the store is down
         targets = [v for v in {state.version, state.building} if v]
         if not targets:
-            return
+            return None
         try:
             listed = self._store.get_fields(self._version_key(state.version), [str(photo_id)])
         except StoreUnavailable:
-            return
-        if listed[0] is not None and not self._failing():
-            self._write(state, targets, photo_id, RELOAD)
+            return None
+        return state, targets, listed[0] is not None
 
     def _write(
         self, state: CatalogueState, targets: list[int], photo_id: int, value: dict[str, Any]

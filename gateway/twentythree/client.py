@@ -15,8 +15,6 @@ import json
 import logging
 import random
 import re
-import socket
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,12 +30,12 @@ from gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
     UpstreamRejected,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gateway.settings import SiteSettings
 from gateway.store import Store
 from gateway.telemetry import Telemetry
+from gateway.twentythree import transport
 from gateway.twentythree.bearer import BearerTokens
 
 log = logging.getLogger("gateway.upstream")
@@ -71,7 +69,6 @@ KNOWN_CODES = frozenset(
 )
 
 _METHOD_RE = re.compile(r"^[a-z0-9-]+(/[a-z0-9-]+){0,3}$")
-MAX_BODY_BYTES = 4 * 1024 * 1024
 
 Params = Mapping[str, str | int]
 
@@ -249,65 +246,21 @@ class TwentyThreeClient:
         query signed; legacy writes are POSTs with everything in the signed form body (23
         ignores a POST's query string)."""
         get = read or self.api2
-        try:
-            response = self._session.request(
-                "GET" if get else "POST",
-                self.base + method,
-                params=fields if get else None,
-                data=None if get else fields,
-                auth=self.auth,
-                timeout=self.timeout,
-                stream=True,
-                allow_redirects=False,
-            )
-            with response:
-                body = _read_capped(response)
-        except requests.Timeout:
-            raise UpstreamTimeout(cause="timeout") from None
-        except requests.RequestException as exc:  # refused, reset, TLS failure, broken chunking
-            raise UpstreamUnavailable(cause=failure_cause(exc)) from None
+        response = transport.send(
+            self._session,
+            "GET" if get else "POST",
+            self.base + method,
+            params=fields if get else None,
+            data=None if get else fields,
+            auth=self.auth,
+            timeout=self.timeout,
+        )
+        body = response.content
         if self.bearer is None:
             return response.status_code, body, ""
         sent = response.request.headers.get("Authorization", "")
         text = sent.decode() if isinstance(sent, bytes) else str(sent)
         return response.status_code, body, text.removeprefix("Bearer ")
-
-
-def failure_cause(exc: BaseException) -> str:
-    """A short class for a failed connection: ``dns``, ``refused``, ``tls``, ``reset``..."""
-    seen: set[int] = set()
-    node: BaseException | None = exc
-    while node is not None and id(node) not in seen:  # walk requests -> urllib3 -> socket
-        seen.add(id(node))
-        if isinstance(node, requests.exceptions.SSLError | ssl.SSLError):
-            return "tls"
-        if isinstance(node, socket.gaierror) or "NameResolution" in type(node).__name__:
-            return "dns"
-        if isinstance(node, ConnectionRefusedError):
-            return "refused"
-        if isinstance(node, ConnectionResetError):
-            return "reset"
-        if isinstance(node, requests.exceptions.ChunkedEncodingError):
-            return "broken_body"
-        nxt = node.__cause__ or node.__context__
-        if nxt is None and node.args and isinstance(node.args[0], BaseException):
-            nxt = node.args[0]
-        if nxt is None:
-            reason = getattr(node, "reason", None)
-            nxt = reason if isinstance(reason, BaseException) else None
-        node = nxt
-    return "connection"
-
-
-def _read_capped(response: requests.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise UpstreamBadResponse("The video site's answer was too large.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse(method: str, status: int, body: bytes, site: str = "") -> ApiResponse:
