@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         pingback,
         protection,
         sso,
+        uploads,
         webhooks,
     )
     from gateway.web.bodylimit import RequestBodies
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(links.bp)
     app.register_blueprint(protection.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(uploads.bp)
     app.register_blueprint(admin_views.bp)
     app.jinja_env.globals.update(_=gettext, brand_of=brand_of)
     app.context_processor(lambda: {"lang": language()})

@@ -56,6 +56,21 @@ def decide(
     )
 
 
+def may_upload(
+    site: SiteSettings, identity: Identity, standing: StandingLookup | None = None
+) -> Decision:
+    """May this visitor send videos to the site? Only someone who may enter it, and whom the
+    site's ``[uploads]`` allow-list names (by e-mail or group)."""
+    entry = decide(site, identity, standing)
+    if not entry.allowed:
+        return entry
+    if site.uploads is None or not site.uploads.admits(identity.email, identity.groups):
+        return Decision(
+            False, "upload_not_allowed", "Your account may not upload videos to this site."
+        )
+    return ALLOW
+
+
 def conditions(
     identity: Identity,
     domains: tuple[str, ...],

@@ -136,7 +136,8 @@ def is_site_page(url: str | None, site: SiteSettings) -> bool:
 # The gateway's own visitor links: /embed/<site>/<id> and /download/<site>/<id>/<format>.
 _NEXT_RE = re.compile(
     r"/(?:embed/(?P<e>[A-Za-z0-9_-]{1,63})/[1-9][0-9]{0,15}"
-    r"|download/(?P<d>[A-Za-z0-9_-]{1,63})/[1-9][0-9]{0,15}/[a-z0-9_]{1,40})"
+    r"|download/(?P<d>[A-Za-z0-9_-]{1,63})/[1-9][0-9]{0,15}/[a-z0-9_]{1,40}"
+    r"|upload/(?P<u>[A-Za-z0-9_-]{1,63}))"
 )
 
 
@@ -147,10 +148,10 @@ class UnsafeNext(BadRequest):
 
 def safe_next(value: str | None, site: SiteSettings) -> str:
     """Where to send a visitor inside the gateway after sign-in instead of to 23: only this
-    site's embed and download links. Absent or empty means none."""
+    site's embed and download links and its upload page. Absent or empty means none."""
     if not value:
         return ""
     match = _NEXT_RE.fullmatch(value)
-    if match is None or (match["e"] or match["d"]) != site.name:
+    if match is None or (match["e"] or match["d"] or match["u"]) != site.name:
         raise UnsafeNext()
     return value

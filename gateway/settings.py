@@ -247,6 +247,7 @@ class SiteSettings(Named):
     catalogue_refresh: Integer = Field(900, ge=60, le=86400)  # seconds between full syncs
     catalogue_max_age: Integer = Field(3600, ge=120, le=7 * 86400)  # older: not used, not ready
     rules: tuple[AccessRule, ...] = ()
+    uploads: UploadSettings | None = None  # absent: no uploads
     # How the gateway's pages name and dress the site (default: the table's name, no logo).
     display_name: Text = ""
     logo_url: OptionalUrl = ""
@@ -321,25 +322,39 @@ class ApiKeySettings(Named):
     rate_limit: Number = Field(0.0, ge=0)  # mint calls per second; 0 = unlimited
     enforce_rules: Flag = False  # true: the sites' access rules apply to this key's mints too
     cold_lookups_per_minute: Integer = Field(600, ge=0)  # ids only 23 can answer; 0 = unlimited
+    uploads: Flag = False  # true: may start uploads (POST /api/v1/sites/<site>/uploads)
 
 
-class AdminSettings(Model):
-    """The operator console at /admin: who may open it, through which identity."""
+class AllowList(Model):
+    """Who may do something beyond watching: named e-mail addresses and/or groups."""
 
-    identity: RequiredText
     allow_emails: Strings = ()
     allow_groups: Strings = ()
 
     @model_validator(mode="after")
-    def _someone(self) -> AdminSettings:
+    def _someone(self) -> AllowList:
         if not self.allow_emails and not self.allow_groups:
-            raise problem("list allow_emails or allow_groups: who may open the console")
+            raise problem("list allow_emails or allow_groups: who may do this")
         return self
 
     def admits(self, email: str, groups: tuple[str, ...]) -> bool:
         wanted = canonical_email(email)
         emails = {canonical_email(e) for e in self.allow_emails} - {None}
         return wanted in emails or bool(set(self.allow_groups) & set(groups))
+
+
+class AdminSettings(AllowList):
+    """The operator console at /admin: who may open it, through which identity."""
+
+    identity: RequiredText
+
+
+class UploadSettings(AllowList):
+    """``[sites.<name>.uploads]``: who may send videos to the site through the gateway."""
+
+    album_ids: tuple[Annotated[int, Field(gt=0)], ...] = ()  # the channels the form offers
+    publish: Flag = False  # false: uploads arrive unpublished, for review
+    valid_minutes: Integer = Field(60, ge=15, le=1440)  # the upload form's lifetime
 
 
 class Settings(Model):
@@ -357,6 +372,9 @@ class Settings(Model):
         names = {g for site in self.sites.values() for g in site.allow_groups}
         names |= {
             g for site in self.sites.values() for rule in site.rules for g in rule.allow_groups
+        }
+        names |= {
+            g for site in self.sites.values() if site.uploads for g in site.uploads.allow_groups
         }
         if self.admin is not None:
             names |= set(self.admin.allow_groups)

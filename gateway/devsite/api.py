@@ -17,6 +17,7 @@ from flask import Blueprint, Response, request
 from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
+from gateway.devsite import uploads
 from gateway.devsite.pages import redeem
 from gateway.devsite.site import ApiFailure, EmulatedSite, at_least, current
 
@@ -108,6 +109,10 @@ def photo_list(site: EmulatedSite, p: Params, level: str) -> tuple[str, Any]:
             raise ApiFailure("token_required", "This site needs a token for anonymous access.")
         visible = photo.published or with_unpublished
         return "photos", [photo.as_api(level, typed)] if visible else []
+    upload_token = p.get("upload_token", "")
+    if upload_token:  # what one upload token made (the gateway confirms a callback with it)
+        made = uploads.uploaded_with(site, upload_token)
+        return "photos", [photo.as_api(level, typed) for photo in made]
     if token:
         raise ApiFailure("invalid_input", "A token needs a photo_id.")
     if not at_least(level, "anonymous"):
@@ -218,6 +223,7 @@ METHODS: dict[str, tuple[str, Handler]] = {  # method -> (lowest level, handler)
     "session/get-token": ("super", session_get_token),
     "user/get-login-token": ("super", user_get_login_token),
     "protection/verify": ("write", protection_verify),
+    "photo/get-upload-token": ("write", uploads.get_upload_token),
     "echo": ("none", echo),
     "site/get": ("anonymous", site_get),
 }
@@ -236,6 +242,8 @@ def api(method: str) -> BaseResponse:
         return redeem(state.session_tokens, request.values.get("session_token", ""))
     if method == "user/redeem-login-token":
         return redeem(state.login_tokens, request.args.get("login_token", ""))
+    if method == "photo/redeem-upload-token":  # the browser's post: no OAuth, no envelope
+        return uploads.redeem_upload_token(site)
     if state.mode not in ("ok", "slow"):
         # Recorded on arrival, so a hang lands in the right test's log.
         state.record({"method": method, "status": "fault", "mode": state.mode})

@@ -51,6 +51,7 @@ def reset() -> Response:
         state.page_max = options.page_max
         state.bearer_lifetime = options.bearer_lifetime
         state.moves.clear()
+        state.uploads.clear()
     current().restore_photos()
     return Response("{}", mimetype="application/json")
 

@@ -68,6 +68,7 @@ class State:
     bearers: dict[str, float] = field(default_factory=dict)  # bearer token -> expiry
     # Changes made to the catalogue once a listing has served a page ("the listing moves").
     moves: list[dict[str, Any]] = field(default_factory=list)
+    uploads: dict[str, Any] = field(default_factory=dict)  # upload token -> UploadToken
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue(self, table: TokenTable, data: dict[str, str]) -> str:

@@ -16,6 +16,7 @@ is down, the first level keeps serving and misses go straight to 23.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import metrics
 from gateway.errors import UpstreamBadResponse, UpstreamError, UpstreamRejected
-from gateway.store import Store, StoreUnavailable
+from gateway.store import StateFull, Store, StoreUnavailable
 from gateway.telemetry import Telemetry
 from gateway.twentythree.client import TwentyThreeClient
 from gateway.twentythree.coerce import as_flag, as_int, as_seconds
@@ -351,6 +352,15 @@ class PhotoCache:
             self._local.clear()  # bounded memory; the store still has them
         ttl = self._negative_ttl if isinstance(value, Missing) else self._ttl
         self._local[photo_id] = (now + ttl, value)
+
+    def remember(self, info: PhotoInfo) -> None:
+        """A video the gateway just saw 23 confirm (an upload): in the catalogue, the store
+        and here, so its first mint needs no lookup."""
+        if self.catalogue is not None:
+            self.catalogue.put(info)
+        with contextlib.suppress(StoreUnavailable, StateFull):
+            self._store.set(self._key(info.photo_id), encode(info), ttl=self._ttl)
+        self._remember(info.photo_id, info, time.time())
 
     # ------------------------------------------------------------------ invalidation
 

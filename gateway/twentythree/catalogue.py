@@ -314,6 +314,12 @@ class Catalogue:
             return  # not listed, and 23 has no such video: nothing to add
         self._write(state, targets, photo_id, encode(found))
 
+    def put(self, info: PhotoInfo) -> None:
+        """A video 23 just confirmed (an upload) into the current and any building version."""
+        where = self._where_listed(info.photo_id)
+        if where is not None:
+            self._write(where[0], where[1], info.photo_id, encode(info))
+
     def mark_stale(self, photo_id: int) -> None:
         """A change is announced but its re-read waits (a pingback repeated within a second):
         until then a listed video is "ask 23 on use", so a rule change applies at once. No

@@ -44,11 +44,23 @@ TITLES = {
     "sign_in_cancelled": "Sign-in cancelled",
     "invalid_return_url": "That link cannot be used",
     "identity_provider_unavailable": "The sign-in service is unavailable",
+    "upload_not_allowed": "You cannot upload here",
+    "upload_unknown": "Upload not recognised",
+    "upload_unconfirmed": "Upload not recognised",
+    "upload_failed": "The upload did not go through",
+    "uploads_not_enabled": "Uploads are not open here",
 }
 
 
 # What a visitor's page says for a refusal; the developer's sentence stays in the JSON form.
 VISITOR_MESSAGES = {
+    "upload_not_allowed": "Your account may not upload videos to this site. Ask the site's "
+    "owner for access.",
+    "upload_unknown": "This upload was not started here by you, or it was already finished. "
+    "Nothing was added.",
+    "upload_unconfirmed": "This upload was not started here by you, or it was already "
+    "finished. Nothing was added.",
+    "uploads_not_enabled": "This video site takes no uploads through this service.",
     "domain_not_allowed": "This video site is open to certain organisations only, and your "
     "account is not one of them. Sign in with another account, or ask the site's owner for "
     "access.",
