@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -330,11 +330,12 @@ class AllowList(Model):
 
     allow_emails: Strings = ()
     allow_groups: Strings = ()
+    allowed_to: ClassVar[str] = "do this"  # named in the problem when the list is empty
 
     @model_validator(mode="after")
     def _someone(self) -> AllowList:
         if not self.allow_emails and not self.allow_groups:
-            raise problem("list allow_emails or allow_groups: who may do this")
+            raise problem(f"list allow_emails or allow_groups: who may {self.allowed_to}")
         return self
 
     def admits(self, email: str, groups: tuple[str, ...]) -> bool:
@@ -347,10 +348,13 @@ class AdminSettings(AllowList):
     """The operator console at /admin: who may open it, through which identity."""
 
     identity: RequiredText
+    allowed_to: ClassVar[str] = "open the console"
 
 
 class UploadSettings(AllowList):
     """``[sites.<name>.uploads]``: who may send videos to the site through the gateway."""
+
+    allowed_to: ClassVar[str] = "upload"
 
     album_ids: tuple[Annotated[int, Field(gt=0)], ...] = ()  # the channels the form offers
     publish: Flag = False  # false: uploads arrive unpublished, for review

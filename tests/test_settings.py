@@ -352,3 +352,18 @@ def test_a_site_gives_oauth_keys_or_an_api_token() -> None:
     short["sites"]["intranet"]["pingback_key"] = "short"
     assert any("pingback_key must be 16 to 128" in p for p in _problems(short))
     assert all("short" not in p for p in _problems(short))  # a secret is never echoed
+
+
+def test_uploads_name_who_may_upload() -> None:
+    doc = _base()
+    doc["sites"]["intranet"]["uploads"] = {"album_ids": [9001]}
+    assert _problems(doc) == [
+        "sites.intranet.uploads: list allow_emails or allow_groups: who may upload"
+    ]
+    doc["sites"]["intranet"]["uploads"] = {"allow_emails": ["a@example.com"], "valid_minutes": 5}
+    assert _problems(doc) == ["sites.intranet.uploads.valid_minutes: must be at least 15"]
+    doc["sites"]["intranet"]["uploads"] = {"allow_groups": ["video-staff"]}
+    settings = parse_settings(doc)
+    uploads = settings.sites["intranet"].uploads
+    assert uploads is not None and not uploads.publish and uploads.valid_minutes == 60
+    assert "video-staff" in settings.used_groups()  # kept in sessions
