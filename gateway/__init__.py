@@ -46,13 +46,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.merge_slashes = False
     gateway_runtime = GatewayRuntime.build(settings)
     app.extensions["gateway.runtime"] = gateway_runtime
-    for catalogue in gateway_runtime.catalogues.values():
-        catalogue.start()  # in the serving process: a worker that forks has its own loop
+    gateway_runtime.start()  # in the serving process: a worker that forks has its own loop
+
     # Outermost first: request id, headers and metrics; whole bodies; the mint and embed hot
     # paths (each passes anything else on, to Flask).
-    minting = mint_api.MintApi(EmbedFastPath(app.wsgi_app, gateway_runtime), gateway_runtime)
+    def current() -> GatewayRuntime:
+        return app.extensions["gateway.runtime"]  # type: ignore[no-any-return]
+
+    minting = mint_api.MintApi(EmbedFastPath(app.wsgi_app, current), current)
     app.wsgi_app = RequestBodies(minting, MAX_BODY)  # type: ignore[method-assign]
-    observability.install(app, gateway_runtime.telemetry.audited)
+    observability.install(app, lambda event, fields: current().telemetry.audited(event, fields))
     errors.register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)

@@ -97,15 +97,47 @@ class GatewayRuntime:
     def minters(self) -> Mapping[str, Minter]:
         return {n: s.minter for n, s in self.sites.items()}
 
+    def start(self) -> None:
+        """Start the background work (catalogue syncs) in the serving process."""
+        for catalogue in self.catalogues.values():
+            catalogue.start()
+
+    def close(self) -> None:
+        """Let go of what this runtime holds beyond the state it shares with its successor
+        (store, telemetry, entitlements): sync loops, subscriptions, connection pools."""
+        for site in self.sites.values():
+            if site.catalogue is not None:
+                site.catalogue.stop()
+            site.cache.close()
+            site.client.close()
+        self.readiness.close()
+
+    def successor(self, settings: Settings) -> GatewayRuntime:
+        """A runtime for new settings beside this one (a live reload): the same store (sessions,
+        revocations, single-use markers, rate-limit windows and caches survive), telemetry
+        and, when its URL is unchanged, the entitlement database."""
+        if settings.store.url.get_secret_value() != self.settings.store.url.get_secret_value():
+            raise ValueError("[store] url cannot change on a reload: restart to move the state")
+        same_db = settings.store.database_url == self.settings.store.database_url
+        return GatewayRuntime.build(
+            settings, self.store, self.telemetry, self.entitlements if same_db else None
+        )
+
     @classmethod
-    def build(cls, settings: Settings, store: Store | None = None) -> GatewayRuntime:
+    def build(
+        cls,
+        settings: Settings,
+        store: Store | None = None,
+        telemetry: Telemetry | None = None,
+        entitlements: EntitlementStore | None = None,
+    ) -> GatewayRuntime:
         g = settings.gateway
         store = store or open_store(
             settings.store.url.get_secret_value(), settings.store.memory_max_entries
         )
-        telemetry = Telemetry(store)
+        telemetry = telemetry or Telemetry(store)
         limiter = RateLimiter(store)
-        entitlements = open_entitlements(settings)
+        entitlements = entitlements or open_entitlements(settings)
         codec = SessionCodec(g.secret_keys, g.session_idle, g.session_max_age)
         sessions = Sessions(codec, store, settings.used_groups())
         cookies = CookieJar(g.public_url)

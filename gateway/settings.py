@@ -167,6 +167,8 @@ class GatewaySettings(Model):
     upstream_connect_timeout: Number = Field(3.05, ge=0.1, le=10)
     upstream_read_timeout: Number = Field(5.0, ge=0.1, le=12)
     readiness_interval: Number = Field(30.0, ge=1, le=3600)
+    # Reload when the file changes (a mounted ConfigMap), as on SIGHUP; checked every 2 s.
+    watch_config: Flag = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     session_idle: Integer = Field(1800, ge=60, le=86400)
     session_max_age: Integer = Field(43200, ge=300, le=30 * 86400)

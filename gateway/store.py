@@ -142,6 +142,10 @@ class Store(Protocol):
         missed: on every (re)connection to the store."""
         ...
 
+    def unsubscribe(self, channel: str, listener: Listener) -> None:
+        """Stop calling ``listener`` (a runtime replaced by a reload)."""
+        ...
+
     def ping(self) -> bool: ...
 
     def has_room(self, kind: str) -> bool:
@@ -351,6 +355,9 @@ class MemoryStore:
     def subscribe(self, channel: str, listener: Listener, on_gap: Callable[[], None]) -> None:
         self._listeners.setdefault(channel, []).append(listener)  # one process: no gaps
 
+    def unsubscribe(self, channel: str, listener: Listener) -> None:
+        self._listeners[channel] = [f for f in self._listeners.get(channel, []) if f != listener]
+
     def ping(self) -> bool:
         return True
 
@@ -524,6 +531,11 @@ class RedisStore:
                 self._subscriber_thread.start()
             else:
                 self._resubscribe.set()
+
+    def unsubscribe(self, channel: str, listener: Listener) -> None:
+        with self._subscribers_lock:
+            entries = self._subscribers.get(self._prefix + channel, [])
+            entries[:] = [(f, gap) for f, gap in entries if f != listener]
 
     def _gap(self) -> None:
         with self._subscribers_lock:

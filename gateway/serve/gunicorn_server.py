@@ -43,7 +43,29 @@ def gunicorn_options(shared_store: bool, bind: str = "0.0.0.0:8000") -> dict[str
         options["control_socket_disable"] = True
     if counts.workers > 1:
         options["child_exit"] = _mark_worker_dead
+    options["when_ready"] = _hup_reloads_workers_in_place
+    options["post_worker_init"] = _reload_on_hup
     return options
+
+
+def _hup_reloads_workers_in_place(server: Any) -> None:
+    """gunicorn's own SIGHUP restarts every worker, and with it the in-process store (its
+    sessions, revocations, markers). Instead, each worker reloads itself (live_reload)."""
+    import signal
+
+    def forward() -> None:
+        server.log.info("SIGHUP: each worker reloads the configuration in place")
+        for pid in list(server.WORKERS):
+            os.kill(pid, signal.SIGHUP)
+
+    server.handle_hup = forward
+
+
+def _reload_on_hup(worker: Any) -> None:
+    from gateway.live_reload import install
+
+    app = worker.wsgi
+    install(app, app.extensions["gateway.runtime"].settings.source)
 
 
 def _has_setting(name: str) -> bool:

@@ -353,6 +353,10 @@ class PhotoCache:
         ttl = self._negative_ttl if isinstance(value, Missing) else self._ttl
         self._local[photo_id] = (now + ttl, value)
 
+    def close(self) -> None:
+        """Stop hearing invalidations (this cache's runtime was replaced)."""
+        self._store.unsubscribe(INVALIDATIONS, self._on_invalidation)
+
     def remember(self, info: PhotoInfo) -> None:
         """A video the gateway just saw 23 confirm (an upload): in the catalogue, the store
         and here, so its first mint needs no lookup."""

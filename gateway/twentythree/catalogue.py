@@ -550,6 +550,7 @@ class Catalogue:
 
     def stop(self) -> None:
         self._stop.set()
+        self._store.unsubscribe(VERSIONS, self._on_version)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -59,6 +59,9 @@ class ReadinessProbe:
             max_workers=min(8, max(1, len(clients))), thread_name_prefix="site-readiness"
         )
 
+    def close(self) -> None:
+        self._background.shutdown(wait=False)
+
     def status(self, wait_at_most: float | None = None) -> list[SiteHealth]:
         """Each site's health, checking the sites not checked recently. With ``wait_at_most``,
         a check still running after that many seconds goes on in the background and its site's

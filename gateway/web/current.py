@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from gateway.clientip import client_bucket
 from gateway.clientip import visitor_ip as client_address
@@ -18,7 +18,12 @@ PENDING_PER_MINUTE = 300  # sign-ins one client (an IPv4 address, an IPv6 /64) m
 
 
 def runtime() -> GatewayRuntime:
-    return cast(GatewayRuntime, current_app.extensions["gateway.runtime"])
+    """The runtime this request started with: a reload swapping the app's runtime meanwhile
+    does not mix an old site with a new one inside one request."""
+    found = g.get("gateway_runtime")
+    if found is None:
+        found = g.gateway_runtime = current_app.extensions["gateway.runtime"]
+    return cast(GatewayRuntime, found)
 
 
 def site_or_404(name: str) -> SiteSettings:

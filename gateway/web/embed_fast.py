@@ -37,9 +37,13 @@ ROUTE = "/embed/<site_name>/<raw_id>"  # the Flask rule's template, for the same
 
 
 class EmbedFastPath:
-    def __init__(self, app: WsgiApp, runtime: GatewayRuntime) -> None:
+    def __init__(self, app: WsgiApp, current: Callable[[], GatewayRuntime]) -> None:
         self.app = app
-        self.runtime = runtime
+        self._current = current  # the runtime now: a reload swaps it
+
+    @property
+    def runtime(self) -> GatewayRuntime:
+        return self._current()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

@@ -147,10 +147,14 @@ def read_body(environ: dict[str, Any]) -> bytes:
 class MintApi:
     """The mint endpoint, answering its one path before the Flask app sees the request."""
 
-    def __init__(self, app: WsgiApp, runtime: GatewayRuntime) -> None:
+    def __init__(self, app: WsgiApp, current: Callable[[], GatewayRuntime]) -> None:
         self.app = app
-        self.runtime = runtime
-        self._minted = {name: metrics.TOKENS_MINTED.labels(name, "api") for name in runtime.sites}
+        self._current = current  # the runtime now: a reload swaps it
+        self._minted: dict[str, Any] = {}
+
+    @property
+    def runtime(self) -> GatewayRuntime:
+        return self._current()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -204,7 +208,10 @@ class MintApi:
             now=now,
         )
         granted = minted.photo_ids
-        self._minted[site.name].inc(len(granted))
+        counter = self._minted.get(site.name)
+        if counter is None:
+            counter = self._minted[site.name] = metrics.TOKENS_MINTED.labels(site.name, "api")
+        counter.inc(len(granted))
         extra: dict[str, Any] = {}
         if asked.cover_playback:
             extra["cover_playback"] = True
