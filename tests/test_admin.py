@@ -154,6 +154,22 @@ def test_the_configuration_page_masks_every_secret(console: FlaskClient) -> None
     assert "[sites.demo]" in text and "[admin]" in text
 
 
+def test_the_configuration_page_is_toml_that_parses_back(console: FlaskClient) -> None:
+    """Review: the key hash was a Python bytes repr (b'\xfac;M...') and rules were JSON."""
+    import html
+    import tomllib
+
+    sign_in(console)
+    page = console.get("/admin/config").get_data(as_text=True)
+    shown = re.search(r"<pre[^>]*>(.*?)</pre>", page, re.S)
+    assert shown is not None
+    parsed = tomllib.loads(html.unescape(shown.group(1)))
+    digest = parsed["api_keys"]["cms"]["key_sha256"]
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert parsed["sites"]["demo"]["consumer_secret"] == "********"
+    assert "demo-super-access-secret" not in page
+
+
 def test_traffic_shows_in_the_overview_and_the_audit_page(
     console: FlaskClient, devsite: Devsite
 ) -> None:

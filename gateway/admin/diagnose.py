@@ -172,28 +172,24 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
         return str(value)
+    if isinstance(value, bytes):
+        return value.hex()  # a key's SHA-256 digest, as the config file writes it
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
 
 
 def as_toml(data: Mapping[str, Any]) -> str:
-    """A TOML-like rendering for reading (values JSON-quoted), tables in the config's order."""
-    import json
+    """The masked configuration as TOML that parses back (tomli-w), in the config's order;
+    keys without a value (None) are left out, as TOML has no null."""
+    import tomli_w
 
-    lines: list[str] = []
+    return tomli_w.dumps(_without_none(data))
 
-    def table(path: str, body: Mapping[str, Any]) -> None:
-        scalars = {k: v for k, v in body.items() if not isinstance(v, Mapping)}
-        nested = {k: v for k, v in body.items() if isinstance(v, Mapping)}
-        if scalars:
-            lines.append(f"[{path}]")
-            lines.extend(f"{k} = {json.dumps(v)}" for k, v in scalars.items())
-            lines.append("")
-        for key, sub in nested.items():
-            table(f"{path}.{key}", sub)
 
-    for section, body in data.items():
-        if isinstance(body, Mapping):
-            table(section, body)
-    return "\n".join(lines)
+def _without_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value
