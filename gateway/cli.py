@@ -133,6 +133,34 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """``gateway sessions revoke --email E``: what the console's "sign out everywhere" does."""
+    from gateway.loader import load_settings_or_exit
+    from gateway.logs import audit, configure_logging
+    from gateway.sessions import SessionCodec, Sessions
+    from gateway.store import StoreUnavailable, open_store
+
+    settings = load_settings_or_exit(args.config)
+    configure_logging("warning", stream=sys.stderr)
+    if not settings.store.shared:
+        sys.stderr.write(
+            "error: the in-process store lives inside the running gateway; use the console's "
+            "Sessions page (/admin/sessions), or a Redis [store] url\n"
+        )
+        return 2
+    g = settings.gateway
+    store = open_store(settings.store.url.get_secret_value(), settings.store.memory_max_entries)
+    sessions = Sessions(SessionCodec(g.secret_keys, g.session_idle, g.session_max_age), store)
+    try:
+        listed = sessions.revoke_person(args.email)
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"error: the store did not answer: {exc}\n")
+        return 1
+    audit("sessions_revoked", email=args.email, operator="cli", listed=listed)
+    print(f"{args.email} is signed out everywhere ({listed} listed session(s) ended)")
+    return 0
+
+
 def cmd_devsite(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
@@ -235,6 +263,12 @@ def _operator_commands(sub: Any) -> None:
     )
     p.add_argument("--config", help=_CONFIG_HELP)
     p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("sessions", help="sign a person out everywhere (a Redis store)")
+    p.add_argument("action", choices=("revoke",), help="revoke: every session of --email")
+    p.add_argument("--email", required=True, help="the person's e-mail address")
+    p.add_argument("--config", help=_CONFIG_HELP)
+    p.set_defaults(func=cmd_sessions)
 
 
 def _devsite_command(sub: Any) -> None:

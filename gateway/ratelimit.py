@@ -72,6 +72,13 @@ class RateLimiter:
             return max(1, math.ceil(excess / previous * window))
         return None
 
+    def lift(self, name: str, window: float, now: float | None = None) -> None:
+        """Forget what ``name`` counted (an operator lifting a lockout)."""
+        now = time.time() if now is None else now
+        slot = int(now // window)
+        for key in (f"{_family(name, 'rl')}:{slot}", f"{_family(name, 'rl')}:{slot - 1}"):
+            self._store.delete(key)
+
     def per_second(self, name: str, rate: float, now: float | None = None) -> None:
         """A configured rate (calls per second; 0 = unlimited). Rates below one a second get a
         window of 1/rate seconds allowing one call."""

@@ -11,6 +11,7 @@ every gateway session issued before that moment for it is refused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import secrets
@@ -23,11 +24,12 @@ from itsdangerous import BadSignature
 
 from gateway.identity.base import Identity
 from gateway.signing import serializer
-from gateway.store import Store, refused
+from gateway.store import StateFull, Store, StoreUnavailable, refused
 
 COOKIE = "gw_session"
 CONSOLE_AGE = 8 * 3600  # seconds from a console sign-in
 CONSOLE_IDLE = 15 * 60  # seconds without a console request
+PERSON_INDEX = 50  # index entries kept per person (sign-ins and "last seen" updates)
 REFRESH_AFTER = 60  # seconds: re-issue the cookie at most once a minute to slide idle expiry
 MAX_COOKIE = 4096
 
@@ -137,12 +139,13 @@ class Sessions:
         return self.codec.touched(session)
 
     def load(self, cookie: str | None) -> SignedSession | None:
-        """The session in a cookie unless it is forged, expired or revoked (one store read)."""
+        """The session in a cookie unless it is forged, expired or revoked (one store read):
+        by its id, by a sign-out of its person everywhere, or by its IdP."""
         session = self.codec.load(cookie)
         if session is None:
             return None
         ident = session.identity
-        keys = [f"{self._revoked}:{session.id}"]
+        keys = [f"{self._revoked}:{session.id}", _person_key(ident.email)]
         keys += _idp_keys(ident.provider, ident.subject, ident.idp_session)
         marks = self._store.get_many(keys)
         if marks[0] is not None or _revoked_since(marks[1:], session.issued_at):
@@ -162,6 +165,44 @@ class Sessions:
         left = session.issued_at + self.codec.max_age - time.time()  # no longer than it lives
         self._store.set(f"{self._revoked}:{session.id}", 1, ttl=max(left, 1) + 60)
 
+    # ------------------------------------------------------------------ by person
+
+    def note(self, session: SignedSession, **about: str) -> None:
+        """Index the session under its person (for the console's list): where it started,
+        from which address and browser, when last seen. Best effort: never refuses a
+        sign-in."""
+        entry = {"id": session.id, "issued": session.issued_at, "seen": session.seen_at} | about
+        with contextlib.suppress(StoreUnavailable, StateFull):
+            key = _index_key(session.identity.email)
+            self._store.append(key, [entry], keep=PERSON_INDEX, ttl=self.codec.max_age)
+
+    def of_person(self, email: str) -> list[dict[str, Any]]:
+        """The person's live sessions, newest first, each once (its latest "seen")."""
+        entries = self._store.newest(_index_key(email), PERSON_INDEX)
+        latest: dict[str, dict[str, Any]] = {}
+        for entry in entries:  # newest first: what a newer entry says wins
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                latest[entry["id"]] = {**entry, **latest.get(entry["id"], {})}
+        now = time.time()
+        alive = [e for e in latest.values() if now - float(e.get("issued", 0)) < self.max_age]
+        marks = self._store.get_many(
+            [_person_key(email), *(f"{self._revoked}:{e['id']}" for e in alive)]
+        )
+        everywhere = marks[0]
+        return [
+            e
+            for e, mark in zip(alive, marks[1:], strict=True)
+            if mark is None and not _revoked_since([everywhere], float(e.get("issued", 0)))
+        ]
+
+    def revoke_person(self, email: str) -> int:
+        """Sign this person out everywhere: every session of theirs issued until now, on
+        every worker and instance (the index may not list them all: the mark covers all)."""
+        live = len(self.of_person(email))
+        ttl = max(self.codec.max_age, CONSOLE_AGE)
+        self._store.set(_person_key(email), int(time.time()), ttl=ttl)
+        return live
+
     def revoke_at_idp(self, provider: str, *, subject: str = "", idp_session: str = "") -> None:
         """Back-channel logout: every session of this IdP session or subject issued until now
         (console sessions ask these marks too, so they live as long as either kind)."""
@@ -169,6 +210,14 @@ class Sessions:
         ttl = max(self.codec.max_age, CONSOLE_AGE)
         for key in _idp_keys(provider, subject, idp_session):
             self._store.set(key, now, ttl=ttl)
+
+
+def _person_key(email: str) -> str:
+    return f"person-revoked:{_digest(email.strip().lower())}"
+
+
+def _index_key(email: str) -> str:
+    return f"sessions-of:{_digest(email.strip().lower())}"
 
 
 def _idp_keys(provider: str, subject: str, idp_session: str) -> list[str]:

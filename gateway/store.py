@@ -61,7 +61,7 @@ class StateFull(ServiceUnavailable):
 CACHE_KINDS = frozenset({"photo", "ts", "audit", "catalogue", "pingback-seen", "pingback-again"})
 # Revocations are never refused (a sign-out must always work): instead, new sessions are
 # refused while their revocation kind is full (``has_room``), which bounds it all the same.
-REVOCATION_KINDS = frozenset({"session-revoked", "admin-revoked", "idp-revoked"})
+REVOCATION_KINDS = frozenset({"session-revoked", "admin-revoked", "idp-revoked", "person-revoked"})
 DEFAULT_MAX_ENTRIES = 200_000  # per kind
 _FULL_SCAN_EVERY = 5.0  # seconds between full scans for expired entries of a full kind
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import re
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.passwords import hash_password
 from gateway.telemetry import ALL, Telemetry, percentile_ms
-from tests.helpers import Devsite, make_settings, site_table
+from tests.helpers import TEST_SECRET, Devsite, make_settings, records_of, site_table
 
 PASSWORD = "console-pass-123"
 KEY = "admin-test-key-0123456789"
@@ -318,3 +319,158 @@ def test_a_console_sign_in_always_goes_through_the_idp(console: FlaskClient) -> 
     """A visitor session's groups are a snapshot: the console never reuses one."""
     form = console.get("/sso/_admin/login")
     assert form.status_code == 200 and 'name="password"' in form.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- sessions and lockouts
+
+
+def _visitor(app: Any, devsite: Devsite, agent: str, password: str = PASSWORD) -> FlaskClient:
+    """viewer@example.com signed in to demo through the password form, in its own browser."""
+    browser = app.test_client()
+    form = browser.get(f"/sso/demo/login?return_url={devsite.url}/", headers={"User-Agent": agent})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.get_data(as_text=True))
+    assert csrf
+    answer = browser.post(
+        "/sso/demo/login",
+        data={"csrf": csrf.group(1), "provider": "team", "email": "viewer@example.com",
+              "password": password, "return_url": f"{devsite.url}/", "next": ""},
+        headers={"User-Agent": agent},
+    )  # fmt: skip
+    assert answer.status_code in (302, 401, 429), answer.status_code
+    return browser
+
+
+def _csrf(page: Any) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True))
+    assert found
+    return found.group(1)
+
+
+def test_the_console_signs_a_person_out_everywhere(console: FlaskClient, devsite: Devsite) -> None:
+    app = console.application
+    devices = [_visitor(app, devsite, agent) for agent in ("Laptop", "Phone", "Tablet")]
+    for device in devices:
+        assert device.get("/embed/demo/1001").status_code == 302
+    sign_in(console)
+    listed = console.get("/admin/sessions?email=viewer@example.com")
+    text = listed.get_data(as_text=True)
+    assert listed.status_code == 200 and all(a in text for a in ("Laptop", "Phone", "Tablet"))
+    assert "ago (" in text and "demo" in text  # when, in words, and where
+    refused = console.post("/admin/sessions/revoke", data={"email": "viewer@example.com"})
+    assert refused.status_code == 400  # no form token
+    assert devices[0].get("/embed/demo/1001").status_code == 302
+    with records_of("gateway.audit") as audited:
+        done = console.post(
+            "/admin/sessions/revoke", data={"csrf": _csrf(listed), "email": "viewer@example.com"}
+        )
+    assert done.status_code == 303
+    for device in devices:
+        assert device.get("/embed/demo/1001").status_code in (302, 303)
+        assert "/sso/demo/login" in device.get("/embed/demo/1001").headers["Location"]
+    (line,) = [r.__dict__ for r in audited if r.getMessage() == "sessions_revoked"]
+    assert line["operator"] == "ops@example.com" and line["listed"] == 3
+    assert "Laptop" not in console.get("/admin/sessions?email=viewer@example.com").get_data(
+        as_text=True
+    )
+    again = _visitor(app, devsite, "Laptop")  # a new sign-in after it works
+    assert again.get("/embed/demo/1001").status_code == 302
+
+
+def test_the_console_lists_and_lifts_a_lockout(console: FlaskClient, devsite: Devsite) -> None:
+    app = console.application
+    for _ in range(6):
+        _visitor(app, devsite, "Guesser", password="not the password")
+    sign_in(console)
+    page = console.get("/admin/lockouts")
+    text = page.get_data(as_text=True)
+    assert "viewer@example.com" in text and "this account from this address" in text
+    limit = re.search(r'name="limit" value="([^"]+)"', text)
+    assert limit is not None
+    assert console.post("/admin/lockouts/lift", data={"limit": limit.group(1)}).status_code == 400
+    forged = console.post("/admin/lockouts/lift", data={"csrf": _csrf(page), "limit": "rl-x:1"})
+    assert forged.status_code == 404  # only a listed lockout: never an arbitrary store key
+    with records_of("gateway.audit") as audited:
+        lifted = console.post(
+            "/admin/lockouts/lift",
+            data={"csrf": _csrf(page), "limit": html.unescape(limit.group(1))},
+        )
+    assert lifted.status_code == 303
+    assert [r for r in audited if r.getMessage() == "lockout_lifted"]
+    assert "viewer@example.com" not in console.get("/admin/lockouts").get_data(as_text=True)
+    browser = _visitor(app, devsite, "Owner")  # the right password goes through at once
+    assert browser.get("/embed/demo/1001").status_code == 302
+
+
+def test_the_command_line_signs_a_person_out_everywhere(
+    devsite: Devsite, redis_url: str, tmp_path: Any
+) -> None:
+    """``gateway sessions revoke --email E`` against the Redis store the gateway uses."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import redis as redis_lib
+
+    url = redis_url.rsplit("/", 1)[0] + "/11"
+    redis_lib.Redis.from_url(url).flushdb()
+    app = create_app(_with_store(devsite, url))
+    device = _visitor(app, devsite, "Laptop")
+    assert device.get("/embed/demo/1001").status_code == 302
+    config = tmp_path / "gateway.toml"
+    config.write_text(_config_text(devsite, url))
+    gateway = Path(sys.executable).parent / "gateway"
+    done = subprocess.run(
+        [
+            str(gateway),
+            "sessions",
+            "revoke",
+            "--email",
+            "viewer@example.com",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "signed out everywhere (1 listed" in done.stdout
+    assert "/sso/demo/login" in device.get("/embed/demo/1001").headers["Location"]
+    memory = tmp_path / "memory.toml"
+    memory.write_text(_config_text(devsite, ""))
+    refused = subprocess.run(
+        [str(gateway), "sessions", "revoke", "--email", "a@example.com", "--config", str(memory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2 and "/admin/sessions" in refused.stderr
+
+
+def _with_store(devsite: Devsite, url: str) -> Any:
+    from pydantic import SecretStr
+
+    settings = _settings(devsite)
+    return settings.model_copy(
+        update={"store": settings.store.model_copy(update={"url": SecretStr(url)})}
+    )
+
+
+def _config_text(devsite: Devsite, store: str) -> str:
+    return f"""
+[gateway]
+public_url = "http://127.0.0.1:8000"
+secret_key = "{TEST_SECRET}"
+
+[store]
+url = "{store}"
+
+[sites.demo]
+url = "{devsite.url}"
+consumer_key = "k"
+consumer_secret = "s"
+access_token = "t"
+access_token_secret = "ts"
+"""

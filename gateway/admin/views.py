@@ -1,8 +1,10 @@
-"""The console's pages: /admin (overview with plots), /admin/audit, /admin/why, /admin/config.
+"""The console's pages: /admin (overview with plots), /admin/audit, /admin/why, /admin/config,
+/admin/sessions (one person's sessions; sign them out everywhere) and /admin/lockouts (lift
+one).
 
-Every page needs a console session (``access``); none changes anything but the operator's own
-session, and that one POST carries a CSRF token. Pages are HTML with no script, under the
-same strict CSP as every other page of the gateway.
+Every page needs a console session (``access``); every POST (sign out, sign someone out
+everywhere, lift a lockout) carries the console's CSRF token and is an audit line naming the
+operator. Pages are HTML with no script, under the same strict CSP as every other page.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from werkzeug.wrappers import Response
 from gateway.admin import access
 from gateway.admin.diagnose import as_toml, diagnose, masked
 from gateway.admin.figures import site_figures
+from gateway.errors import BadRequest, NotFound
+from gateway.identity.password_form import current_lockouts, lift_lockout
+from gateway.logs import audit
 from gateway.sessions import SignedSession
 from gateway.telemetry import ALL
 from gateway.twentythree.coerce import photo_id
@@ -153,6 +158,29 @@ def utc(stamp: Any) -> str:
         return ""
 
 
+@bp.app_template_filter("when")
+def when(stamp: Any) -> str:
+    """A moment in the operator's words: "4 min ago (2026-12-05 15:40:12 UTC)"."""
+    import time
+
+    try:
+        moment = float(stamp)
+    except (TypeError, ValueError):
+        return ""
+    delta = moment - time.time()
+    span = abs(delta)
+    if span < 90:
+        words = f"{span:.0f} s"
+    elif span < 5400:
+        words = f"{span / 60:.0f} min"
+    elif span < 2 * 86400:
+        words = f"{span / 3600:.0f} h"
+    else:
+        words = f"{span / 86400:.0f} days"
+    relative = f"in {words}" if delta > 0 else f"{words} ago"
+    return f"{relative} ({utc(moment)} UTC)"
+
+
 _SHOWN_ELSEWHERE = frozenset({"ts", "event", "site", "email", "audit"})
 
 
@@ -166,3 +194,50 @@ def details(event: dict[str, Any]) -> str:
         text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         parts.append(f"{key}: {text[:120]}")
     return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- sessions and lockouts
+
+
+@bp.get("/sessions")
+def sessions() -> Response:
+    """One person's live sessions, and a way to sign them out everywhere."""
+    email = request.args.get("email", "").strip()[:254]
+    found = runtime().sessions.of_person(email) if "@" in email else []
+    return _page("admin/sessions.html", email=email, sessions=found, asked="email" in request.args)
+
+
+@bp.post("/sessions/revoke")
+def revoke_sessions() -> Response:
+    operator: SignedSession = request.environ["gateway.operator"]
+    access.check_csrf(operator)
+    email = request.form.get("email", "").strip()[:254]
+    if "@" not in email:
+        raise BadRequest("Give the person's e-mail address.", code="invalid_email")
+    ended = runtime().sessions.revoke_person(email)
+    audit("sessions_revoked", email=email, operator=operator.identity.email, listed=ended)
+    return redirect(url_for("admin.sessions", email=email, done=1), code=303)
+
+
+@bp.get("/lockouts")
+def lockouts() -> Response:
+    return _page("admin/lockouts.html", lockouts=current_lockouts(runtime().store))
+
+
+@bp.post("/lockouts/lift")
+def lift() -> Response:
+    operator: SignedSession = request.environ["gateway.operator"]
+    access.check_csrf(operator)
+    svc = runtime()
+    entry = lift_lockout(svc.store, svc.limiter, request.form.get("limit", ""))
+    if entry is None:
+        raise NotFound("That lockout is no longer in force.", code="no_such_lockout")
+    audit(
+        "lockout_lifted",
+        operator=operator.identity.email,
+        scope=entry["scope"],
+        account=entry["account"],
+        client_ip=entry["address"],
+        provider=entry["provider"],
+    )
+    return redirect(url_for("admin.lockouts", done=1), code=303)

@@ -25,10 +25,13 @@ password.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Request, after_this_request
 from itsdangerous import BadSignature
@@ -41,8 +44,11 @@ from gateway.errors import ServiceUnavailable, TooManyRequests
 from gateway.identity.base import Identity, Page, PendingLogin
 from gateway.identity.provider_context import ProviderContext
 from gateway.logs import audit
+from gateway.ratelimit import RateLimiter
 from gateway.signing import timed_serializer
+from gateway.store import StateFull, Store, StoreUnavailable
 
+LOCKOUTS = "lockouts:recent"  # the store list the console reads
 PER_ACCOUNT_AND_IP = 5  # failures a minute
 PER_IP = 20  # failures a minute, any accounts
 PER_ACCOUNT = 30  # failures a minute, from all addresses together
@@ -61,8 +67,9 @@ class Refused:
 
 
 class _Locked(Exception):
-    def __init__(self, scope: str) -> None:
+    def __init__(self, scope: str, limit: str) -> None:
         self.scope = scope
+        self.limit = limit  # the limit's name, for the console's list of lockouts
 
 
 class SignInUnavailable(ServiceUnavailable):
@@ -123,6 +130,7 @@ class PasswordForm:
             held = self._hold(account, bucket, known_device)
         except _Locked as locked:
             self._audit("sign_in_locked", pending, username, ip, locked.scope)
+            self._note_lockout(locked, account, bucket)
             return self.page(
                 pending, "Too many attempts. Wait a minute and try again.", username, 429
             )
@@ -169,7 +177,7 @@ class PasswordForm:
         try:
             limiter.check_open(self._address_key(ip), PER_IP, WINDOW)
         except TooManyRequests:
-            raise _Locked("address") from None
+            raise _Locked("address", self._address_key(ip)) from None
         held: list[str] = []
         counted = (
             (
@@ -184,8 +192,18 @@ class PasswordForm:
                 held.append(limiter.reserve(key, count, WINDOW))
             except TooManyRequests:
                 self._give_back(held)
-                raise _Locked(scope) from None
+                raise _Locked(scope, key) from None
         return held
+
+    def _note_lockout(self, locked: _Locked, account: str, bucket: str) -> None:
+        """For the console's list of lockouts (an operator may lift one)."""
+        now = time.time()
+        entry = {"limit": locked.limit, "scope": locked.scope, "provider": self._provider}
+        entry |= {"account": account if locked.scope != "address" else "", "address": bucket}
+        with contextlib.suppress(StoreUnavailable, StateFull):
+            self._ctx.store.append(
+                LOCKOUTS, [entry | {"at": now, "until": now + WINDOW}], 500, 10 * WINDOW
+            )
 
     def _address_key(self, bucket: str) -> str:
         return f"login-ip:{self._provider}:{bucket}"
@@ -230,3 +248,29 @@ class PasswordForm:
             reason=reason,
             client_ip=ip,
         )
+
+
+def current_lockouts(store: Store) -> list[dict[str, Any]]:
+    """Lockouts still in force, newest first, one per limit (the console's list)."""
+    now = time.time()
+    seen: dict[str, dict[str, Any]] = {}
+    for entry in store.newest(LOCKOUTS, 500):
+        if isinstance(entry, dict) and isinstance(entry.get("limit"), str):
+            seen.setdefault(entry["limit"], entry)
+    live = [e for e in seen.values() if float(e.get("until", 0)) > now]
+    lifted = store.get_many([f"lockout-lifted:{e['limit']}" for e in live])
+    return [e for e, at in zip(live, lifted, strict=True) if not _lifted_since(at, e)]
+
+
+def lift_lockout(store: Store, limiter: RateLimiter, limit: str) -> dict[str, Any] | None:
+    """Lift one listed lockout (only a listed one: never an arbitrary store key)."""
+    entry = next((e for e in current_lockouts(store) if e["limit"] == limit), None)
+    if entry is None:
+        return None
+    limiter.lift(limit, WINDOW)
+    store.set(f"lockout-lifted:{limit}", float(entry["at"]), ttl=10 * WINDOW)
+    return entry
+
+
+def _lifted_since(at: Any, entry: dict[str, Any]) -> bool:
+    return isinstance(at, int | float) and float(entry.get("at", 0)) <= at

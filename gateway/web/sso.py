@@ -217,7 +217,7 @@ def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Re
     if pending.next:
         _record(site, identity, "granted", "gateway_link")
         response = redirect(pending.next, code=302)
-        start_session(response, identity)
+        start_session(response, identity, site.name)
         return response
     client = runtime().site(site.name).client
     try:
@@ -233,7 +233,7 @@ def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Re
         raise
     _record(site, identity, "granted", site.login_mode)
     response = redirect(url, code=302)
-    start_session(response, identity)
+    start_session(response, identity, site.name)
     return response
 
 

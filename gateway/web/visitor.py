@@ -24,7 +24,7 @@ from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
 from gateway.sessions import MAX_COOKIE, SignedSession
 from gateway.settings import SiteSettings
-from gateway.web.current import runtime
+from gateway.web.current import runtime, visitor_ip
 
 
 def current_session() -> SignedSession | None:
@@ -116,8 +116,10 @@ class SessionTooLarge(Forbidden):
     )
 
 
-def _set(response: Response, session: SignedSession) -> None:
+def _set(response: Response, session: SignedSession, site: str = "") -> None:
     svc = runtime()
+    about = {"ip": visitor_ip(), "agent": request.headers.get("User-Agent", "")[:160]}
+    svc.sessions.note(session, **about, **({"site": site} if site else {}))
     value = svc.sessions.dump(session)
     if len(value) > MAX_COOKIE - 256:  # the browser would drop it: refuse, never loop
         audit("sso_failed", email=session.identity.email, detail="session_too_large")
@@ -126,7 +128,7 @@ def _set(response: Response, session: SignedSession) -> None:
     svc.cookies.set(response, cookies.PLAYER, value, svc.sessions.max_age)  # https only
 
 
-def start_session(response: Response, identity: Identity) -> None:
+def start_session(response: Response, identity: Identity, site: str = "") -> None:
     """Remember the visitor: the same session when the same identity is signed in already,
     else a new one (and the browser's previous session, of someone else, ends everywhere)."""
     current = current_session()
@@ -135,7 +137,7 @@ def start_session(response: Response, identity: Identity) -> None:
         return
     if current is not None:
         runtime().sessions.revoke(current)
-    _set(response, runtime().sessions.new(identity))
+    _set(response, runtime().sessions.new(identity), site)
 
 
 def keep_alive(response: Response) -> None:
