@@ -474,3 +474,20 @@ consumer_secret = "s"
 access_token = "t"
 access_token_secret = "ts"
 """
+
+
+def test_why_names_a_missing_account_and_the_missing_group(console: FlaskClient) -> None:
+    """Review: stranger@other.org was "allowed" on a site whose static identity has no such
+    account, and a refused video never named the group it needs."""
+    sign_in(console)
+    stranger = console.get("/admin/why?email=stranger@example.com&site=demo")
+    text = html.unescape(stranger.get_data(as_text=True))
+    assert "no_account" in text and "has no account with this provider" in text
+    outsider = html.unescape(
+        console.get("/admin/why?email=eve@other.org&site=demo").get_data(as_text=True)
+    )
+    assert "domain_not_allowed" in outsider and "eve@other.org has no account" in outsider
+    board = console.get("/admin/why?email=viewer@example.com&site=demo&photo_id=1005")
+    text = html.unescape(board.get_data(as_text=True))
+    assert "forbidden_by_rule" in text or "group_not_allowed" in text
+    assert "Needs one of the groups: board." in text

@@ -15,7 +15,7 @@ from pydantic import BaseModel, SecretStr
 from gateway.entitlements import Standing
 from gateway.errors import UpstreamError
 from gateway.identity.base import Identity
-from gateway.policy import decide, rules_decision
+from gateway.policy import conditions, decide, rules_decision
 from gateway.runtime import GatewayRuntime
 from gateway.settings import Settings, SiteSettings
 from gateway.twentythree.cache import Missing
@@ -75,17 +75,48 @@ def diagnose(
     standing = _standing(svc, site, wanted, notes)
     notes += _gaps(site, seen)
     lookup = (lambda e, p: standing or "none") if site.require_entitlement else None
-    verdicts = []
-    for name in site.identities:
-        kind = svc.settings.identities[name].type if name in svc.settings.identities else "?"
-        person = Identity(wanted, groups=seen or (), provider=name, email_verified=True)
-        decision = decide(site, person, lookup)
-        verdicts.append(Verdict(name, kind, decision.allowed, decision.code, decision.message))
+    verdicts = [_verdict(svc, site, name, wanted, seen, lookup) for name in site.identities]
     video = None
     if photo_id is not None:
         person = Identity(wanted, groups=seen or (), email_verified=True)
         video = _video(svc, site, person, photo_id, notes)
     return Diagnosis(site, wanted, verdicts, seen, standing, events, notes, video)
+
+
+def _verdict(
+    svc: GatewayRuntime,
+    site: SiteSettings,
+    name: str,
+    email: str,
+    seen: tuple[str, ...] | None,
+    lookup: Any,
+) -> Verdict:
+    """One provider's verdict: no account there at all, or the site's policy, naming what
+    is missing (the operator may see the groups and domains the visitor's page does not)."""
+    kind = svc.settings.identities[name].type if name in svc.settings.identities else "?"
+    person = Identity(email, groups=seen or (), provider=name, email_verified=True)
+    decision = decide(site, person, lookup)
+    message = decision.message + _missing(
+        decision.code, site.allow_groups, site.allow_email_domains, site.require_entitlement
+    )
+    knows = getattr(svc.providers.get(name), "knows", None)
+    if callable(knows) and knows(email) is False:  # a password provider with no such account
+        absent = f"{email} has no account with this provider."
+        if decision.allowed:
+            return Verdict(name, kind, False, "no_account", absent)
+        message += " " + absent
+    return Verdict(name, kind, decision.allowed, decision.code, message)
+
+
+def _missing(code: str, groups: Any, domains: Any, product: str) -> str:
+    """What a refusal lacks, by name: " Needs one of the groups: board."."""
+    if code == "group_not_allowed":
+        return " Needs one of the groups: " + ", ".join(groups) + "."
+    if code == "domain_not_allowed":
+        return " Needs an address in: " + ", ".join(domains) + "."
+    if code in ("entitlement_required", "subscription_lapsed"):
+        return f" Needs the entitlement: {product}."
+    return ""
 
 
 def _standing(
@@ -126,15 +157,22 @@ def _video(
         notes.append(f"Video {photo_id}: the site has no such video.")
         return None
     decision = rules_decision(site, person, info.albums, info.tags, svc.standing)
-    covering = tuple(r.label for r in site.rules if r.covers(info.albums, info.tags))
+    rules = [r for r in site.rules if r.covers(info.albums, info.tags)]
+    unmet = next(
+        (r for r in rules if not rules_decision_for(r, person, svc.standing).allowed), None
+    )
+    message = decision.message
+    if unmet is not None:
+        groups, domains = unmet.allow_groups, unmet.allow_email_domains
+        message += _missing(decision.code, groups, domains, unmet.require_entitlement)
     return VideoVerdict(
         photo_id,
         info.albums,
         info.tags,
-        covering,
+        tuple(r.label for r in rules),
         decision.allowed,
         decision.code,
-        decision.message,
+        message,
     )
 
 
@@ -193,3 +231,15 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_none(v) for v in value if v is not None]
     return value
+
+
+def rules_decision_for(rule: Any, person: Identity, standing: Any) -> Any:
+    """One access rule's conditions for this person."""
+    return conditions(
+        person,
+        rule.allow_email_domains,
+        rule.allow_groups,
+        rule.require_entitlement,
+        standing,
+        "this video",
+    )

@@ -68,6 +68,11 @@ class StaticProvider(ProviderBase[StaticSettings]):
     def begin(self, request: Request, pending: PendingLogin) -> Page | Identity:
         return self._form.answer(request, pending, self._check)
 
+    def knows(self, email: str) -> bool:
+        """Whether an account with this address exists here (the console's "why")."""
+        key = canonical_email(email)
+        return key is not None and key in self._users
+
     def _check(self, email: str, password: str) -> Identity | Refused:
         key = canonical_email(email)
         user = self._users.get(key) if key is not None else None
