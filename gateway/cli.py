@@ -178,6 +178,8 @@ def cmd_devsite(args: argparse.Namespace) -> int:
     photos = own + generated_photos(args.extra_photos)
     options = DevsiteOptions(
         remote_login_url=args.remote_login_url,
+        remote_logout_url=args.remote_logout_url
+        or args.remote_login_url.removesuffix("/login") + "/logout",
         photos=photos,
         page_max=max(1, args.page_max),
         bearer_lifetime=max(1, args.bearer_lifetime),
@@ -280,6 +282,12 @@ def _devsite_command(sub: Any) -> None:
         default="http://127.0.0.1:8000/sso/demo/login",
         help="where the closed site sends visitors who are not signed in "
         "(default http://127.0.0.1:8000/sso/demo/login)",
+    )
+    p.add_argument(
+        "--remote-logout-url",
+        default="",
+        help="where the site's Log out sends visitors (default: the remote login URL with "
+        "/logout for /login, the gateway's sign-out page)",
     )
     p.add_argument("--extra-photos", type=int, default=0, help="add N generated videos (2001...)")
     p.add_argument(

@@ -179,3 +179,15 @@ def test_protected_token_only_at_read_level(devsite: Devsite) -> None:
         "object_type": "photo",
         "protected_token": photo.protected_token,
     }
+
+
+def test_log_out_goes_to_the_gateways_sign_out_page() -> None:
+    """The demo's last impression: "Log out" on the site used to sign the visitor straight
+    back in (the site had no remote logout URL)."""
+    from gateway.devsite import DevsiteOptions, create_devsite
+
+    logout = "http://127.0.0.1:8000/sso/demo/logout"
+    site = create_devsite(DevsiteOptions(remote_logout_url=logout)).test_client()
+    answer = site.get("/logout")
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == f"{logout}?return_url=http%3A%2F%2Flocalhost%2F"

@@ -99,7 +99,12 @@ def video_page(photo_id: int, slug: str = "") -> BaseResponse:
 
 @bp.get("/logout")
 def logout() -> BaseResponse:
-    response = redirect("/")
+    """As 23 does with a remote logout URL: the site's own session ends, then the visitor
+    goes to the sign-in service's logout with a way back (else the next visit to the closed
+    site would sign them straight back in)."""
+    target = current().options.remote_logout_url
+    back = urljoin(request.host_url, "/")
+    response = redirect(f"{target}?{urlencode({'return_url': back})}" if target else "/")
     response.delete_cookie(COOKIE)
     return response
 

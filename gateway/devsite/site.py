@@ -36,6 +36,7 @@ TokenTable = dict[str, tuple[float, dict[str, str]]]
 @dataclass
 class DevsiteOptions:
     remote_login_url: str = "http://127.0.0.1:8000/sso/demo/login"
+    remote_logout_url: str = ""  # where "Log out" sends the visitor after the site's own
     return_param: str = "return_url"
     credentials: list[Credential] = field(default_factory=demo_credentials)
     photos: list[Photo] = field(default_factory=demo_photos)
