@@ -137,7 +137,7 @@ def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
     assert tab.locator("svg.plot").count() >= 6
     granted = tab.locator("dt:text-is('Sign-ins granted') + dd").first.text_content()
     assert granted is not None and int(granted) >= 3
-    assert tab.locator("svg.plot polyline").count() > 0
+    assert tab.locator("svg.plot polyline, svg.plot circle").count() > 0
     accessible(tab, shots, "console-overview")
     tab.click("text=Audit events")
     tab.fill("#f-email", "ada@example.com")
@@ -153,6 +153,20 @@ def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
     tab.click("text=Configuration")
     assert "********" in (tab.text_content("pre.config") or "")
     accessible(tab, shots, "console-config")
+    tab.click("text=Sessions")
+    tab.fill("#s-email", "ada@example.com")
+    tab.click("text=Show sessions")
+    assert tab.locator("#revoke-all").count() == 1
+    accessible(tab, shots, "console-sessions")
+    tab.click("text=Lockouts")
+    accessible(tab, shots, "console-lockouts")
+    tab.set_viewport_size({"width": 390, "height": 844})  # a phone
+    for name, path in (("overview", ""), ("audit", "/audit"), ("sessions", "/sessions")):
+        tab.goto(f"{world.gateway}/admin{path}")
+        accessible(tab, shots, f"console-{name}-390")
+    tab.set_viewport_size({"width": 1280, "height": 800})
     tab.click("#sign-out")
-    tab.goto(f"{world.gateway}/admin")
+    assert "You are signed out" in (tab.text_content("h1") or "")
+    accessible(tab, shots, "console-signed-out")
+    tab.click("#retry")
     assert "Sign in to the operator console" in (tab.text_content("h1") or "")

@@ -137,3 +137,12 @@ def test_logs_are_json_with_request_id() -> None:
     entry = json.loads(JsonFormatter().format(record))
     assert entry["request_id"] == "rid-1234" and entry["site"] == "demo"
     assert entry["msg"] == "granted" and entry["level"] == "info"
+
+
+def test_a_missing_page_speaks_the_visitors_language(client: Any) -> None:
+    """Review: the 404 page was English under a Danish title."""
+    page = client.get("/no/such/page", headers={"Accept": "text/html", "Accept-Language": "da"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert "Her er ingenting" in text and "Der er intet på denne adresse" in text
+    assert "The requested URL was not found" not in text

@@ -10,8 +10,8 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 640, 180
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 28
+WIDTH, HEIGHT = 480, 190
+LEFT, RIGHT, TOP, BOTTOM = 62, 12, 14, 32  # room for 14-unit labels, legible when scaled
 COLORS = ("#0b5cad", "#b3261e", "#6b4e00", "#1b6e3a")  # >= 4.5:1 on white, told apart by dash
 DASHES = ("", "6 4", "2 3", "10 3 2 3")
 
@@ -86,18 +86,18 @@ def _axes(frame: _Frame, unit: str, hours: int) -> list[str]:
         parts.append(
             f'<line x1="{LEFT}" y1="{gy:.1f}" x2="{LEFT + frame.w}" y2="{gy:.1f}" '
             'stroke="#d0d0d0"/>'
-            f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" font-size="11" '
+            f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" font-size="14" '
             f'fill="#333333">{escape(_number(frame.top * fraction, unit))}</text>'
         )
     parts.append(
-        f'<text x="{LEFT - 6}" y="{TOP + frame.h + 4}" text-anchor="end" font-size="11" '
+        f'<text x="{LEFT - 6}" y="{TOP + frame.h + 4}" text-anchor="end" font-size="14" '
         'fill="#333333">0</text>'
     )
     for h in range(0, hours + 1, 6):
         tx = LEFT + frame.w * h / hours
         label = "now" if h == hours else f"-{hours - h} h"
         parts.append(
-            f'<text x="{tx:.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11" '
+            f'<text x="{tx:.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="14" '
             f'fill="#333333">{label}</text>'
         )
     return parts
@@ -109,6 +109,12 @@ def _lines(frame: _Frame, series: Sequence[Series]) -> list[str]:
         color, dash = COLORS[n % len(COLORS)], DASHES[n % len(DASHES)]
         dashing = f' stroke-dasharray="{dash}"' if dash else ""
         for run in _runs(one.values):
+            if len(run) == 1:  # one point: a line of length zero would not show at all
+                ((i, v),) = run
+                parts.append(
+                    f'<circle cx="{frame.x(i):.1f}" cy="{frame.y(v):.1f}" r="3.5" fill="{color}"/>'
+                )
+                continue
             points = " ".join(f"{frame.x(i):.1f},{frame.y(v):.1f}" for i, v in run)
             parts.append(
                 f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"'

@@ -24,6 +24,7 @@ from gateway.sessions import SignedSession
 from gateway.telemetry import ALL
 from gateway.twentythree.coerce import photo_id
 from gateway.web.current import runtime
+from gateway.web.message_pages import message_page
 from gateway.web.scopes import SignInScope, register
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -40,7 +41,7 @@ FILTERS = ("site", "email", "event", "outcome")
 @bp.before_request
 def only_operators() -> Response | None:
     access.settings()  # 404 when there is no console
-    if request.endpoint in ("admin.login",):
+    if request.endpoint in ("admin.login", "admin.signed_out"):
         return None
     operator = access.current_operator()
     if operator is None:
@@ -72,18 +73,30 @@ def login() -> Response:
 def logout() -> Response:
     operator: SignedSession = request.environ["gateway.operator"]
     access.check_csrf(operator)
-    response = redirect(url_for("home.index"), code=303)
+    response = redirect(url_for("admin.signed_out"), code=303)
     access.sign_out(operator, response)
     return response
+
+
+@bp.get("/signed-out")
+def signed_out() -> Response:
+    """Where the console's sign-out lands: said plainly, with the way back in."""
+    return message_page(
+        200,
+        "",
+        "You are signed out of the operator console.",
+        title="You are signed out",
+        retry_url=url_for("admin.overview"),
+        retry_label="Sign in again",
+    )
 
 
 @bp.get("")
 def overview() -> Response:
     svc = runtime()
     names = list(svc.settings.sites)
-    figures = [site_figures(svc.telemetry, ALL, "all")] + [
-        site_figures(svc.telemetry, name, f"site-{i}") for i, name in enumerate(names)
-    ]
+    figures = [site_figures(svc.telemetry, ALL, "all")] if len(names) > 1 else []
+    figures += [site_figures(svc.telemetry, name, f"site-{i}") for i, name in enumerate(names)]
     ready = {s.site: s for s in svc.readiness.known()}
     catalogues = [c.health() for c in svc.catalogues.values()]
     return _page(
@@ -182,6 +195,7 @@ def when(stamp: Any) -> str:
 
 
 _SHOWN_ELSEWHERE = frozenset({"ts", "event", "site", "email", "audit"})
+_MOMENTS = frozenset({"expire", "until", "valid_until"})  # Unix seconds, shown in words
 
 
 @bp.app_template_filter("details")
@@ -191,7 +205,10 @@ def details(event: dict[str, Any]) -> str:
     for key, value in event.items():
         if key in _SHOWN_ELSEWHERE or value in (None, "", [], {}):
             continue
-        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        if key in _MOMENTS:
+            text = when(value)
+        else:
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         parts.append(f"{key}: {text[:120]}")
     return "; ".join(parts)
 

@@ -44,6 +44,8 @@ TITLES = {
     "sign_in_cancelled": "Sign-in cancelled",
     "invalid_return_url": "That link cannot be used",
     "identity_provider_unavailable": "The sign-in service is unavailable",
+    "not_found": "Nothing here",
+    "method_not_allowed": "Not possible here",
     "upload_not_allowed": "You cannot upload here",
     "upload_unknown": "Upload not recognised",
     "upload_unconfirmed": "Upload not recognised",
@@ -61,6 +63,9 @@ VISITOR_MESSAGES = {
     "upload_unconfirmed": "This upload was not started here by you, or it was already "
     "finished. Nothing was added.",
     "uploads_not_enabled": "This video site takes no uploads through this service.",
+    "not_found": "There is nothing at this address. Check the link, or go back to the video "
+    "site you came from.",
+    "method_not_allowed": "This address cannot be used that way.",
     "domain_not_allowed": "This video site is open to certain organisations only, and your "
     "account is not one of them. Sign in with another account, or ask the site's owner for "
     "access.",
