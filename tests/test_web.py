@@ -139,7 +139,7 @@ def test_logs_are_json_with_request_id() -> None:
     assert entry["msg"] == "granted" and entry["level"] == "info"
 
 
-def test_a_missing_page_speaks_the_visitors_language(client: Any) -> None:
+def test_a_missing_page_speaks_the_visitors_language(client: FlaskClient) -> None:
     """Review: the 404 page was English under a Danish title."""
     page = client.get("/no/such/page", headers={"Accept": "text/html", "Accept-Language": "da"})
     text = page.get_data(as_text=True)
