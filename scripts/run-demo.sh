@@ -36,7 +36,9 @@ trap 'echo "23 Gateway demo stopped."; exit 143' TERM
 "$BIN/gateway" devsite --host "$HOST" --port "$DEVSITE_PORT" \
   --remote-login-url "$DEMO_GATEWAY_URL/sso/demo/login" &
 PIDS+=($!)
-"$BIN/gateway" serve --host "$HOST" --port "$GATEWAY_PORT" &
+# In a session of its own: Ctrl-C stops it through the trap (SIGTERM, gunicorn's graceful stop)
+# instead of reaching its worker, where gevent would print a traceback for a clean exit.
+setsid "$BIN/gateway" serve --host "$HOST" --port "$GATEWAY_PORT" &
 PIDS+=($!)
 
 # The banner only once both answer; a process that dies on the way stops the demo.
