@@ -133,6 +133,16 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    """``gateway config-schema``: the JSON Schema generated from the settings models."""
+    import json
+
+    from gateway.config_schema import config_schema
+
+    print(json.dumps(config_schema(), indent=2, sort_keys=False))
+    return 0
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     """``gateway sessions revoke --email E``: what the console's "sign out everywhere" does."""
     from gateway.loader import load_settings_or_exit
@@ -225,6 +235,11 @@ def _serving_commands(sub: Any) -> None:
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--config", help=_CONFIG_HELP)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "config-schema", help="print the JSON Schema of the config file (for editors)"
+    )
+    p.set_defaults(func=cmd_config_schema)
 
     p = sub.add_parser("check-config", help="validate a config file and list every problem")
     p.add_argument("path", nargs="?", help=_CONFIG_HELP)
