@@ -159,7 +159,11 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         )
         return 2
     g = settings.gateway
-    store = open_store(settings.store.url.get_secret_value(), settings.store.memory_max_entries)
+    store = open_store(
+        settings.store.url.get_secret_value(),
+        settings.store.memory_max_entries,
+        settings.store.ca_file,
+    )
     sessions = Sessions(SessionCodec(g.secret_keys, g.session_idle, g.session_max_age), store)
     try:
         listed = sessions.revoke_person(args.email)

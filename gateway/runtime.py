@@ -133,7 +133,9 @@ class GatewayRuntime:
     ) -> GatewayRuntime:
         g = settings.gateway
         store = store or open_store(
-            settings.store.url.get_secret_value(), settings.store.memory_max_entries
+            settings.store.url.get_secret_value(),
+            settings.store.memory_max_entries,
+            settings.store.ca_file,
         )
         telemetry = telemetry or Telemetry(store)
         limiter = RateLimiter(store)

@@ -41,6 +41,7 @@ from gateway.settings_fields import (
     Number,
     OptionalUrl,
     Origin,
+    ReadableFile,
     RequiredSecret,
     RequiredText,
     Secret,
@@ -127,9 +128,12 @@ def _store_url(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return value
     if not isinstance(value, str) or not (
-        value == "" or value.startswith(("redis://", "rediss://", "unix://"))
+        value == "" or value.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://"))
     ):
-        raise problem("must be empty (in-process) or a redis:// URL")
+        raise problem(
+            "must be empty (in-process), redis://, rediss://, unix:// or "
+            "redis+sentinel://host:port,host:port/<master>/<db>"
+        )
     return refuse_placeholder(value)
 
 
@@ -307,7 +311,10 @@ class SiteSettings(Named):
 
 
 class StoreSettings(Model):
-    url: StoreUrl = SecretStr("")  # "" = in-process; "redis://..." (may hold a password)
+    # "" = in-process; redis://[user:password@]host:port/db, rediss:// (TLS), unix://, or
+    # redis+sentinel://host:port,host:port/<master>/<db> (follows a failover by itself)
+    url: StoreUrl = SecretStr("")
+    ca_file: ReadableFile = ""  # rediss://: the PEM bundle to verify Redis with (else system CAs)
     database_url: Secret = SecretStr("sqlite:///gateway.db")  # entitlements
     # In-process store only: entries per kind (security kinds refuse new ones when full).
     memory_max_entries: Integer = Field(default=200_000, ge=100, le=10_000_000)

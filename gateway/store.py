@@ -28,12 +28,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from gateway.errors import ServiceUnavailable
 
 log = logging.getLogger("gateway.store")
 
 RETRY_AFTER = 2.0  # seconds a failed Redis is not asked again
+SENTINEL_SCHEME = "redis+sentinel://"
 Listener = Callable[[str], None]
 
 
@@ -371,20 +373,13 @@ class MemoryStore:
 class RedisStore:
     """Redis-backed store (redis-py). Short socket timeouts: a slow Redis must not hang logins."""
 
-    def __init__(self, url: str, prefix: str = "gw:") -> None:
+    def __init__(self, url: str, prefix: str = "gw:", ca_file: str = "") -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(
-            url,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            health_check_interval=30,
-            retry=_once(),
-        )
-        self._health = redis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=_once()
-        )
         self._url = url
+        self._ca_file = ca_file
+        self._redis = self.connect(socket_timeout=1.0, health_check_interval=30)
+        self._health = self.connect(socket_timeout=0.5, socket_connect_timeout=0.5)
         self._prefix = prefix
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self._full: type[Exception] = redis.exceptions.OutOfMemoryError
@@ -393,6 +388,10 @@ class RedisStore:
         self._subscribers_lock = threading.Lock()
         self._subscriber_thread: threading.Thread | None = None
         self._resubscribe = threading.Event()
+
+    def connect(self, **options: Any) -> Any:
+        """A client for the store's URL (``redis_client``)."""
+        return redis_client(self._url, self._ca_file, **options)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() < self._down_until:
@@ -546,14 +545,12 @@ class RedisStore:
     def _listen(self) -> None:
         """Follow the channels for the life of the process, reconnecting after failures.
         Every (re)connection is a possible gap, so subscribers forget what they cached."""
-        import redis
 
         backoff, warned = 0.2, False
         while True:
             try:
-                client = redis.Redis.from_url(
-                    self._url, socket_connect_timeout=1.0, health_check_interval=10, retry=_once()
-                )  # health checks: a half-open connection shows up as an error
+                client = self.connect(socket_timeout=None, health_check_interval=10)
+                # health checks: a half-open connection shows up as an error
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 while True:
                     self._resubscribe.clear()
@@ -618,13 +615,46 @@ def _unprefixed(args: Sequence[Any], prefix: str) -> str:
     return "unknown"  # a pipeline
 
 
-def warn_if_redis_evicts(url: str) -> str | None:
+def redis_client(url: str, ca_file: str = "", **options: Any) -> Any:
+    """A redis-py client for ``[store] url``: ``redis://`` (``user:password@`` for an ACL
+    user), ``rediss://`` (TLS, verified against ``ca_file`` when given, else the system's
+    CAs), ``unix://``, or ``redis+sentinel://host:port,host:port/<master>/<db>``: the primary
+    is found through the sentinels, asked again after every failed connection, so a failover
+    is followed without a restart."""
+    import redis
+    from redis.sentinel import Sentinel
+
+    options = {"socket_connect_timeout": 1.0, "retry": _once(), **options}
+    if not url.startswith(SENTINEL_SCHEME):
+        if url.startswith("rediss://") and ca_file:
+            options["ssl_ca_certs"] = ca_file
+        return redis.Redis.from_url(url, **options)
+    where = urlsplit(url)
+    hosts = [_host_port(part) for part in where.netloc.rpartition("@")[2].split(",")]
+    master, _, db = where.path.strip("/").partition("/")
+    auth = {
+        "username": unquote(where.username or "") or None,
+        "password": unquote(where.password or "") or None,
+    }
+    sentinel = Sentinel(
+        hosts,
+        sentinel_kwargs={"socket_timeout": 0.5, "socket_connect_timeout": 0.5} | auth,
+    )
+    return sentinel.master_for(master or "mymaster", db=int(db or 0), **(options | auth))
+
+
+def _host_port(part: str) -> tuple[str, int]:
+    host, _, port = part.rpartition(":")
+    return (host or part).strip("[]"), int(port) if port.isdigit() else 26379
+
+
+def warn_if_redis_evicts(url: str, ca_file: str = "") -> str | None:
     """The eviction policy when it is not ``noeviction`` (logged as an error), else None.
     Managed Redis often refuses CONFIG: then nothing is known and nothing is said."""
     import redis
 
     try:
-        with redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0) as client:
+        with redis_client(url, ca_file, socket_timeout=1.0) as client:
             policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
     except (redis.RedisError, OSError):
         return None
@@ -642,10 +672,11 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def open_store(url: str, max_entries: int = DEFAULT_MAX_ENTRIES) -> Store:
+def open_store(url: str, max_entries: int = DEFAULT_MAX_ENTRIES, ca_file: str = "") -> Store:
     """``""`` -> in-process (``max_entries`` per kind); ``redis://`` / ``rediss://`` /
-    ``unix://`` -> Redis, whose memory is bounded by its own maxmemory."""
+    ``unix://`` / ``redis+sentinel://`` -> Redis, whose memory is bounded by its own
+    maxmemory."""
     if not url:
         return MemoryStore(max_entries)
-    warn_if_redis_evicts(url)
-    return RedisStore(url)
+    warn_if_redis_evicts(url, ca_file)
+    return RedisStore(url, ca_file=ca_file)
