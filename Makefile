@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_catalogue
 	$(BIN)/python -m bench.bench_sync
 	$(BIN)/python -m bench.bench_embed
+	$(BIN)/python -m bench.bench_tracing
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -15,6 +15,7 @@ MAX_BODY = 64 * 1024  # bytes of request body, for every endpoint
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Wire the Flask application: settings, runtime, plumbing and blueprints. Nothing else."""
+    from gateway import tracing
     from gateway.admin import views as admin_views
     from gateway.i18n import gettext, language
     from gateway.loader import load_settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or load_settings()
     configure_logging(settings.gateway.log_level)
+    tracing.configure_tracing()  # only when the OTEL_* variables ask for it
     app = GatewayFlask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     # "//x" must not become a redirect built from the Host header: merged slashes are a 404.

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from gateway import tracing
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 # Who else hears each audit line in this request (the console's telemetry); set per request.
 audit_sink_var: contextvars.ContextVar[Callable[[str, dict[str, Any]], None] | None] = (
@@ -66,6 +68,8 @@ class _StampRequestId(logging.Filter):
         request_id = request_id_var.get()
         if request_id and "request_id" not in record.__dict__:
             record.request_id = request_id
+            for key, value in tracing.ids().items():  # a log line leads to its trace
+                setattr(record, key, value)
         return True
 
 

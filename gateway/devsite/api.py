@@ -260,6 +260,7 @@ def api(method: str) -> BaseResponse:
         "http_method": request.method,
         "api2": api2,
         "auth": auth,
+        "traceparent": bool(request.headers.get("traceparent")),
         "level": level or "invalid",
         "params": public,
     }

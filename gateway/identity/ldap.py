@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from flask import Request
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
+from gateway import tracing
 from gateway.identity.base import Identity, Page, PendingLogin
 from gateway.identity.password_form import PasswordForm, Refused, SignInUnavailable
 from gateway.identity.provider_context import ProviderBase, ProviderContext
@@ -175,7 +176,9 @@ class LdapProvider(ProviderBase[LdapSettings]):
             conn = self._connection(
                 self._settings.bind_dn, self._settings.bind_password.get_secret_value()
             )
-            if not conn.bind():
+            with tracing.span("ldap bind", client=True, **{"gateway.provider": self.name}):
+                bound = conn.bind()
+            if not bound:
                 reason = conn.result.get("description", "bind_failed")
                 conn.unbind()
                 log.error("the LDAP service account cannot bind", extra={"reason": reason})
@@ -268,7 +271,8 @@ class LdapProvider(ProviderBase[LdapSettings]):
         """The typed password, on a fresh connection: the pool's belong to the service."""
         conn = self._connection(dn, password)
         try:
-            bound = bool(conn.bind())
+            with tracing.span("ldap bind", client=True, **{"gateway.provider": self.name}):
+                bound = bool(conn.bind())
             if not bound and conn.result.get("result") not in (49, 50, 53):  # bad creds etc.
                 raise _Down(str(conn.result.get("description", "bind_failed")))
             return bound

@@ -34,6 +34,7 @@ from joserfc.jws import extract_compact
 from pydantic import Field
 from werkzeug.wrappers import Response
 
+from gateway import tracing
 from gateway.cookies import OIDC_STATE
 from gateway.errors import BadRequest, GatewayError, Unauthorized
 from gateway.identity.base import Completed, Identity, PendingLogin, Route, step_path
@@ -164,7 +165,8 @@ class OidcProvider(ProviderBase[OidcSettings]):
 
     def _jwks_document(self) -> Any:
         try:
-            return self._get_json(self.metadata()["jwks_uri"])
+            with tracing.span("oidc jwks", client=True, **{"gateway.provider": self.name}):
+                return self._get_json(self.metadata()["jwks_uri"])
         except ProviderUnavailable:
             raise KeySetUnavailable() from None
 
@@ -240,13 +242,14 @@ class OidcProvider(ProviderBase[OidcSettings]):
         )
         client.trust_env = False
         try:
-            token = client.fetch_token(
-                meta["token_endpoint"],
-                code=code,
-                code_verifier=verifier,
-                grant_type="authorization_code",
-                timeout=self._timeout,
-            )
+            with tracing.span("oidc token", client=True, **{"gateway.provider": self.name}):
+                token = client.fetch_token(
+                    meta["token_endpoint"],
+                    code=code,
+                    code_verifier=verifier,
+                    grant_type="authorization_code",
+                    timeout=self._timeout,
+                )
         except AuthlibBaseError as exc:
             log.warning(
                 "token exchange refused", extra={"identity": self.name, "oauth_error": exc.error}

@@ -27,6 +27,7 @@ from joserfc.jws import extract_compact
 from pydantic import Field, SecretStr, model_validator
 from werkzeug.wrappers import Response
 
+from gateway import tracing
 from gateway.errors import GatewayError, Unauthorized
 from gateway.identity.base import Identity, PendingLogin
 from gateway.identity.jwks import KeySetUnavailable, RemoteKeySet
@@ -108,9 +109,10 @@ class PaywallJwtProvider(ProviderBase[PaywallJwtSettings]):
 
     def _fetch_jwks(self) -> Any:
         try:
-            response = self._http.get(
-                self._settings.jwks_url, timeout=self._timeout, allow_redirects=False
-            )
+            with tracing.span("paywall jwks", client=True, **{"gateway.provider": self.name}):
+                response = self._http.get(
+                    self._settings.jwks_url, timeout=self._timeout, allow_redirects=False
+                )
             response.raise_for_status()
             return response.json()
         except (requests.RequestException, ValueError):

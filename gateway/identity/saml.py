@@ -45,6 +45,7 @@ from flask import Request, redirect
 from pydantic import Field, model_validator
 from werkzeug.wrappers import Response
 
+from gateway import tracing
 from gateway.cookies import SAML_STATE
 from gateway.emails import email_domain
 from gateway.errors import BadRequest, GatewayError
@@ -161,7 +162,8 @@ class IdpMetadata:
 
     def _fetch(self) -> str:
         try:
-            response = requests.get(self._url, timeout=self._timeout, allow_redirects=False)
+            with tracing.span("saml metadata", client=True):
+                response = requests.get(self._url, timeout=self._timeout, allow_redirects=False)
             response.raise_for_status()
             if len(response.content) > 4 * 1024 * 1024:
                 raise SamlUnavailable()

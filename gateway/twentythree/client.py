@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests_oauthlib import OAuth1
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -181,6 +181,10 @@ class TwentyThreeClient:
             fields.update(format="json", raw="1")
         started = time.perf_counter()
         outcome = "ok"
+        traced = tracing.span(
+            f"23 {method}", client=True, **{"gateway.site": self.site.name, "rpc.method": method}
+        )
+        traced.__enter__()
         try:
             attempt = 0
             while True:
@@ -211,6 +215,8 @@ class TwentyThreeClient:
             )
             raise
         finally:
+            tracing.annotate(**{"gateway.outcome": outcome})
+            traced.__exit__(None, None, None)
             elapsed = time.perf_counter() - started
             metrics.UPSTREAM_CALLS.labels(self.site.name, method, outcome).inc()
             metrics.UPSTREAM_SECONDS.labels(self.site.name, method).observe(elapsed)

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from gateway import tracing
 from gateway.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -18,6 +19,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 
 def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
     """``session.request`` with the body already read (``response.content``), capped."""
+    kwargs["headers"] = tracing.inject(dict(kwargs.get("headers") or {}))  # traceparent
     try:
         response = session.request(method, url, stream=True, allow_redirects=False, **kwargs)
         with response:

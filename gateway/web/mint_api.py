@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.emails import email_domain
 from gateway.errors import (
     BadRequest,
@@ -188,6 +188,7 @@ class MintApi:
             raise Forbidden(
                 "This API key may not mint tokens for this site.", code="site_not_allowed"
             )
+        tracing.annotate(**{"gateway.site": site.name})
         svc.limiter.per_second(f"key:{key.name}", key.rate_limit)
         mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         if mimetype != "application/json":

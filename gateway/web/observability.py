@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import Flask, request
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import MethodNotAllowed, error_json, json_error_headers, status_line
 from gateway.logs import audit_sink_var, request_id_var
+from gateway.web.current import runtime
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 PAGE_CSP = (
@@ -118,3 +119,36 @@ def install(app: Flask, audit_sink: Callable[[str, dict[str, Any]], None]) -> No
         request.environ[ROUTE_KEY] = rule.rule if rule is not None else "<unmatched>"
 
     app.wsgi_app = Observability(app.wsgi_app, audit_sink)  # type: ignore[method-assign]
+    if tracing.state.enabled:  # off: not even a no-op layer on the hot paths
+        app.wsgi_app = Traced(app.wsgi_app)  # type: ignore[method-assign]
+
+    @app.before_request
+    def note_site() -> None:
+        site = (request.view_args or {}).get("site_name")
+        if isinstance(site, str) and site in runtime().sites:  # a configured name, never input
+            tracing.annotate(**{"gateway.site": site})
+
+
+class Traced:
+    """One server span per request, named by its route template (never its path)."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        with tracing.server_span(environ) as span:
+            statuses: list[str] = []
+
+            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                statuses.append(status[:3])
+                return start_response(status, headers, exc_info)
+
+            body = self.app(environ, start)
+            route = environ.get(ROUTE_KEY, "<unmatched>")
+            span.update_name(f"{environ.get('REQUEST_METHOD', 'GET')} {route}")
+            span.set_attribute("http.route", route)
+            if statuses and statuses[0].isdigit():
+                span.set_attribute("http.response.status_code", int(statuses[0]))
+            return body
