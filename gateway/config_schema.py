@@ -56,7 +56,9 @@ def _tidy(name: str, body: dict[str, Any]) -> None:
     properties: dict[str, Any] = body.get("properties", {})
     if not properties:
         return
-    if name in _named_models():  # its name is its table's key, set by the loader
+    if "_table_key" in properties:  # "name" is a display name; the key comes from the loader
+        properties.pop("_table_key")
+    elif name in _named_models():  # its name is its table's key, set by the loader
         properties.pop("name", None)
     body["additionalProperties"] = body.get("additionalProperties", False)
     comments = _comments().get(name, {})

@@ -131,8 +131,8 @@ def _store_url(value: Any) -> Any:
         value == "" or value.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://"))
     ):
         raise problem(
-            "must be empty (in-process), redis://, rediss://, unix:// or "
-            "redis+sentinel://host:port,host:port/<master>/<db>"
+            "must be empty (in-process) or a redis:// URL (also rediss://, unix://, or "
+            "redis+sentinel://host:port,host:port/<master>/<db>)"
         )
     return refuse_placeholder(value)
 

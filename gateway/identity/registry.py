@@ -13,6 +13,7 @@ from gateway.identity.base import Provider
 from gateway.identity.email_link import EmailLinkProvider, EmailLinkSettings
 from gateway.identity.header import HeaderProvider, HeaderSettings
 from gateway.identity.ldap import LdapProvider, LdapSettings
+from gateway.identity.network import NetworkProvider, NetworkSettings
 from gateway.identity.oidc import OidcProvider, OidcSettings
 from gateway.identity.paywall_jwt import PaywallJwtProvider, PaywallJwtSettings
 from gateway.identity.provider_context import ProviderContext
@@ -36,6 +37,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
     "email": ProviderType(EmailLinkSettings, EmailLinkProvider),
     "saml": ProviderType(SamlSettings, SamlProvider),
     "ldap": ProviderType(LdapSettings, LdapProvider),
+    "network": ProviderType(NetworkSettings, NetworkProvider),
 }
 
 

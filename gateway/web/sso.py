@@ -266,6 +266,7 @@ def _record(site: SiteSettings, identity: Identity, outcome: str, detail: str) -
         groups=list(identity.groups),
         outcome=outcome,
         detail=detail,
+        **({"subject": identity.subject} if identity.subject.startswith("network:") else {}),
     )
 
 
