@@ -29,6 +29,7 @@ from gateway.store import StateFull, Store, StoreUnavailable, refused
 COOKIE = "gw_session"
 CONSOLE_AGE = 8 * 3600  # seconds from a console sign-in
 CONSOLE_IDLE = 15 * 60  # seconds without a console request
+DEVICE_LIMIT = "device_limit"  # a session signed out by a newer device of the same person
 PERSON_INDEX = 50  # index entries kept per person (sign-ins and "last seen" updates)
 REFRESH_AFTER = 60  # seconds: re-issue the cookie at most once a minute to slide idle expiry
 MAX_COOKIE = 4096
@@ -160,10 +161,40 @@ class Sessions:
         keys = _idp_keys(provider, subject, idp_session)
         return bool(keys) and _revoked_since(self._store.get_many(keys), issued_at)
 
-    def revoke(self, session: SignedSession) -> None:
+    def revoke(self, session: SignedSession, why: str = "") -> None:
         """Logout: this session id is refused by every worker and instance from now on."""
-        left = session.issued_at + self.codec.max_age - time.time()  # no longer than it lives
-        self._store.set(f"{self._revoked}:{session.id}", 1, ttl=max(left, 1) + 60)
+        self._revoke_id(session.id, session.issued_at, why)
+
+    def _revoke_id(self, session_id: str, issued_at: float, why: str = "") -> None:
+        left = issued_at + self.codec.max_age - time.time()  # no longer than it lives
+        self._store.set(f"{self._revoked}:{session_id}", why or 1, ttl=max(left, 1) + 60)
+
+    def limit_devices(self, session: SignedSession, site: str, most: int) -> int:
+        """Keep at most ``most`` live sessions of this person on ``site``, ``session`` (the
+        new one) among them: the oldest others are signed out everywhere, marked so that
+        their device can be told why. How many were signed out."""
+        if most <= 0:
+            return 0
+        others = [
+            e
+            for e in self.of_person(session.identity.email)
+            if e.get("site") == site and e["id"] != session.id
+        ]
+        others.reverse()  # the index lists newest first: ties (same second) keep that order
+        others.sort(key=lambda e: float(e.get("issued", 0)))
+        extra = others[: max(0, len(others) - (most - 1))]
+        for entry in extra:
+            self._revoke_id(entry["id"], float(entry.get("issued", 0)), DEVICE_LIMIT)
+        return len(extra)
+
+    def why_refused(self, cookie: str | None) -> str:
+        """Why a signed, unexpired session cookie is refused, when it was revoked with a
+        reason (``DEVICE_LIMIT``); "" otherwise."""
+        session = self.codec.load(cookie)
+        if session is None:
+            return ""
+        mark = self._store.get(f"{self._revoked}:{session.id}")
+        return mark if isinstance(mark, str) else ""
 
     # ------------------------------------------------------------------ by person
 

@@ -254,6 +254,8 @@ class SiteSettings(Named):
     catalogue_max_age: Integer = Field(3600, ge=120, le=7 * 86400)  # older: not used, not ready
     rules: tuple[AccessRule, ...] = ()
     uploads: UploadSettings | None = None  # absent: no uploads
+    # >0: a new sign-in beyond this many live sessions of one person here signs the oldest out
+    max_sessions_per_person: Integer = Field(0, ge=0, le=100)
     # How the gateway's pages name and dress the site (default: the table's name, no logo).
     display_name: Text = ""
     logo_url: OptionalUrl = ""

@@ -27,7 +27,13 @@ from gateway.twentythree import urls
 from gateway.twentythree.cache import NO_SUCH_PHOTO, Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
 from gateway.web.current import photo_id_or_400, runtime, site_or_404
-from gateway.web.visitor import NotSignedIn, allowed_visitor, deny, keep_alive
+from gateway.web.visitor import (
+    NotSignedIn,
+    allowed_visitor,
+    deny,
+    keep_alive,
+    signed_out_elsewhere,
+)
 
 bp = Blueprint("links", __name__)
 
@@ -120,6 +126,9 @@ def _signed_in_or_login(site: SiteSettings) -> Identity | Response:
     try:
         return allowed_visitor(site)
     except NotSignedIn:
+        told = signed_out_elsewhere(site)  # a newer device of theirs ended this session
+        if told is not None:
+            return told
         return redirect(url_for("sso.login", site_name=site.name, next=request.path), code=302)
 
 

@@ -45,6 +45,7 @@ TITLES = {
     "invalid_return_url": "That link cannot be used",
     "identity_provider_unavailable": "The sign-in service is unavailable",
     "not_found": "Nothing here",
+    "signed_out_elsewhere": "You were signed out here",
     "method_not_allowed": "Not possible here",
     "upload_not_allowed": "You cannot upload here",
     "upload_unknown": "Upload not recognised",
@@ -63,6 +64,9 @@ VISITOR_MESSAGES = {
     "upload_unconfirmed": "This upload was not started here by you, or it was already "
     "finished. Nothing was added.",
     "uploads_not_enabled": "This video site takes no uploads through this service.",
+    "signed_out_elsewhere": "Your account signed in on another device, and this site allows "
+    "only so many at once, so the oldest was signed out. Sign in again to watch here (the "
+    "oldest of your other devices is then signed out).",
     "not_found": "There is nothing at this address. Check the link, or go back to the video "
     "site you came from.",
     "method_not_allowed": "This address cannot be used that way.",

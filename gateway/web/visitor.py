@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from flask import g, request
+from flask import g, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import cookies
@@ -22,9 +22,10 @@ from gateway.errors import Forbidden, GatewayError
 from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
-from gateway.sessions import MAX_COOKIE, SignedSession
+from gateway.sessions import DEVICE_LIMIT, MAX_COOKIE, SignedSession
 from gateway.settings import SiteSettings
 from gateway.web.current import runtime, visitor_ip
+from gateway.web.message_pages import message_page
 
 
 def current_session() -> SignedSession | None:
@@ -75,6 +76,30 @@ def access_decision(site: SiteSettings, identity: Identity) -> Decision:
     return decide(site, identity, runtime().standing)
 
 
+def signed_out_elsewhere(site: SiteSettings) -> Response | None:
+    """The page for a device whose session a newer device of the same person ended (the
+    site's ``max_sessions_per_person``): why, and a way to sign in again here. Once: the
+    stale cookie goes with it."""
+    svc = runtime()
+    cookie = svc.cookies.get(request, cookies.SESSION)
+    if (
+        not cookie
+        or current_session() is not None
+        or svc.sessions.why_refused(cookie) != DEVICE_LIMIT
+    ):
+        return None
+    response = message_page(
+        403,
+        "signed_out_elsewhere",
+        "You were signed out here because your account signed in on another device.",
+        retry_url=url_for("sso.login", site_name=site.name, return_url=site.url + "/"),
+        retry_label="Sign in again",
+        site=site.name,
+    )
+    end_session(response)
+    return response
+
+
 def allowed_visitor(site: SiteSettings, *, player: bool = False) -> Identity:
     """The visitor (as the player sees them when ``player``), when the site's policy lets
     them in.
@@ -120,6 +145,17 @@ def _set(response: Response, session: SignedSession, site: str = "") -> None:
     svc = runtime()
     about = {"ip": visitor_ip(), "agent": request.headers.get("User-Agent", "")[:160]}
     svc.sessions.note(session, **about, **({"site": site} if site else {}))
+    configured = svc.settings.sites.get(site)
+    if configured is not None and configured.max_sessions_per_person:
+        ended = svc.sessions.limit_devices(session, site, configured.max_sessions_per_person)
+        if ended:
+            audit(
+                "sessions_limited",
+                site=site,
+                email=session.identity.email,
+                signed_out=ended,
+                limit=configured.max_sessions_per_person,
+            )
     value = svc.sessions.dump(session)
     if len(value) > MAX_COOKIE - 256:  # the browser would drop it: refuse, never loop
         audit("sso_failed", email=session.identity.email, detail="session_too_large")

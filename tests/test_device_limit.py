@@ -1,0 +1,53 @@
+"""``max_sessions_per_person``: a sign-in beyond N live sessions of one person on a site signs
+their oldest out on every instance, that device is told why (with a way back in), and nobody
+else's sessions are touched."""
+
+from __future__ import annotations
+
+import requests
+from flask.testing import FlaskClient
+
+from gateway import create_app
+from tests.helpers import Devsite, make_settings, records_of, site_table
+
+
+def _app(devsite: Devsite) -> FlaskClient:
+    site = site_table(devsite.url, identity="proxy", max_sessions_per_person=2)
+    return create_app(
+        make_settings(
+            {"news": site},
+            gateway={"trusted_proxies": ["127.0.0.1/32"]},
+            identity={"proxy": {"type": "header", "email_header": "X-Email"}},
+        )
+    ).test_client()
+
+
+def _device(app: FlaskClient, devsite: Devsite, email: str) -> FlaskClient:
+    device = app.application.test_client()
+    answer = device.get(f"/sso/news/login?return_url={devsite.url}/", headers={"X-Email": email})
+    assert answer.status_code == 302
+    return device
+
+
+def test_a_third_device_signs_the_oldest_out(devsite: Devsite) -> None:
+    app = _app(devsite)
+    first, second = (
+        _device(app, devsite, "ada@example.com"),
+        _device(app, devsite, "ada@example.com"),
+    )
+    other = _device(app, devsite, "bob@example.com")
+    for device in (first, second, other):
+        assert device.get("/embed/news/1001").status_code == 302
+    with records_of("gateway.audit") as audited:
+        third = _device(app, devsite, "ada@example.com")
+    (limited,) = [r.__dict__ for r in audited if r.getMessage() == "sessions_limited"]
+    assert limited["signed_out"] == 1 and limited["limit"] == 2
+    told = first.get("/embed/news/1001", headers={"Accept": "text/html", "Accept-Language": "da"})
+    page = told.get_data(as_text=True)
+    assert told.status_code == 403 and "Du er blevet logget ud her" in page
+    assert "/sso/news/login" in page  # a way to sign in again
+    again = first.get("/embed/news/1001")
+    assert again.status_code == 302 and "/sso/news/login" in again.headers["Location"]  # told once
+    for device in (second, third, other):  # the newer two, and nobody else's
+        assert device.get("/embed/news/1001").status_code == 302
+    assert requests.get(devsite.url + "/_devsite/calls", timeout=5).status_code == 200
