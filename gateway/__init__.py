@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Wire the Flask application: settings, runtime, plumbing and blueprints. Nothing else."""
     from gateway import tracing
     from gateway.admin import views as admin_views
-    from gateway.i18n import gettext, language
+    from gateway.i18n import gettext, language, money, per_interval
     from gateway.loader import load_settings
     from gateway.logs import configure_logging
     from gateway.runtime import GatewayRuntime
@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(admin_views.bp)
-    app.jinja_env.globals.update(_=gettext, brand_of=brand_of)
+    app.jinja_env.globals.update(
+        _=gettext, brand_of=brand_of, money=money, per_interval=per_interval
+    )
     app.context_processor(lambda: {"lang": language()})
     return app

@@ -49,3 +49,18 @@ def gettext(text: str, **values: Any) -> Markup:
     else:
         translated = Markup.escape(text)
     return translated % values if values else translated
+
+
+def money(minor: int, currency: str) -> str:
+    """An amount in the currency's smallest unit, as the page's language writes it:
+    "99.00 DKK" in English, "99,00 DKK" in Danish."""
+    text = f"{minor / 100:,.2f}"
+    if language() == "da":
+        text = text.replace(",", "\u00a0").replace(".", ",")
+    return f"{text} {currency}".strip()
+
+
+def per_interval(interval: str) -> Markup:
+    """ "per month", "per year"... in the page's language ("" for a one-off payment)."""
+    wording = {"day": "per day", "week": "per week", "month": "per month", "year": "per year"}
+    return gettext(wording[interval]) if interval in wording else Markup("")

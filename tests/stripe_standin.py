@@ -46,6 +46,11 @@ class StripeStandin:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
         self.down = False
+        # Prices as Stripe describes them: amount in minor units, currency, interval.
+        self.prices: dict[str, dict[str, Any]] = {
+            "price_month": {"unit_amount": 9900, "currency": "dkk", "interval": "month"},
+            "price_year": {"unit_amount": 99000, "currency": "dkk", "interval": "year"},
+        }
         self.app = self._build()
 
     # ------------------------------------------------------------------ state changes (tests)
@@ -183,11 +188,29 @@ class StripeStandin:
                 "success_url": params["success_url"],
                 "cancel_url": params["cancel_url"],
                 "_price": price,
+                "_trial_days": (params.get("subscription_data") or {}).get("trial_period_days"),
+                "_promotion_codes": params.get("allow_promotion_codes"),
             }
             session["url"] = f"{request.host_url}pay/{session['id']}"
             with self.lock:
                 self.sessions[session["id"]] = session
             return jsonify(self._expanded(session, []))
+
+        @app.get("/v1/prices/<price_id>")
+        def get_price(price_id: str) -> Any:
+            known = self.prices.get(price_id)
+            if known is None:
+                return missing("price")
+            recurring = {"interval": known["interval"]} if known.get("interval") else None
+            return jsonify(
+                {
+                    "id": price_id,
+                    "object": "price",
+                    "unit_amount": known["unit_amount"],
+                    "currency": known["currency"],
+                    "recurring": recurring,
+                }
+            )
 
         @app.get("/v1/checkout/sessions/<session_id>")
         def get_session(session_id: str) -> Any:

@@ -18,12 +18,13 @@ import logging
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import stripe
 from flask import Request, jsonify, redirect
 from itsdangerous import BadSignature
-from pydantic import Field
+from pydantic import Field, model_validator
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
@@ -47,11 +48,15 @@ from gateway.identity.base import (
 from gateway.identity.provider_context import ProviderBase, ProviderContext
 from gateway.logs import audit
 from gateway.settings_fields import (
+    Flag,
     IdentityModel,
     Integer,
     OptionalUrl,
     RequiredSecret,
     RequiredText,
+    Strings,
+    Text,
+    problem,
 )
 from gateway.signing import timed_serializer
 
@@ -61,18 +66,39 @@ stripe.enable_telemetry = False  # no request metrics sent back to Stripe
 
 MAX_EVENT_BYTES = 512 * 1024  # Stripe's events are far smaller
 PENDING_TTL = 86400  # a visitor may take a day between "subscribe" and paying
+PLANS_TTL = 600.0  # seconds the plans' amounts and intervals are kept
 MAX_PENDING = 5
 GRANTING = frozenset({"active", "trialing"})
 _SESSION_ID_RE = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 _OBJECT_ID_RE = re.compile(r"[a-z]{2,8}_[A-Za-z0-9_]{1,250}")
 
 
+@dataclass(frozen=True)
+class Plan:
+    """One plan on the subscribe page: its price id and what Stripe says it costs."""
+
+    price: str
+    amount: int | None = None  # in the currency's smallest unit
+    currency: str = ""
+    interval: str = ""  # month, year... ("" for a one-off payment)
+
+
 class StripeSettings(IdentityModel):
     type: Literal["stripe"]
     secret_key: RequiredSecret
     webhook_secret: RequiredSecret
-    price: RequiredText  # a Stripe price id
+    price: Text = ""  # one Stripe price id (or prices: several plans)
+    prices: Strings = ()  # the plans the subscribe page offers (monthly, yearly...)
     product: RequiredText  # the entitlement it grants (a site's require_entitlement)
+    trial_days: Integer = Field(0, ge=0, le=730)  # >0: subscription_data.trial_period_days
+    allow_promotion_codes: Flag = False  # Checkout's promotion-code field
+
+    @model_validator(mode="after")
+    def _some_price(self) -> StripeSettings:
+        if not self.price and not self.prices:
+            raise problem("give price (one plan) or prices (several)")
+        return self
+
     grace_days: Integer = Field(3, ge=0, le=60)  # how long past_due keeps access
     api_base: OptionalUrl = ""  # only to point the library at a stand-in
     mode: Literal["subscription", "payment"] = "subscription"
@@ -134,7 +160,6 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
     def __init__(self, settings: StripeSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
         self.source = f"stripe:{self.name}"
-        self.price = settings.price
         self.product = settings.product
         self._webhook_secret = settings.webhook_secret
         timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
@@ -145,6 +170,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             max_network_retries=1,
         )
         self._refs = timed_serializer(ctx.gateway.secret_keys, f"stripe-checkout:{self.name}")
+        self._plans: tuple[float, list[Plan]] | None = None
         self._forms = FormGuard(self.name, ctx.gateway.secret_keys, ctx.cookies)
         base = ctx.gateway.public_url
         # Stripe fills in {CHECKOUT_SESSION_ID} itself.
@@ -167,10 +193,40 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
 
     # ------------------------------------------------------------------ entry
 
+    @property
+    def offered(self) -> tuple[str, ...]:
+        """The price ids a visitor may choose (``prices``, else the one ``price``)."""
+        return self._settings.prices or (self._settings.price,)
+
+    def plans(self) -> list[Plan]:
+        """The offered plans as Stripe describes them (amount, currency, interval), read once
+        every PLANS_TTL seconds; a plan Stripe cannot describe is shown by its id."""
+        now = time.monotonic()
+        if self._plans is None or now - self._plans[0] > PLANS_TTL:
+            self._plans = (now, [self._plan(price) for price in self.offered])
+        return self._plans[1]
+
+    def _plan(self, price: str) -> Plan:
+        try:
+            found = self.client.v1.prices.retrieve(price)
+        except stripe.StripeError as exc:
+            log.warning("stripe price unreadable", extra={"reason": type(exc).__name__})
+            return Plan(price)
+        amount = _get(found, "unit_amount")
+        return Plan(
+            price,
+            amount if isinstance(amount, int) else None,
+            str(_get(found, "currency") or "").upper(),
+            str(_get(found, "recurring", "interval") or ""),
+        )
+
     def begin(self, request: Request, pending: PendingLogin) -> Shown | Identity:
         if request.method != "POST":
             return self._page(pending)
         self._forms.check(request)
+        price = request.form.get("price", "") if len(self.offered) > 1 else self.offered[0]
+        if price not in self.offered:  # refused before any call to Stripe
+            return self._page(pending, "Choose one of the plans.", 400)
         email = request.form.get("email", "").strip()
         if email and email_domain(email) is None:
             return self._page(pending, "That does not look like an e-mail address.", 400)
@@ -179,13 +235,17 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         ref = secrets.token_urlsafe(24)
         params: Any = {
             "mode": self._settings.mode,
-            "line_items": [{"price": self.price, "quantity": 1}],
+            "line_items": [{"price": price, "quantity": 1}],
             "success_url": self.success_url,
             "cancel_url": f"{self.cancel_url}?ref={ref}",
             "client_reference_id": ref,
         }
         if email:
             params["customer_email"] = email
+        if self._settings.trial_days and self._settings.mode == "subscription":
+            params["subscription_data"] = {"trial_period_days": self._settings.trial_days}
+        if self._settings.allow_promotion_codes:
+            params["allow_promotion_codes"] = True
         checkout = self._call(lambda: self.client.v1.checkout.sessions.create(params=params))
         url = _get(checkout, "url")
         # Stripe's own pages are https; only a configured stand-in (tests) may differ.
@@ -198,7 +258,10 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         return response
 
     def _page(self, pending: PendingLogin, error: str = "", status: int = 200) -> Page:
-        return Page.sign_in_form("subscribe.html", self.name, pending, status, error=error)
+        plans = self.plans() if len(self.offered) > 1 else []
+        return Page.sign_in_form(
+            "subscribe.html", self.name, pending, status, error=error, plans=plans
+        )
 
     def _browser_refs(self, request: Request) -> list[str]:
         try:
@@ -257,7 +320,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
 
     def grant_for_checkout(self, checkout: Any) -> Grant | None:
         """The entitlement a checkout session gives, or None when it is not for our price."""
-        if self.price not in _price_ids(_get(checkout, "line_items")):
+        if not set(self.offered) & _price_ids(_get(checkout, "line_items")):
             return None
         email = self._checkout_email(checkout)
         if email is None:
@@ -281,7 +344,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         )
 
     def grant_for_subscription(self, subscription: Any, email: str | None = None) -> Grant | None:
-        if self.price not in _price_ids(_get(subscription, "items")):
+        if not set(self.offered) & _price_ids(_get(subscription, "items")):
             return None
         email = email or self._customer_email(_get(subscription, "customer"))
         if email is None:

@@ -1,0 +1,81 @@
+"""A choice of plans on the subscribe page (amounts and intervals read from Stripe, written in
+the page's language), the checkout made only for an offered price, with the trial and the
+promotion-code field when configured, and the subscriber on the site after paying."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import create_app
+from tests.formclient import FormClient
+from tests.helpers import Devsite, LiveServer, free_port, make_settings, site_table
+from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandin
+
+
+@pytest.fixture()
+def shop(devsite: Devsite, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    stripe = StripeStandin()
+    stripe_server = LiveServer(stripe.app)
+    port = free_port()
+    gateway = f"http://127.0.0.1:{port}"
+    settings = make_settings(
+        {"shop": site_table(devsite.url, identity="pay", require_entitlement="gold")},
+        gateway={"public_url": gateway},
+        store={"database_url": f"sqlite:///{tmp_path / 'entitlements.db'}"},
+        identity={
+            "pay": {
+                "type": "stripe",
+                "secret_key": SECRET_KEY,
+                "webhook_secret": WEBHOOK_SECRET,
+                "prices": ["price_month", "price_year"],
+                "product": "gold",
+                "trial_days": 14,
+                "allow_promotion_codes": True,
+                "api_base": stripe_server.url,
+            }
+        },
+    )
+    app = create_app(settings)
+    server = LiveServer(app, port)
+    yield {"gateway": gateway, "stripe": stripe, "app": app}
+    server.stop()
+    stripe_server.stop()
+    app.extensions["gateway.runtime"].entitlements.dispose()
+
+
+def test_plans_are_offered_and_the_chosen_one_is_bought(
+    shop: dict[str, Any], devsite: Devsite
+) -> None:
+    stripe: StripeStandin = shop["stripe"]
+    browser = FormClient()
+    login = f"{shop['gateway']}/sso/shop/login?return_url={devsite.url}/"
+    page = browser.get(login, timeout=15)
+    assert page.status_code == 200
+    assert "99.00 DKK" in page.text and "per month" in page.text
+    assert "990.00 DKK" in page.text and "per year" in page.text
+    assert len(re.findall(r'type="radio" name="price"', page.text)) == 2
+    danish = browser.get(login, headers={"Accept-Language": "da"}, timeout=15).text
+    assert "99,00 DKK" in danish and "pr. måned" in danish
+
+    stripe.calls.clear()
+    forged = browser.submit(page, follow=False, price="price_someone_else")
+    assert forged.status_code == 400
+    assert not [c for c in stripe.calls if c.startswith("POST /v1/checkout")]
+
+    chosen = browser.submit(page, follow=False, price="price_year")
+    assert chosen.status_code == 303
+    (session,) = stripe.sessions.values()
+    assert session["_price"] == "price_year"
+    assert str(session["_trial_days"]) == "14" and str(session["_promotion_codes"]) in (
+        "True",
+        "true",
+    )
+    paid = stripe.pay(session["id"], email="reader@example.com")
+    back = browser.get(paid["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]),
+                       allow_redirects=False, timeout=15)  # fmt: skip
+    assert back.status_code == 302 and "redeem-token" in back.headers["Location"]
