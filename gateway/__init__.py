@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gateway.logs import configure_logging
     from gateway.runtime import GatewayRuntime
     from gateway.web import (
+        account,
         errors,
         health,
         home,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(protection.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(uploads.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(admin_views.bp)
     app.jinja_env.globals.update(
         _=gettext, brand_of=brand_of, money=money, per_interval=per_interval

@@ -137,7 +137,7 @@ def is_site_page(url: str | None, site: SiteSettings) -> bool:
 _NEXT_RE = re.compile(
     r"/(?:embed/(?P<e>[A-Za-z0-9_-]{1,63})/[1-9][0-9]{0,15}"
     r"|download/(?P<d>[A-Za-z0-9_-]{1,63})/[1-9][0-9]{0,15}/[a-z0-9_]{1,40}"
-    r"|upload/(?P<u>[A-Za-z0-9_-]{1,63}))"
+    r"|(?:upload|account)/(?P<u>[A-Za-z0-9_-]{1,63}))"
 )
 
 

@@ -45,6 +45,7 @@ class StripeStandin:
         self.customers: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
+        self.portals: list[dict[str, Any]] = []
         self.down = False
         # Prices as Stripe describes them: amount in minor units, currency, interval.
         self.prices: dict[str, dict[str, Any]] = {
@@ -195,6 +196,22 @@ class StripeStandin:
             with self.lock:
                 self.sessions[session["id"]] = session
             return jsonify(self._expanded(session, []))
+
+        @app.post("/v1/billing_portal/sessions")
+        def create_portal() -> Any:
+            params = _form_params(request.form)
+            if params.get("customer") not in self.customers:
+                return missing("customer")
+            portal = {
+                "id": _id("bps"),
+                "object": "billing_portal.session",
+                "customer": params["customer"],
+                "return_url": params.get("return_url"),
+            }
+            portal["url"] = f"{request.host_url}portal/{portal['id']}"
+            with self.lock:
+                self.portals.append(portal)
+            return jsonify(portal)
 
         @app.get("/v1/prices/<price_id>")
         def get_price(price_id: str) -> Any:

@@ -36,6 +36,7 @@ def shop(devsite: Devsite, tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "product": "gold",
                 "trial_days": 14,
                 "allow_promotion_codes": True,
+                "portal": True,
                 "api_base": stripe_server.url,
             }
         },
@@ -79,3 +80,30 @@ def test_plans_are_offered_and_the_chosen_one_is_bought(
     back = browser.get(paid["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]),
                        allow_redirects=False, timeout=15)  # fmt: skip
     assert back.status_code == 302 and "redeem-token" in back.headers["Location"]
+
+
+def test_the_account_page_opens_the_portal_for_the_subscribers_own_customer(
+    shop: dict[str, Any], devsite: Devsite
+) -> None:
+    stripe: StripeStandin = shop["stripe"]
+    browser = FormClient()
+    login = f"{shop['gateway']}/sso/shop/login?return_url={devsite.url}/"
+    browser.submit(browser.get(login, timeout=15), follow=False, price="price_month")
+    (session,) = stripe.sessions.values()
+    paid = stripe.pay(session["id"], email="reader@example.com")
+    browser.get(paid["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]),
+                allow_redirects=False, timeout=15)  # fmt: skip
+    account = browser.get(f"{shop['gateway']}/account/shop", timeout=15)
+    assert account.status_code == 200 and "reader@example.com" in account.text
+    assert "Manage subscription" in account.text and "active" in account.text
+    opened = browser.submit(account, follow=False)
+    assert opened.status_code == 303 and "/portal/" in opened.headers["Location"]
+    (portal,) = stripe.portals
+    assert portal["customer"] == paid["customer"]
+    assert portal["return_url"] == f"{shop['gateway']}/account/shop"
+
+    stranger = FormClient()
+    refused = stranger.post(f"{shop['gateway']}/account/shop", data={"csrf": "x"}, timeout=15)
+    assert refused.status_code == 403 and len(stripe.portals) == 1
+    away = stranger.get(f"{shop['gateway']}/account/shop", allow_redirects=False, timeout=15)
+    assert away.status_code == 303 and "/sso/shop/login" in away.headers["Location"]

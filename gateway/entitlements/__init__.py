@@ -217,6 +217,24 @@ class EntitlementStore:
             return "active"
         return "lapsed" if rows else "none"
 
+    def latest(self, email: str, product: str) -> dict[str, Any] | None:
+        """The person's newest grant of ``product``: its status and end (the account page)."""
+        query = (
+            select(entitlements.c.status, entitlements.c.active, entitlements.c.valid_until)
+            .where(entitlements.c.email == email.strip().lower())
+            .where(entitlements.c.product == product)
+            .order_by(entitlements.c.updated_at.desc())
+            .limit(1)
+        )
+        try:
+            with self._engine.connect() as db:
+                row = db.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "latest") from None
+        if row is None:
+            return None
+        return {"status": row.status, "active": bool(row.active), "valid_until": row.valid_until}
+
     def first_delivery(self, event_id: str, now: float | None = None) -> bool:
         """Remember a webhook event id; False when it was seen before (a replay or retry)."""
         stamp = int(time.time() if now is None else now)

@@ -92,6 +92,7 @@ class StripeSettings(IdentityModel):
     product: RequiredText  # the entitlement it grants (a site's require_entitlement)
     trial_days: Integer = Field(0, ge=0, le=730)  # >0: subscription_data.trial_period_days
     allow_promotion_codes: Flag = False  # Checkout's promotion-code field
+    portal: Flag = False  # /account/<site> offers Stripe's customer portal to subscribers
 
     @model_validator(mode="after")
     def _some_price(self) -> StripeSettings:
@@ -302,12 +303,25 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         if pending is None or ref not in self._browser_refs(request):
             raise CheckoutNotInThisBrowser()
         name = _get(checkout, "customer_details", "name")
+        customer = _get(checkout, "customer", "id") or _get(checkout, "customer")
         identity = Identity(
             email=grant.email,
             name=name if isinstance(name, str) else "",
             provider=self.name,
+            # The payer's Stripe customer, in their signed session: the portal opens for it.
+            subject=customer if isinstance(customer, str) and customer.startswith("cus_") else "",
         )
         return identity, pending
+
+    def portal_url(self, customer: str, return_url: str) -> str:
+        """A customer-portal session for this customer (cancel, change plan, update the card),
+        coming back to ``return_url``."""
+        params: Any = {"customer": customer, "return_url": return_url}
+        portal = self._call(lambda: self.client.v1.billing_portal.sessions.create(params=params))
+        url = _get(portal, "url")
+        if not isinstance(url, str) or not (url.startswith("https://") or self._settings.api_base):
+            raise PaymentProviderUnavailable()
+        return url
 
     def _retrieve_checkout(self, session_id: str) -> Any:
         return self._call(
