@@ -264,6 +264,16 @@ class StripeStandin:
                 mimetype="text/html",
             )
 
+        @app.get("/portal/<portal_id>")
+        def portal_page(portal_id: str) -> Any:
+            portal = next((p for p in self.portals if p["id"] == portal_id), None) or abort(404)
+            return Response(
+                "<!doctype html><title>Stand-in customer portal</title>"
+                f"<h1>Manage the subscription of {portal['customer']}</h1>"
+                f'<a id="return" href="{portal["return_url"]}">Return</a>',
+                mimetype="text/html",
+            )
+
         @app.post("/pay/<session_id>")
         def pay_submit(session_id: str) -> Any:
             if session_id not in self.sessions:

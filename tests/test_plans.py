@@ -107,3 +107,36 @@ def test_the_account_page_opens_the_portal_for_the_subscribers_own_customer(
     assert refused.status_code == 403 and len(stripe.portals) == 1
     away = stranger.get(f"{shop['gateway']}/account/shop", allow_redirects=False, timeout=15)
     assert away.status_code == 303 and "/sso/shop/login" in away.headers["Location"]
+
+
+def test_choose_the_yearly_plan_pay_and_manage_it_in_chromium(
+    shop: dict[str, Any], devsite: Devsite, chromium: Any, shots: Any
+) -> None:
+    """A reader in a real browser: the plans page (axe-clean), the yearly plan, Stripe's
+    (stand-in) payment, the site, then the account page (axe-clean) and the portal."""
+    from tests.test_a11y import AXE, accessible
+
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: run `make test-deps`")
+    context = chromium.new_context(bypass_csp=True)
+    tab = context.new_page()
+    try:
+        tab.goto(f"{shop['gateway']}/sso/shop/login?return_url={devsite.url}/")
+        accessible(tab, shots, "subscribe-plans")
+        tab.check("#plan-2")  # yearly
+        tab.click("#subscribe")
+        tab.wait_for_selector("#pay")
+        tab.click("#pay")
+        tab.wait_for_url(f"{devsite.url}/**")
+        assert "Paying Visitor" in tab.content() or "payer@example.com" in tab.content()
+        (session,) = shop["stripe"].sessions.values()
+        assert session["_price"] == "price_year"
+        tab.goto(f"{shop['gateway']}/account/shop")
+        accessible(tab, shots, "account")
+        tab.click("#manage")
+        tab.wait_for_selector("#return")
+        assert "Manage the subscription of cus_" in tab.content()
+        tab.click("#return")
+        tab.wait_for_url(f"{shop['gateway']}/account/shop")
+    finally:
+        context.close()
