@@ -247,7 +247,11 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             params["subscription_data"] = {"trial_period_days": self._settings.trial_days}
         if self._settings.allow_promotion_codes:
             params["allow_promotion_codes"] = True
-        checkout = self._call(lambda: self.client.v1.checkout.sessions.create(params=params))
+        # One checkout per attempt even when the library retries (its reference is unique).
+        once: Any = {"idempotency_key": f"checkout-{ref}"}
+        checkout = self._call(
+            lambda: self.client.v1.checkout.sessions.create(params=params, options=once)
+        )
         url = _get(checkout, "url")
         # Stripe's own pages are https; only a configured stand-in (tests) may differ.
         if not isinstance(url, str) or not (url.startswith("https://") or self._settings.api_base):
