@@ -161,7 +161,14 @@ def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
     tab.click("text=Lockouts")
     accessible(tab, shots, "console-lockouts")
     tab.set_viewport_size({"width": 390, "height": 844})  # a phone
-    for name, path in (("overview", ""), ("audit", "/audit"), ("sessions", "/sessions")):
+    for name, path in (
+        ("overview", ""),
+        ("audit", "/audit"),
+        ("why", "/why?email=ada@example.com&site=staffonly"),
+        ("sessions", "/sessions?email=ada@example.com"),
+        ("lockouts", "/lockouts"),
+        ("config", "/config"),
+    ):
         tab.goto(f"{world.gateway}/admin{path}")
         accessible(tab, shots, f"console-{name}-390")
     tab.set_viewport_size({"width": 1280, "height": 800})

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import UpstreamBadResponse, UpstreamError, UpstreamRejected
 from gateway.store import StateFull, Store, StoreUnavailable
 from gateway.telemetry import Telemetry
@@ -457,8 +457,14 @@ class PhotoCache:
         """Single flight across workers and instances, by a store lock. Whoever waited finds
         the holder's result in the store; after ``fetch_wait`` it fetches by itself."""
         key = self._key(photo_id)
+        traced = tracing.span(
+            "store single-flight lookup", client=False, **{"gateway.site": self._site}
+        )
         try:
-            with self._store.lock(f"lock:{key}", ttl=self._fetch_wait, wait=self._fetch_wait):
+            with (
+                traced,
+                self._store.lock(f"lock:{key}", ttl=self._fetch_wait, wait=self._fetch_wait),
+            ):
                 raw = self._store.get(key)  # whoever held the lock before may have fetched it
                 if isinstance(raw, dict):
                     return decode(photo_id, raw)

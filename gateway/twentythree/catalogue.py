@@ -29,7 +29,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import (
     GatewayError,
     TooManyRequests,
@@ -414,7 +414,8 @@ class Catalogue:
             state = self.state(fresh=True)
             if not force and time.time() < self.due_at(state):
                 return False  # another process finished one meanwhile
-            return self._sync(state)
+            with tracing.span("catalogue sync", client=False, **{"gateway.site": self.site.name}):
+                return self._sync(state)
 
     def _sync(self, state: CatalogueState) -> bool:
         """Read every page into a new version, then make it the current one."""
