@@ -38,9 +38,20 @@ class LiveServer:
 
 
 def free_port() -> int:
+    """A free port below the kernel's ephemeral range (32768+ here), so that no outgoing
+    connection of another process takes it between this choice and its server's bind."""
+    import random
     import socket
 
-    with socket.socket() as sock:
+    for _ in range(200):
+        port = random.randint(20000, 32000)  # noqa: S311 - a port, not a secret
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

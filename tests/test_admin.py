@@ -491,3 +491,13 @@ def test_why_names_a_missing_account_and_the_missing_group(console: FlaskClient)
     text = html.unescape(board.get_data(as_text=True))
     assert "forbidden_by_rule" in text or "group_not_allowed" in text
     assert "Needs one of the groups: board." in text
+
+
+def test_why_takes_the_documented_video_parameter(console: FlaskClient) -> None:
+    sign_in(console)
+    text = html.unescape(
+        console.get("/admin/why?email=viewer@example.com&site=demo&video=1005").get_data(
+            as_text=True
+        )
+    )
+    assert "Needs one of the groups: board." in text

@@ -137,7 +137,8 @@ def why() -> Response:
     svc = runtime()
     email = request.args.get("email", "").strip()[:254]
     site = svc.settings.sites.get(request.args.get("site", ""))
-    raw_video = request.args.get("photo_id", "").strip()
+    # ?video=N (the documented name) or ?photo_id=N (the form's field)
+    raw_video = (request.args.get("video") or request.args.get("photo_id") or "").strip()
     video = photo_id(raw_video) if raw_video else None
     bad_video = bool(raw_video) and video is None
     found = None
