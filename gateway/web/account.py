@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway.csrf import FormGuard
@@ -17,7 +17,7 @@ from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.settings import SiteSettings
 from gateway.web.current import runtime, site_or_404
-from gateway.web.visitor import current_session, visitor_for
+from gateway.web.visitor import current_session, private_page, sign_in_first, visitor_for
 
 bp = Blueprint("account", __name__)
 
@@ -47,19 +47,13 @@ def account(site_name: str) -> Response:
     site = site_or_404(site_name)
     identity = visitor_for(site)
     if identity is None:
-        login = url_for(
-            "sso.login",
-            site_name=site.name,
-            return_url=site.url + "/",
-            next=f"/account/{site.name}",
-        )
-        return redirect(login, code=303)
+        return sign_in_first(site, f"/account/{site.name}")
     plan = None
     entitlements = runtime().entitlements
     if site.require_entitlement and entitlements is not None:
         plan = entitlements.latest(identity.email, site.require_entitlement)
     portal = _portal_for(site, identity) is not None and bool(_binding())
-    page = render_template(
+    return private_page(
         "account.html",
         site=site.name,
         email=identity.email,
@@ -70,9 +64,6 @@ def account(site_name: str) -> Response:
         csrf=_guard().token(_binding()) if portal else "",
         back=site.url + "/",
     )
-    response = Response(page, mimetype="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.post("/account/<site_name>")

@@ -14,7 +14,7 @@ import hashlib
 import re
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway.csrf import FormGuard
@@ -27,7 +27,7 @@ from gateway.twentythree.uploads import Uploaded, UploadRequest, upload_token, u
 from gateway.web.current import runtime, site_or_404
 from gateway.web.message_pages import message_page
 from gateway.web.observability import PAGE_CSP
-from gateway.web.visitor import current_session, visitor_for
+from gateway.web.visitor import current_session, private_page, sign_in_first, visitor_for
 
 bp = Blueprint("uploads", __name__)
 
@@ -71,21 +71,12 @@ def _uploader(site: SiteSettings) -> Identity | Response:
     _uploads(site)
     identity = visitor_for(site)
     if identity is None:
-        back = url_for(
-            "sso.login", site_name=site.name, return_url=site.url + "/", next=f"/upload/{site.name}"
-        )
-        return redirect(back, code=303)
+        return sign_in_first(site, f"/upload/{site.name}")
     decision = may_upload(site, identity, runtime().standing)
     if not decision.allowed:
         audit("upload_refused", site=site.name, email=identity.email, reason=decision.code)
         raise Forbidden(decision.message, code=decision.code)
     return identity
-
-
-def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = Response(render_template(template, **context), status=status, mimetype="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.get("/upload/<site_name>")
@@ -99,7 +90,7 @@ def form(site_name: str) -> Response:
 
 def _form_page(site: SiteSettings, who: Identity, error: str = "", status: int = 200) -> Response:
     uploads = _uploads(site)
-    return _page(
+    return private_page(
         "upload.html",
         status,
         site=site.name,
@@ -143,7 +134,7 @@ def start(site_name: str) -> Response:
         title=wanted.title,
         expire=token.valid_until,
     )
-    page = _page(
+    page = private_page(
         "upload_file.html",
         site=site.name,
         video_title=wanted.title,
@@ -210,7 +201,7 @@ def done(site_name: str) -> Response:
         title=video.title or str(pending.get("title", "")),
     )
     shown = video.title or str(pending.get("title", ""))
-    return _page("upload_done.html", site=site.name, video_title=shown, url=video.url)
+    return private_page("upload_done.html", site=site.name, video_title=shown, url=video.url)
 
 
 def _pending(site: SiteSettings, token: str, binding: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from flask import g, request, url_for
+from flask import g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import cookies
@@ -74,6 +74,20 @@ class SignInNotConfigured(GatewayError):
 def access_decision(site: SiteSettings, identity: Identity) -> Decision:
     """The site's policy for this identity, with the stored entitlements when there are any."""
     return decide(site, identity, runtime().standing)
+
+
+def sign_in_first(site: SiteSettings, here: str) -> Response:
+    """A stranger on one of the gateway's own pages for ``site``: its sign-in, then back."""
+    login = url_for("sso.login", site_name=site.name, return_url=site.url + "/", next=here)
+    return redirect(login, code=303)
+
+
+def private_page(template: str, status: int = 200, **context: Any) -> Response:
+    """A page about this visitor (their account, their upload): HTML, never cached."""
+    page = render_template(template, **context)
+    response = Response(page, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def signed_out_elsewhere(site: SiteSettings) -> Response | None:
