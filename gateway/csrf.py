@@ -25,9 +25,8 @@ FORM_MAX_AGE = 900  # seconds a form stays valid
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
-class FormExpired(BadRequest):
-    code = "invalid_form"
-    default_message = "The form expired; please try again."
+class FormExpired(BadRequest, code="invalid_form"):
+    """The form expired; please try again."""
 
 
 class FormGuard:

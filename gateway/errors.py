@@ -13,103 +13,93 @@ import orjson
 
 
 class GatewayError(Exception):
-    """An error with a stable snake_case code, an HTTP status and a human sentence."""
+    """An error with a stable snake_case code, an HTTP status and a human sentence.
+
+    A subclass says its status and code in its header and, unless it sets ``default_message``
+    itself, its docstring is the sentence a client reads when the raise gives none::
+
+        class Gone(GatewayError, status=410, code="gone"):
+            \"\"\"This video has been removed.\"\"\"
+    """
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "The gateway could not handle this request."
 
+    def __init_subclass__(cls, *, status: int = 0, code: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = status or cls.status
+        cls.code = code or cls.code
+        if "default_message" not in vars(cls) and cls.__doc__:
+            cls.default_message = " ".join(cls.__doc__.split())
+
     def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
         self.message = message or self.default_message
         if code is not None:
             self.code = code  # type: ignore[misc]  # per-instance override of the class default
+        self._headers: dict[str, str] = {}
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
 
     def response_headers(self) -> dict[str, str]:
-        """HTTP headers this error asks for (``Retry-After``, ``WWW-Authenticate``)."""
-        return {}
+        """HTTP headers this error asks for (``Retry-After``, ``WWW-Authenticate``, ``Allow``)."""
+        return self._headers
 
 
-class BadRequest(GatewayError):
-    status = 400
-    code = "bad_request"
-    default_message = "The request is malformed."
+class BadRequest(GatewayError, status=400, code="bad_request"):
+    """The request is malformed."""
 
 
-class Unauthorized(GatewayError):
-    status = 401
-    code = "unauthorized"
-    default_message = "Authentication is required."
+class Unauthorized(GatewayError, status=401, code="unauthorized"):
+    """Authentication is required."""
 
     def __init__(
         self, message: str | None = None, *, code: str | None = None, challenge: str = ""
     ) -> None:
         super().__init__(message, code=code)
-        self.challenge = challenge  # a WWW-Authenticate value, when the caller can answer one
-
-    def response_headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": self.challenge} if self.challenge else {}
+        if challenge:  # a WWW-Authenticate value, when the caller can answer one
+            self._headers["WWW-Authenticate"] = challenge
 
 
-class Forbidden(GatewayError):
-    status = 403
-    code = "forbidden"
-    default_message = "You are not allowed to do this."
+class Forbidden(GatewayError, status=403, code="forbidden"):
+    """You are not allowed to do this."""
 
 
-class NotFound(GatewayError):
-    status = 404
-    code = "not_found"
-    default_message = "There is nothing here."
+class NotFound(GatewayError, status=404, code="not_found"):
+    """There is nothing here."""
 
 
-class MethodNotAllowed(GatewayError):
-    status = 405
-    code = "method_not_allowed"
-    default_message = "The method is not allowed for the requested URL."
+class MethodNotAllowed(GatewayError, status=405, code="method_not_allowed"):
+    """The method is not allowed for the requested URL."""
 
     def __init__(self, allowed: tuple[str, ...]) -> None:
         super().__init__()
-        self.allowed = allowed
-
-    def response_headers(self) -> dict[str, str]:
-        return {"Allow": ", ".join(self.allowed)}
+        self._headers["Allow"] = ", ".join(allowed)
 
 
-class PayloadTooLarge(GatewayError):
-    status = 413
-    code = "payload_too_large"
-    default_message = "The request body is too large."
+class PayloadTooLarge(GatewayError, status=413, code="payload_too_large"):
+    """The request body is too large."""
 
 
-class UnsupportedMediaType(GatewayError):
-    status = 415
-    code = "unsupported_media_type"
-    default_message = "The request body must be JSON (Content-Type: application/json)."
+class UnsupportedMediaType(GatewayError, status=415, code="unsupported_media_type"):
+    """The request body must be JSON (Content-Type: application/json)."""
 
 
-class TooManyRequests(GatewayError):
-    status = 429
-    code = "rate_limited"
-    default_message = "Too many requests; slow down."
+class TooManyRequests(GatewayError, status=429, code="rate_limited"):
+    """Too many requests; slow down."""
 
     def __init__(
         self, message: str | None = None, *, code: str | None = None, retry_after: int = 1
     ) -> None:
         super().__init__(message, code=code)
-        self.retry_after = max(1, retry_after)
-
-    def response_headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        self.retry_after = max(1, retry_after)  # seconds; the Retry-After header says it too
+        self._headers["Retry-After"] = str(self.retry_after)
 
 
-class ServiceUnavailable(GatewayError):
-    status = 503
-    code = "unavailable"
-    default_message = "This service is unavailable right now. Please try again shortly."
+class ServiceUnavailable(GatewayError, status=503, code="unavailable"):
+    """This service is unavailable right now. Please try again shortly."""
 
 
 # Upstream (23 API) failures. Raised only by gateway.twentythree; web code maps them.
@@ -161,10 +151,8 @@ class UpstreamUnavailable(UpstreamError):
     default_message = "The video site is unavailable."
 
 
-class UpstreamTimeout(UpstreamError):
-    status = 504
-    code = "upstream_timeout"
-    default_message = "The video site did not answer in time."
+class UpstreamTimeout(UpstreamError, status=504, code="upstream_timeout"):
+    """The video site did not answer in time."""
 
 
 class UpstreamBadResponse(UpstreamError):

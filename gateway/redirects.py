@@ -28,9 +28,8 @@ _FORBIDDEN = re.compile(
 _HOST_RE = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
 
 
-class UnsafeReturnUrl(BadRequest):
-    code = "invalid_return_url"
-    default_message = "return_url must be a path on the video site or a URL on its own host."
+class UnsafeReturnUrl(BadRequest, code="invalid_return_url"):
+    """return_url must be a path on the video site or a URL on its own host."""
 
 
 def _layers(value: str) -> list[str]:
@@ -141,9 +140,8 @@ _NEXT_RE = re.compile(
 )
 
 
-class UnsafeNext(BadRequest):
-    code = "invalid_next"
-    default_message = "next must be one of this gateway's video links for the same site."
+class UnsafeNext(BadRequest, code="invalid_next"):
+    """next must be one of this gateway's video links for the same site."""
 
 
 def safe_next(value: str | None, site: SiteSettings) -> str:

@@ -39,23 +39,18 @@ SENTINEL_SCHEME = "redis+sentinel://"
 Listener = Callable[[str], None]
 
 
-class StoreUnavailable(ServiceUnavailable):
-    code = "store_unavailable"
-    default_message = "The gateway's shared store is unavailable."
+class StoreUnavailable(ServiceUnavailable, code="store_unavailable"):
+    """The gateway's shared store is unavailable."""
 
 
-class StateFull(ServiceUnavailable):
-    """A kind of security state reached its bound: new entries wait until old ones expire."""
+class StateFull(ServiceUnavailable, code="state_full"):
+    """Too many sign-ins are in progress right now. Please try again in a minute."""
 
-    code = "state_full"
-    default_message = "Too many sign-ins are in progress right now. Please try again in a minute."
-
+    # A kind of security state reached its bound: new entries wait until old ones expire.
     def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
-
-    def response_headers(self) -> dict[str, str]:
-        return {"Retry-After": "60"}
+        self._headers["Retry-After"] = "60"
 
 
 # Kinds that are caches: losing an entry early costs a lookup, never a security decision.

@@ -37,10 +37,9 @@ log = logging.getLogger("gateway.entitlements")
 Standing = Literal["active", "lapsed", "none"]
 
 
-class EntitlementStoreUnavailable(GatewayError):
-    status = 503
-    code = "entitlements_unavailable"
-    default_message = "Subscriptions cannot be checked right now. Please try again shortly."
+class EntitlementStoreUnavailable(GatewayError, status=503, code="entitlements_unavailable"):
+    """Subscriptions cannot be checked right now. Please try again shortly."""
+
     reason = ""
 
 

@@ -48,20 +48,16 @@ LINKS_PER_ADDRESS = 3  # per 10 minutes
 LINKS_PER_IP = 10  # per 10 minutes
 
 
-class SignInLinkInvalid(BadRequest):
-    code = "invalid_sign_in_link"
-    default_message = "This sign-in link is not valid or has expired. Please ask for a new one."
+class SignInLinkInvalid(BadRequest, code="invalid_sign_in_link"):
+    """This sign-in link is not valid or has expired. Please ask for a new one."""
 
 
-class SignInLinkUsed(BadRequest):
-    code = "sign_in_link_used"
-    default_message = "This sign-in link was already used. Please ask for a new one."
+class SignInLinkUsed(BadRequest, code="sign_in_link_used"):
+    """This sign-in link was already used. Please ask for a new one."""
 
 
-class MailUnavailable(GatewayError):
-    status = 502
-    code = "mail_unavailable"
-    default_message = "The sign-in e-mail could not be sent right now. Please try again shortly."
+class MailUnavailable(GatewayError, status=502, code="mail_unavailable"):
+    """The sign-in e-mail could not be sent right now. Please try again shortly."""
 
 
 class EmailLinkSettings(IdentityModel):

@@ -73,20 +73,16 @@ ID_TOKEN_ALGORITHMS = [
 LEEWAY = 60
 
 
-class ProviderUnavailable(GatewayError):
-    status = 502
-    code = "identity_provider_unavailable"
-    default_message = "The sign-in service is unavailable. Please try again shortly."
+class ProviderUnavailable(GatewayError, status=502, code="identity_provider_unavailable"):
+    """The sign-in service is unavailable. Please try again shortly."""
 
 
-class SignInFailed(BadRequest):
-    code = "sign_in_failed"
-    default_message = "Sign-in could not be completed. Please start again."
+class SignInFailed(BadRequest, code="sign_in_failed"):
+    """Sign-in could not be completed. Please start again."""
 
 
-class SignInCancelled(Unauthorized):
-    code = "sign_in_cancelled"
-    default_message = "Sign-in was cancelled."
+class SignInCancelled(Unauthorized, code="sign_in_cancelled"):
+    """Sign-in was cancelled."""
 
 
 class OidcSettings(IdentityModel):

@@ -72,9 +72,8 @@ class _Locked(Exception):
         self.limit = limit  # the limit's name, for the console's list of lockouts
 
 
-class SignInUnavailable(ServiceUnavailable):
-    code = "sign_in_unavailable"
-    default_message = "Sign-in is unavailable right now. Please try again in a moment."
+class SignInUnavailable(ServiceUnavailable, code="sign_in_unavailable"):
+    """Sign-in is unavailable right now. Please try again in a moment."""
 
 
 Checker = Callable[[str, str], Identity | Refused]

@@ -66,25 +66,20 @@ class PaywallJwtSettings(IdentityModel):
         return self
 
 
-class PaywallTokenRefused(Unauthorized):
-    code = "invalid_paywall_token"
-    default_message = "The paywall's sign-in link is not valid. Please go back and try again."
+class PaywallTokenRefused(Unauthorized, code="invalid_paywall_token"):
+    """The paywall's sign-in link is not valid. Please go back and try again."""
 
 
-class PaywallTokenReplayed(Unauthorized):
-    code = "paywall_token_replayed"
-    default_message = "This sign-in link was already used. Please go back to the paywall."
+class PaywallTokenReplayed(Unauthorized, code="paywall_token_replayed"):
+    """This sign-in link was already used. Please go back to the paywall."""
 
 
-class PaywallTokenMissing(Unauthorized):
-    code = "paywall_token_required"
-    default_message = "This site is entered through its paywall. Please start there."
+class PaywallTokenMissing(Unauthorized, code="paywall_token_required"):
+    """This site is entered through its paywall. Please start there."""
 
 
-class PaywallKeysUnavailable(GatewayError):
-    status = 502
-    code = "identity_provider_unavailable"
-    default_message = "The paywall's keys cannot be fetched right now. Please try again shortly."
+class PaywallKeysUnavailable(GatewayError, status=502, code="identity_provider_unavailable"):
+    """The paywall's keys cannot be fetched right now. Please try again shortly."""
 
 
 class PaywallJwtProvider(ProviderBase[PaywallJwtSettings]):

@@ -110,10 +110,8 @@ class SamlRefused(BadRequest):
         self.reason = reason
 
 
-class SamlUnavailable(GatewayError):
-    status = 502
-    code = "identity_provider_unavailable"
-    default_message = "The sign-in service is unavailable. Please try again shortly."
+class SamlUnavailable(GatewayError, status=502, code="identity_provider_unavailable"):
+    """The sign-in service is unavailable. Please try again shortly."""
 
 
 def check_xml(xml: bytes | str) -> None:

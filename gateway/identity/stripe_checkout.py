@@ -105,20 +105,16 @@ class StripeSettings(IdentityModel):
     mode: Literal["subscription", "payment"] = "subscription"
 
 
-class PaymentProviderUnavailable(GatewayError):
-    status = 502
-    code = "payment_provider_unavailable"
-    default_message = "The payment service is unavailable. Please try again shortly."
+class PaymentProviderUnavailable(GatewayError, status=502, code="payment_provider_unavailable"):
+    """The payment service is unavailable. Please try again shortly."""
 
 
-class CheckoutNotPaid(BadRequest):
-    code = "checkout_not_paid"
-    default_message = "This checkout is not paid (yet). Please complete the payment."
+class CheckoutNotPaid(BadRequest, code="checkout_not_paid"):
+    """This checkout is not paid (yet). Please complete the payment."""
 
 
-class CheckoutUnknown(BadRequest):
-    code = "invalid_checkout"
-    default_message = "This checkout link is not valid. Please start again."
+class CheckoutUnknown(BadRequest, code="invalid_checkout"):
+    """This checkout link is not valid. Please start again."""
 
 
 class CheckoutNotInThisBrowser(GatewayError):

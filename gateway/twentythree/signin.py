@@ -13,9 +13,8 @@ USER_SEARCH_PAGES = 5
 USER_LOOKUPS = 20  # user/get calls per sign-in (api/2 lists no e-mail)
 
 
-class NoAccount(Forbidden):
-    code = "no_account"
-    default_message = "There is no account on this video site for your e-mail address."
+class NoAccount(Forbidden, code="no_account"):
+    """There is no account on this video site for your e-mail address."""
 
 
 def session_redirect(client: TwentyThreeClient, email: str, full_name: str, return_url: str) -> str:

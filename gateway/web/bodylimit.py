@@ -25,17 +25,15 @@ from gateway.errors import (
     json_error_headers,
     status_line,
 )
+from gateway.web.fastpath import WsgiApp
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 BODY_TIMEOUT = 10.0  # seconds for a whole request body
 DRAIN_LIMIT = 16 * 1024 * 1024  # bytes of a refused body read and discarded before closing
 DRAIN_CHUNK = 64 * 1024
 
 
-class RequestTimeout(GatewayError):
-    status = 408
-    code = "request_timeout"
-    default_message = "The request body was not sent in time."
+class RequestTimeout(GatewayError, status=408, code="request_timeout"):
+    """The request body was not sent in time."""
 
 
 def _deadline() -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Request
@@ -22,34 +22,26 @@ from flask import Request
 from gateway import cookies
 from gateway.identity.base import Identity
 from gateway.policy import decide, rules_decision, trusts
-from gateway.runtime import GatewayRuntime, SiteRuntime
+from gateway.runtime import SiteRuntime
 from gateway.twentythree import urls
 from gateway.twentythree.cache import Missing, PhotoInfo
 from gateway.twentythree.minting import covering_playback
+from gateway.web.fastpath import Environ, FastPath, StartResponse
 from gateway.web.links import record_visitor_mint, shown_to_visitors
 from gateway.web.observability import ROUTE_KEY
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 log = logging.getLogger("gateway.embed")
 
-_PATH_RE = re.compile(r"/embed/([A-Za-z0-9][A-Za-z0-9_-]{0,62})/([1-9][0-9]{0,17})")
 ROUTE = "/embed/<site_name>/<raw_id>"  # the Flask rule's template, for the same metrics
 
 
-class EmbedFastPath:
-    def __init__(self, app: WsgiApp, current: Callable[[], GatewayRuntime]) -> None:
-        self.app = app
-        self._current = current  # the runtime now: a reload swaps it
+class EmbedFastPath(FastPath):
+    path = re.compile(r"/embed/([A-Za-z0-9][A-Za-z0-9_-]{0,62})/([1-9][0-9]{0,17})")
 
-    @property
-    def runtime(self) -> GatewayRuntime:
-        return self._current()
-
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    def answer(
+        self, match: re.Match[str], environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
-        match = _PATH_RE.fullmatch(environ.get("PATH_INFO", ""))
-        if match is None or environ.get("REQUEST_METHOD") != "GET":
+        if environ.get("REQUEST_METHOD") != "GET":
             return self.app(environ, start_response)
         try:
             location = self._location(environ, match.group(1), int(match.group(2)))

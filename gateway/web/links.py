@@ -38,14 +38,12 @@ from gateway.web.visitor import (
 bp = Blueprint("links", __name__)
 
 
-class NoSuchVideo(NotFound):
-    code = NO_SUCH_PHOTO
-    default_message = "This video does not exist or is not available."
+class NoSuchVideo(NotFound, code=NO_SUCH_PHOTO):
+    """This video does not exist or is not available."""
 
 
-class NoSuchFormat(NotFound):
-    code = "no_such_format"
-    default_message = "This video has no file in that format."
+class NoSuchFormat(NotFound, code="no_such_format"):
+    """This video has no file in that format."""
 
 
 def shown_to_visitors(site: SiteSettings, info: PhotoInfo) -> bool:

@@ -40,6 +40,7 @@ from gateway.twentythree.cache import PhotoInfo
 from gateway.twentythree.coerce import MAX_PHOTO_ID
 from gateway.twentythree.minting import Admission, Refused
 from gateway.web.current import photo_id_or_400
+from gateway.web.fastpath import Environ, FastPath, StartResponse, WsgiApp
 from gateway.web.jsonprovider import loads
 from gateway.web.observability import ROUTE_KEY
 
@@ -49,12 +50,9 @@ MAX_IDS = 100
 LONGEST_TTL = 366 * 86400  # beyond any max_ttl: such a request is a mistake, not a wish
 DEFAULT_TTL = 3600
 ROUTE = "/api/v1/sites/<site_name>/tokens"
-_PATH_RE = re.compile(r"/api/v1/sites/([^/]+)/tokens")
 _ALLOWED_KEYS = frozenset({"photo_ids", "ttl", "expire", "cover_playback", "visitor"})
 _VISITOR_KEYS = frozenset({"email", "groups"})
 _BAD_ID = "Every photo id must be a positive whole number."
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def _bad(code: str, message: str) -> BadRequest:
@@ -144,24 +142,18 @@ def read_body(environ: dict[str, Any]) -> bytes:
     return bytes(environ["wsgi.input"].read(int(length))) if length.isdigit() else b""
 
 
-class MintApi:
+class MintApi(FastPath):
     """The mint endpoint, answering its one path before the Flask app sees the request."""
 
+    path = re.compile(r"/api/v1/sites/([^/]+)/tokens")
+
     def __init__(self, app: WsgiApp, current: Callable[[], GatewayRuntime]) -> None:
-        self.app = app
-        self._current = current  # the runtime now: a reload swaps it
-        self._minted: dict[str, Any] = {}
+        super().__init__(app, current)
+        self._minted: dict[str, Any] = {}  # the counter's child per site, looked up once
 
-    @property
-    def runtime(self) -> GatewayRuntime:
-        return self._current()
-
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    def answer(
+        self, match: re.Match[str], environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
-        match = _PATH_RE.fullmatch(environ.get("PATH_INFO", ""))
-        if match is None:
-            return self.app(environ, start_response)
         environ[ROUTE_KEY] = ROUTE
         try:
             if environ.get("REQUEST_METHOD") != "POST":

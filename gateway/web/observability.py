@@ -23,6 +23,7 @@ from gateway import metrics, tracing
 from gateway.errors import MethodNotAllowed, error_json, json_error_headers, status_line
 from gateway.logs import audit_sink_var, request_id_var
 from gateway.web.current import runtime
+from gateway.web.fastpath import WsgiApp
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 PAGE_CSP = (
@@ -41,8 +42,6 @@ ROUTE_KEY = "gateway.route"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STATUS_RE = re.compile(r"[1-5][0-9][0-9]")
 REQUEST_ID_KEY = "gateway.request_id"
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class Observability:

@@ -45,19 +45,16 @@ _ESCAPES = {
 _ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
 
 
-class InvalidCallback(BadRequest):
-    code = "invalid_callback"
-    default_message = "callback must be a plain JavaScript name (letters, digits, _ $ .)."
+class InvalidCallback(BadRequest, code="invalid_callback"):
+    """callback must be a plain JavaScript name (letters, digits, _ $ .)."""
 
 
-class NotProtectable(BadRequest):
-    code = "invalid_object"
-    default_message = "Only videos (object_type=photo) with a numeric object_id are answered here."
+class NotProtectable(BadRequest, code="invalid_object"):
+    """Only videos (object_type=photo) with a numeric object_id are answered here."""
 
 
-class NotProtected(BadRequest):
-    code = "not_protected"
-    default_message = "This video is not protected; it plays without a protection token."
+class NotProtected(BadRequest, code="not_protected"):
+    """This video is not protected; it plays without a protection token."""
 
 
 def jsonp(callback: str, payload: dict[str, Any], status: int = 200) -> Response:

@@ -59,16 +59,12 @@ def visitor_for(site: SiteSettings, *, player: bool = False) -> Identity | None:
     return None
 
 
-class NotSignedIn(GatewayError):
-    status = 401
-    code = "not_signed_in"
-    default_message = "Sign in to watch this video."
+class NotSignedIn(GatewayError, status=401, code="not_signed_in"):
+    """Sign in to watch this video."""
 
 
-class SignInNotConfigured(GatewayError):
-    status = 503
-    code = "sso_not_configured"
-    default_message = "Sign-in is not configured for this video site."
+class SignInNotConfigured(GatewayError, status=503, code="sso_not_configured"):
+    """Sign-in is not configured for this video site."""
 
 
 def access_decision(site: SiteSettings, identity: Identity) -> Decision:
@@ -147,12 +143,10 @@ def deny(
     raise Forbidden(decision.message, code=code or decision.code)
 
 
-class SessionTooLarge(Forbidden):
-    code = "session_too_large"
-    default_message = (
-        "Your account belongs to too many of the groups this gateway checks to fit in a "
-        "session. Please ask the administrator to check the groups in its configuration."
-    )
+class SessionTooLarge(Forbidden, code="session_too_large"):
+    """Your account belongs to too many of the groups this gateway checks to fit in a session.
+    Please ask the administrator to check the groups in its configuration.
+    """
 
 
 def _set(response: Response, session: SignedSession, site: str = "") -> None:

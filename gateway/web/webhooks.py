@@ -20,9 +20,8 @@ log = logging.getLogger("gateway.webhooks")
 KNOWN_KINDS = frozenset({"stripe"})  # answered 400 (not 404) even when none is configured
 
 
-class InvalidWebhookSignature(BadRequest):
-    code = "invalid_signature"
-    default_message = "The webhook signature is missing, wrong or too old."
+class InvalidWebhookSignature(BadRequest, code="invalid_signature"):
+    """The webhook signature is missing, wrong or too old."""
 
 
 @bp.post("/webhooks/<kind>")
