@@ -19,12 +19,14 @@ log = logging.getLogger("gateway.readiness")
 
 @dataclass(frozen=True)
 class SiteHealth:
+    """One site's last readiness check: did 23 answer, with credentials that may sign in?"""
+
     site: str
     ok: bool
-    checked_at: float
-    code: str = ""
+    checked_at: float  # time.time() of the check
+    code: str = ""  # why not, when not ok
     message: str = ""
-    permission_level: str = ""
+    permission_level: str = ""  # as 23 names the credentials' level
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {

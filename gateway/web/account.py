@@ -17,7 +17,7 @@ from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.settings import SiteSettings
 from gateway.web.current import runtime, site_or_404
-from gateway.web.visitor import current_session, private_page, sign_in_first, visitor_for
+from gateway.web.visitor import current_session, private_page, signed_in_visitor, visitor_for
 
 bp = Blueprint("account", __name__)
 
@@ -45,9 +45,7 @@ def _binding() -> str:
 @bp.get("/account/<site_name>")
 def account(site_name: str) -> Response:
     site = site_or_404(site_name)
-    identity = visitor_for(site)
-    if identity is None:
-        return sign_in_first(site, f"/account/{site.name}")
+    identity = signed_in_visitor(site, f"/account/{site.name}")
     plan = None
     entitlements = runtime().entitlements
     if site.require_entitlement and entitlements is not None:

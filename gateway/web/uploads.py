@@ -27,7 +27,7 @@ from gateway.twentythree.uploads import Uploaded, UploadRequest, upload_token, u
 from gateway.web.current import runtime, site_or_404
 from gateway.web.message_pages import message_page
 from gateway.web.observability import PAGE_CSP
-from gateway.web.visitor import current_session, private_page, sign_in_first, visitor_for
+from gateway.web.visitor import current_session, private_page, signed_in_visitor
 
 bp = Blueprint("uploads", __name__)
 
@@ -66,15 +66,17 @@ def _guard(site: str) -> FormGuard:
     return FormGuard(f"upload:{site}", svc.settings.gateway.secret_keys, svc.cookies)
 
 
-def _uploader(site: SiteSettings) -> Identity | Response:
+def _audit(event: str, site: SiteSettings, who: Identity, **fields: Any) -> None:
+    audit(event, site=site.name, email=who.email, **fields)
+
+
+def _uploader(site: SiteSettings) -> Identity:
     """The signed-in visitor who may upload here; a stranger is sent to sign in and back."""
     _uploads(site)
-    identity = visitor_for(site)
-    if identity is None:
-        return sign_in_first(site, f"/upload/{site.name}")
+    identity = signed_in_visitor(site, f"/upload/{site.name}")
     decision = may_upload(site, identity, runtime().standing)
     if not decision.allowed:
-        audit("upload_refused", site=site.name, email=identity.email, reason=decision.code)
+        _audit("upload_refused", site, identity, reason=decision.code)
         raise Forbidden(decision.message, code=decision.code)
     return identity
 
@@ -83,8 +85,6 @@ def _uploader(site: SiteSettings) -> Identity | Response:
 def form(site_name: str) -> Response:
     site = site_or_404(site_name)
     who = _uploader(site)
-    if isinstance(who, Response):
-        return who
     return _form_page(site, who)
 
 
@@ -108,8 +108,6 @@ def _form_page(site: SiteSettings, who: Identity, error: str = "", status: int =
 def start(site_name: str) -> Response:
     site = site_or_404(site_name)
     who = _uploader(site)
-    if isinstance(who, Response):
-        return who
     binding = _binding_of(who)
     _guard(site.name).check_bound(request.form.get("csrf", ""), binding)
     uploads = _uploads(site)
@@ -127,21 +125,8 @@ def start(site_name: str) -> Response:
     runtime().store.set(
         _pending_key(site.name, token.value), record, ttl=wanted.valid_minutes * 60 + 600
     )
-    audit(
-        "upload_token_issued",
-        site=site.name,
-        email=who.email,
-        title=wanted.title,
-        expire=token.valid_until,
-    )
-    page = private_page(
-        "upload_file.html",
-        site=site.name,
-        video_title=wanted.title,
-        action=token.form_action,
-        upload_token=token.value,
-        valid_until=token.valid_until,
-    )
+    _audit("upload_token_issued", site, who, title=wanted.title, expire=token.valid_until)
+    page = private_page("upload_file.html", site=site.name, video_title=wanted.title, token=token)
     # The page's one script (upload.js, the progress line) is the gateway's own file.
     page.headers["Content-Security-Policy"] = PAGE_CSP + "; script-src 'self'"
     return page
@@ -176,31 +161,23 @@ def done(site_name: str) -> Response:
     visitor the token was issued to, for a video 23's own signed listing returns, once."""
     site = site_or_404(site_name)
     who = _uploader(site)
-    if isinstance(who, Response):
-        return who
     token = request.args.get("upload_token", "")
     pending = _pending(site, token, _binding_of(who)) if _TOKEN_RE.fullmatch(token) else None
     if pending is None:
-        audit("upload_refused", site=site.name, email=who.email, reason="unknown_upload")
+        _audit("upload_refused", site, who, reason="unknown_upload")
         raise Forbidden("This upload was not started here by you.", code="upload_unknown")
     failure = request.args.get("error_message", "")
     if failure:
-        audit("upload_failed", site=site.name, email=who.email, reason=failure[:200])
+        _audit("upload_failed", site, who, reason=failure[:200])
         return message_page(422, "upload_failed", _visitor_wording(failure), site=site.name)
     video = _confirmed(site, token, request.args.get("photo_id", ""))
     if video is None or not _claimed(site, token):
         reason = "not_confirmed" if video is None else "replayed"
-        audit("upload_refused", site=site.name, email=who.email, reason=reason)
+        _audit("upload_refused", site, who, reason=reason)
         raise Forbidden("The video site does not confirm this upload.", code="upload_unconfirmed")
     runtime().site(site.name).cache.remember(video.info)  # mintable at once, no lookup
-    audit(
-        "upload",
-        site=site.name,
-        email=who.email,
-        photo_id=video.info.photo_id,
-        title=video.title or str(pending.get("title", "")),
-    )
     shown = video.title or str(pending.get("title", ""))
+    _audit("upload", site, who, photo_id=video.info.photo_id, title=shown)
     return private_page("upload_done.html", site=site.name, video_title=shown, url=video.url)
 
 
@@ -261,13 +238,8 @@ def api_upload(site_name: str) -> Response:
     except BadRequest as exc:
         raise BadRequest(exc.message, code="invalid_upload") from None
     token = upload_token(runtime().site(site.name).client, wanted)
-    audit(
-        "upload_token_issued",
-        site=site.name,
-        api_key=key.name,
-        title=wanted.title,
-        expire=token.valid_until,
-    )
+    issued = {"title": wanted.title, "expire": token.valid_until}
+    audit("upload_token_issued", site=site.name, api_key=key.name, **issued)
     return jsonify(
         {
             "upload_token": token.value,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from flask import g, redirect, render_template, request, url_for
+from flask import abort, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from gateway import cookies
@@ -76,6 +76,15 @@ def sign_in_first(site: SiteSettings, here: str) -> Response:
     """A stranger on one of the gateway's own pages for ``site``: its sign-in, then back."""
     login = url_for("sso.login", site_name=site.name, return_url=site.url + "/", next=here)
     return redirect(login, code=303)
+
+
+def signed_in_visitor(site: SiteSettings, here: str) -> Identity:
+    """The visitor on the gateway's own page ``here`` for ``site``; a stranger is answered
+    with the site's sign-in (and back here) instead."""
+    identity = visitor_for(site)
+    if identity is None:
+        abort(sign_in_first(site, here))
+    return identity
 
 
 def private_page(template: str, status: int = 200, **context: Any) -> Response:
