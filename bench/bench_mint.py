@@ -19,18 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import (
-    BIN,
-    devsite,
-    free_port,
-    gateway_config,
-    mint_once,
-    need_wrk,
-    post_script,
-    process,
-    wait,
-    wrk,
-)
+from bench import common
 
 
 def raw_hmac_rate(n: int = 200_000) -> float:
@@ -45,23 +34,27 @@ def raw_hmac_rate(n: int = 200_000) -> float:
 
 
 def main() -> None:
-    need_wrk()
+    common.need_wrk()
     raw_before = raw_hmac_rate()  # on a quiet machine, before any server runs
     folder = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    with devsite() as devsite_port:
-        port = free_port()
-        config = gateway_config(folder, port, devsite_port)
-        command = [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        with process(command, folder / "gateway.log", {"GATEWAY_CONFIG": str(config)}):
+    with common.devsite() as devsite_port:
+        port = common.free_port()
+        config = common.gateway_config(folder, port, devsite_port)
+        command = [str(common.BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        with common.process(command, folder / "gateway.log", {"GATEWAY_CONFIG": str(config)}):
             base = f"http://127.0.0.1:{port}"
-            wait(f"{base}/healthz")
+            common.wait(f"{base}/healthz")
             batch_ids = list(range(2001, 2101))  # 100 distinct videos
-            mint_once(base, batch_ids)  # warm the photo cache
-            mint_once(base, [1001])
+            common.mint_once(base, batch_ids)  # warm the photo cache
+            common.mint_once(base, [1001])
             url = f"{base}/api/v1/sites/demo/tokens"
-            healthz = wrk(f"{base}/healthz")
-            mint = wrk(url, post_script(folder, "single", {"photo_ids": [1001], "ttl": 3600}))
-            batch_rps = wrk(url, post_script(folder, "batch", {"photo_ids": batch_ids}))
+            healthz = common.wrk(f"{base}/healthz")
+            mint = common.wrk(
+                url, common.post_script(folder, "single", {"photo_ids": [1001], "ttl": 3600})
+            )
+            batch_rps = common.wrk(
+                url, common.post_script(folder, "batch", {"photo_ids": batch_ids})
+            )
     raw = max(raw_before, raw_hmac_rate())  # the faster of two: the stricter ratio
     print(f"healthz:               {healthz:10,.0f} req/s")
     print(f"mint, 1 cached id:     {mint:10,.0f} req/s   ratio to healthz {mint / healthz:.2f}")

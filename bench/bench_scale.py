@@ -19,18 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import (
-    BIN,
-    devsite,
-    free_port,
-    gateway_config,
-    mint_once,
-    need_wrk,
-    post_script,
-    process,
-    wait,
-    wrk,
-)
+from bench import common
 
 BATCH = list(range(2001, 2101))
 
@@ -40,7 +29,7 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed: run `make test-deps`")
-    port = free_port()
+    port = common.free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -55,26 +44,26 @@ def redis_server() -> Iterator[str]:
 
 @contextmanager
 def gateway(folder: Path, devsite_port: int, store: str, workers: int) -> Iterator[str]:
-    port = free_port()
-    config = gateway_config(folder, port, devsite_port, store=store)
-    command = [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    port = common.free_port()
+    config = common.gateway_config(folder, port, devsite_port, store=store)
+    command = [str(common.BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     env = {"GATEWAY_CONFIG": str(config), "GATEWAY_WORKERS": str(workers)}
-    with process(command, folder / f"gateway-{port}.log", env):
+    with common.process(command, folder / f"gateway-{port}.log", env):
         base = f"http://127.0.0.1:{port}"
-        wait(f"{base}/healthz")
+        common.wait(f"{base}/healthz")
         for _ in range(2 * workers):  # every worker's first level warm, whichever answers
-            mint_once(base, BATCH)
-            mint_once(base, [1001])
+            common.mint_once(base, BATCH)
+            common.mint_once(base, [1001])
         yield base
 
 
 def throughput(folder: Path, base: str) -> tuple[float, float]:
     url = f"{base}/api/v1/sites/demo/tokens"
-    single = post_script(folder, "single", {"photo_ids": [1001]})
-    batch = post_script(folder, "batch", {"photo_ids": BATCH})
+    single = common.post_script(folder, "single", {"photo_ids": [1001]})
+    batch = common.post_script(folder, "batch", {"photo_ids": BATCH})
     return (
-        max(wrk(url, single) for _ in range(2)),
-        max(wrk(url, batch) for _ in range(2)) * 100,
+        max(common.wrk(url, single) for _ in range(2)),
+        max(common.wrk(url, batch) for _ in range(2)) * 100,
     )
 
 
@@ -94,7 +83,7 @@ def pingback_crossing(folder: Path, devsite_port: int, store: str) -> tuple[int,
         sent = time.monotonic()
         seen = 0.0
         while time.monotonic() - sent < 2.0:
-            mint_once(b, [1001])
+            common.mint_once(b, [1001])
             if not seen and photo_calls(devsite_port) > before:
                 seen = time.monotonic() - sent
             time.sleep(0.01)
@@ -102,15 +91,18 @@ def pingback_crossing(folder: Path, devsite_port: int, store: str) -> tuple[int,
 
 
 def main() -> None:
-    need_wrk()
+    common.need_wrk()
     folder = Path(tempfile.mkdtemp(prefix="gw-bench-scale-"))
-    with devsite() as devsite_port, redis_server() as store:
+    with common.devsite() as devsite_port, redis_server() as store:
         with gateway(folder, devsite_port, "", 1) as base:
             memory = throughput(folder, base)
         with gateway(folder, devsite_port, store, 2) as base:
             shared = throughput(folder, base)
         rereads, seen = pingback_crossing(folder, devsite_port, store)
-    for name, (single, batch) in (("in-process, 1 worker", memory), ("Redis, 2 workers", shared)):
+    for name, (single, batch) in (
+        ("in-process, 1 worker", memory),
+        ("Redis, 2 workers", shared),
+    ):
         print(f"{name:<22} mint {single:8,.0f} req/s   batch {batch:10,.0f} tokens/s")
     print(
         f"Redis 2 workers / in-process 1 worker: single mint {shared[0] / memory[0]:.2f}, "

@@ -17,19 +17,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.common import (
-    BIN,
-    devsite,
-    free_port,
-    gateway_config,
-    healthz_under_slow_clients,
-    mint_once,
-    need_wrk,
-    post_script,
-    process,
-    wait,
-    wrk,
-)
+from bench import common
 
 SERVERS = ("gunicorn-gthread", "gunicorn-gevent")
 ROUNDS = 3
@@ -37,7 +25,7 @@ ROUNDS = 3
 
 def gateway_command(server: str, port: int) -> tuple[list[str], dict[str, str]]:
     env = {"GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKER_CLASS": server.split("-")[1]}
-    return [str(BIN / "gunicorn"), "app:app", "-c", "gunicorn.conf.py"], env
+    return [str(common.BIN / "gunicorn"), "app:app", "-c", "gunicorn.conf.py"], env
 
 
 def bare_command(server: str, port: int, folder: Path) -> list[str]:
@@ -45,7 +33,7 @@ def bare_command(server: str, port: int, folder: Path) -> list[str]:
     empty = folder / "bare.conf.py"  # not the repository's gunicorn.conf.py
     empty.write_text("")
     return [
-        str(BIN / "gunicorn"),
+        str(common.BIN / "gunicorn"),
         "bench.bare_app:app",
         "-k",
         worker,
@@ -66,37 +54,39 @@ def measure(server: str, folder: Path, devsite_port: int) -> dict[str, float]:
     """Both apps run side by side and are measured in turns (best of ``ROUNDS`` each), so a
     noisy moment on the machine does not land on one side of a ratio only."""
     figures: dict[str, float] = {}
-    bare_port, port = free_port(), free_port()
-    config = gateway_config(folder, port, devsite_port)
+    bare_port, port = common.free_port(), common.free_port()
+    config = common.gateway_config(folder, port, devsite_port)
     command, env = gateway_command(server, port)
     log = folder / f"{server}.log"
     with (
-        process(bare_command(server, bare_port, folder)),
-        process(command, log, {**env, "GATEWAY_CONFIG": str(config)}),
+        common.process(bare_command(server, bare_port, folder)),
+        common.process(command, log, {**env, "GATEWAY_CONFIG": str(config)}),
     ):
         bare, base = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{port}"
-        wait(f"{bare}/healthz")
-        wait(f"{base}/healthz")
+        common.wait(f"{bare}/healthz")
+        common.wait(f"{base}/healthz")
         batch_ids = list(range(2001, 2101))
-        mint_once(base, batch_ids)
-        mint_once(base, [1001])
+        common.mint_once(base, batch_ids)
+        common.mint_once(base, [1001])
         url = f"{base}/api/v1/sites/demo/tokens"
-        single = post_script(folder, "single", {"photo_ids": [1001]})
+        single = common.post_script(folder, "single", {"photo_ids": [1001]})
         figures["bare"] = figures["mint"] = 0.0
         for _ in range(ROUNDS):
-            figures["bare"] = max(figures["bare"], wrk(f"{bare}/healthz"))
-            figures["mint"] = max(figures["mint"], wrk(url, single))
-        figures["healthz"] = wrk(f"{base}/healthz")
-        figures["batch"] = wrk(url, post_script(folder, "batch", {"photo_ids": batch_ids})) * 100
-        figures["slow"] = healthz_under_slow_clients(base, port)
+            figures["bare"] = max(figures["bare"], common.wrk(f"{bare}/healthz"))
+            figures["mint"] = max(figures["mint"], common.wrk(url, single))
+        figures["healthz"] = common.wrk(f"{base}/healthz")
+        figures["batch"] = (
+            common.wrk(url, common.post_script(folder, "batch", {"photo_ids": batch_ids})) * 100
+        )
+        figures["slow"] = common.healthz_under_slow_clients(base, port)
     return figures
 
 
 def main() -> None:
-    need_wrk()
+    common.need_wrk()
     folder = Path(tempfile.mkdtemp(prefix="gw-bench-servers-"))
     results = {}
-    with devsite() as devsite_port:
+    with common.devsite() as devsite_port:
         for server in SERVERS:
             results[server] = measure(server, folder, devsite_port)
     print(

@@ -11,18 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.common import (
-    BIN,
-    devsite,
-    free_port,
-    gateway_config,
-    mint_once,
-    need_wrk,
-    post_script,
-    process,
-    wait,
-    wrk,
-)
+from bench import common
 
 TRACED = {
     "OTEL_TRACES_EXPORTER": "console",
@@ -33,26 +22,33 @@ TRACED = {
 
 
 def main() -> None:
-    need_wrk()
+    common.need_wrk()
     folder = Path(tempfile.mkdtemp(prefix="gw-bench-tracing-"))
-    with devsite() as devsite_port:
-        ports = {"off": free_port(), "on": free_port()}
+    with common.devsite() as devsite_port:
+        ports = {"off": common.free_port(), "on": common.free_port()}
         runs = []
         for name, port in ports.items():
-            config = gateway_config(folder, port, devsite_port)
-            command = [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+            config = common.gateway_config(folder, port, devsite_port)
+            command = [
+                str(common.BIN / "gateway"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
             env = {"GATEWAY_CONFIG": str(config), **(TRACED if name == "on" else {})}
-            runs.append(process(command, folder / f"gateway-{name}.log", env))
+            runs.append(common.process(command, folder / f"gateway-{name}.log", env))
         with runs[0], runs[1]:
             rates = {"off": 0.0, "on": 0.0}
             for port in ports.values():
-                wait(f"http://127.0.0.1:{port}/healthz")
-                mint_once(f"http://127.0.0.1:{port}", [1001])
-            script = post_script(folder, "single", {"photo_ids": [1001]})
+                common.wait(f"http://127.0.0.1:{port}/healthz")
+                common.mint_once(f"http://127.0.0.1:{port}", [1001])
+            script = common.post_script(folder, "single", {"photo_ids": [1001]})
             for _ in range(3):
                 for name, port in ports.items():
                     url = f"http://127.0.0.1:{port}/api/v1/sites/demo/tokens"
-                    rates[name] = max(rates[name], wrk(url, script))
+                    rates[name] = max(rates[name], common.wrk(url, script))
     print(f"mint, tracing off:            {rates['off']:8,.0f} req/s")
     print(f"mint, tracing on (10 %):      {rates['on']:8,.0f} req/s")
     print(f"tracing on ÷ off: {rates['on'] / rates['off']:.2f}   (goal >= 0.8 at 10 % sampling)")

@@ -95,11 +95,12 @@ def gateway_config(
     folder: Path,
     gateway_port: int,
     devsite_port: int,
-    store: str = "",
-    site_extra: str = "",
-    key_extra: str = "",
-    gateway_extra: str = "",
+    store: str = "",  # [store] url; empty: the in-process store
+    site_extra: str = "",  # more TOML lines for [sites.demo]
+    key_extra: str = "",  # ... for [api_keys.bench]
+    gateway_extra: str = "",  # ... for [gateway]
 ) -> Path:
+    """A gateway configuration for one demo site on the emulated 23 site, and one API key."""
     config = folder / f"gateway-{gateway_port}.toml"
     config.write_text(f"""
 [gateway]
