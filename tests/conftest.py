@@ -49,6 +49,16 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture()
+def tab(chromium: Any) -> Iterator[Any]:
+    """A page in a fresh browser profile (no cookies), closed after the test."""
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Debian's Chromium, driven by Playwright (installed by make test-deps)."""

@@ -7,12 +7,11 @@ pages can be looked at.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from tests.cluster import INSTANCE_HEADER
 from tests.paywall_world import PaywallWorld
@@ -21,13 +20,9 @@ from tests.test_paywall import paywall_token
 
 
 @pytest.fixture()
-def page(chromium: Browser, world: World) -> Iterator[Page]:
+def page(tab: Page, world: World) -> Page:
     world.reset()
-    context = chromium.new_context()  # a fresh browser profile per test: no cookies
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    yield tab
-    context.close()
+    return tab  # a fresh browser profile per test: no cookies
 
 
 def sign_in_at_provider(page: Page, login: str) -> None:
@@ -127,109 +122,82 @@ def test_embed_link_signs_in_then_plays(page: Page, world: World, shots: Path) -
 
 
 def test_paying_visitor_reaches_the_welcome_page(
-    chromium: Browser, paywall: PaywallWorld, shots: Path
+    tab: Page, paywall: PaywallWorld, shots: Path
 ) -> None:
     paywall.reset()
-    context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        page.goto(paywall.devsite.url + "/")
-        page.screenshot(path=shots / "paywall-chooser.png")
-        page.click("text=Subscribe (gold)")
-        page.wait_for_selector("#subscribe")
-        page.screenshot(path=shots / "subscribe.png")
-        page.fill("#email", "buyer@example.com")
-        page.click("#subscribe")
-        page.wait_for_selector("#pay")  # the stand-in's hosted checkout page
-        page.click("#pay")
-        page.wait_for_selector("#welcome")
-        assert page.url == paywall.devsite.url + "/"
-        assert page.text_content("#email") == "Signed in as buyer@example.com (visitor)"
-        page.screenshot(path=shots / "paid-welcome.png")
-    finally:
-        context.close()
+    tab.goto(paywall.devsite.url + "/")
+    tab.screenshot(path=shots / "paywall-chooser.png")
+    tab.click("text=Subscribe (gold)")
+    tab.wait_for_selector("#subscribe")
+    tab.screenshot(path=shots / "subscribe.png")
+    tab.fill("#email", "buyer@example.com")
+    tab.click("#subscribe")
+    tab.wait_for_selector("#pay")  # the stand-in's hosted checkout page
+    tab.click("#pay")
+    tab.wait_for_selector("#welcome")
+    assert tab.url == paywall.devsite.url + "/"
+    assert tab.text_content("#email") == "Signed in as buyer@example.com (visitor)"
+    tab.screenshot(path=shots / "paid-welcome.png")
 
 
-def test_lapsed_subscription_page(chromium: Browser, paywall: PaywallWorld, shots: Path) -> None:
+def test_lapsed_subscription_page(tab: Page, paywall: PaywallWorld, shots: Path) -> None:
     from gateway.entitlements import Grant
 
     paywall.reset()
     paywall.entitlements.record(
         Grant("stripe:gold", "sub_lapsed_demo", "lapsed@example.com", "gold", "canceled", False)
     )
-    context = chromium.new_context()
-    page = context.new_page()
-    try:
-        token = paywall_token("lapsed@example.com")
-        page.goto(f"{paywall.gateway}/sso/paywalled/login?return_url=/&jwt={token}")
-        assert page.text_content("#title") == "Your subscription has lapsed"
-        page.screenshot(path=shots / "lapsed.png")
-    finally:
-        context.close()
+    token = paywall_token("lapsed@example.com")
+    tab.goto(f"{paywall.gateway}/sso/paywalled/login?return_url=/&jwt={token}")
+    assert tab.text_content("#title") == "Your subscription has lapsed"
+    tab.screenshot(path=shots / "lapsed.png")
 
 
 def test_payment_received_page_in_another_browser(
-    chromium: Browser, paywall: PaywallWorld, shots: Path
+    tab: Page, paywall: PaywallWorld, shots: Path
 ) -> None:
     from tests.test_paywall import start_checkout
 
     paywall.reset()
     _, session_id = start_checkout(paywall, "elsewhere@example.com")
     paywall.stripe.pay(session_id)
-    context = chromium.new_context()  # not the browser that started the checkout
-    page = context.new_page()
-    try:
-        page.goto(f"{paywall.gateway}/sso/stripe/gold/return?session_id={session_id}")
-        assert page.text_content("#title") == "Payment received"
-        page.screenshot(path=shots / "payment-received.png")
-    finally:
-        context.close()
+    # ``tab`` is not the browser that started the checkout
+    tab.goto(f"{paywall.gateway}/sso/stripe/gold/return?session_id={session_id}")
+    assert tab.text_content("#title") == "Payment received"
+    tab.screenshot(path=shots / "payment-received.png")
 
 
-def test_saml_sign_in_through_simplesamlphp(chromium: Browser, saml: Any, shots: Path) -> None:
+def test_saml_sign_in_through_simplesamlphp(tab: Page, saml: Any, shots: Path) -> None:
     """Closed site -> gateway -> the IdP's own login page -> back -> the site's welcome page."""
     saml.reset()
-    context = chromium.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    try:
-        tab.goto(saml.devsite.url + "/video/1002")
-        assert tab.url.startswith(saml.idp.url + "/module.php/core/loginuserpass.php")
-        tab.screenshot(path=shots / "saml-idp-login.png")
-        tab.fill("input[name=username]", "alice")
-        tab.fill("input[name=password]", "alice-pass")
-        tab.click("button[type=submit], input[type=submit]")
-        tab.wait_for_url(saml.devsite.url + "/video/1002")
-        assert "Quarterly all-hands" in tab.content()
-        tab.goto(saml.devsite.url + "/")
-        assert tab.text_content("#welcome") == "Welcome, Alice Example"
-        tab.screenshot(path=shots / "saml-welcome.png")
-    finally:
-        context.close()
+    tab.goto(saml.devsite.url + "/video/1002")
+    assert tab.url.startswith(saml.idp.url + "/module.php/core/loginuserpass.php")
+    tab.screenshot(path=shots / "saml-idp-login.png")
+    tab.fill("input[name=username]", "alice")
+    tab.fill("input[name=password]", "alice-pass")
+    tab.click("button[type=submit], input[type=submit]")
+    tab.wait_for_url(saml.devsite.url + "/video/1002")
+    assert "Quarterly all-hands" in tab.content()
+    tab.goto(saml.devsite.url + "/")
+    assert tab.text_content("#welcome") == "Welcome, Alice Example"
+    tab.screenshot(path=shots / "saml-welcome.png")
 
 
-def test_ldap_sign_in_through_the_form(chromium: Browser, ldap: Any, shots: Path) -> None:
+def test_ldap_sign_in_through_the_form(tab: Page, ldap: Any, shots: Path) -> None:
     """The gateway's own form against a real directory, to the site's welcome page."""
     ldap.reset()
-    context = chromium.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    try:
-        tab.goto(ldap.devsite.url + "/video/1002")
-        assert tab.url.startswith(ldap.gateway + "/sso/intranet/login")
-        assert tab.text_content("label[for=email]") == "Username or e-mail"
-        tab.screenshot(path=shots / "ldap-form.png")
-        tab.fill("#email", "ada")
-        tab.fill("#password", "wrong")
-        tab.click("button[type=submit]")
-        assert "do not match" in tab.text_content("#error")
-        assert tab.get_attribute("#password", "aria-invalid") == "true"
-        tab.fill("#password", "ada-pass-0123")
-        tab.click("button[type=submit]")
-        tab.wait_for_url(ldap.devsite.url + "/video/1002")
-        tab.goto(ldap.devsite.url + "/")
-        assert tab.text_content("#welcome") == "Welcome, Ada Lovelace"
-        tab.screenshot(path=shots / "ldap-welcome.png")
-    finally:
-        context.close()
+    tab.goto(ldap.devsite.url + "/video/1002")
+    assert tab.url.startswith(ldap.gateway + "/sso/intranet/login")
+    assert tab.text_content("label[for=email]") == "Username or e-mail"
+    tab.screenshot(path=shots / "ldap-form.png")
+    tab.fill("#email", "ada")
+    tab.fill("#password", "wrong")
+    tab.click("button[type=submit]")
+    assert "do not match" in tab.text_content("#error")
+    assert tab.get_attribute("#password", "aria-invalid") == "true"
+    tab.fill("#password", "ada-pass-0123")
+    tab.click("button[type=submit]")
+    tab.wait_for_url(ldap.devsite.url + "/video/1002")
+    tab.goto(ldap.devsite.url + "/")
+    assert tab.text_content("#welcome") == "Welcome, Ada Lovelace"
+    tab.screenshot(path=shots / "ldap-welcome.png")

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser
+from playwright.sync_api import Page
 
 from gateway.twentythree.tokens import parse_token
 from tests.catalogue_world import COLD_BUDGET, PASSWORD, VERY_LONG, CatalogueWorld
@@ -258,24 +258,18 @@ def test_cold_lookups_are_limited_per_key(catalogue_world: CatalogueWorld) -> No
     ("email", "plays"), [("ada@example.com", True), ("carol@example.com", False)]
 )
 def test_a_board_only_video_in_a_browser(
-    catalogue_world: CatalogueWorld, chromium: Browser, email: str, plays: bool, shots: Path
+    catalogue_world: CatalogueWorld, tab: Page, email: str, plays: bool, shots: Path
 ) -> None:
-    context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        page.goto(f"{catalogue_world.gateway}/embed/videos/{BOARD}")
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_load_state()
-        page.screenshot(path=str(shots / f"rule-board-{email.split('@')[0]}.png"), full_page=True)
-        if plays:
-            assert page.url.startswith(catalogue_world.devsite.url + "/v.ihtml")
-            assert page.locator(f'[data-photo-id="{BOARD}"]').count() == 1
-        else:
-            assert page.url.startswith(catalogue_world.gateway)
-            assert "This video is not open to your account" in page.content()
-            assert page.locator("#code").text_content() == "forbidden_by_rule"
-    finally:
-        context.close()
+    tab.goto(f"{catalogue_world.gateway}/embed/videos/{BOARD}")
+    tab.fill("input[name=email]", email)
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_load_state()
+    tab.screenshot(path=str(shots / f"rule-board-{email.split('@')[0]}.png"), full_page=True)
+    if plays:
+        assert tab.url.startswith(catalogue_world.devsite.url + "/v.ihtml")
+        assert tab.locator(f'[data-photo-id="{BOARD}"]').count() == 1
+    else:
+        assert tab.url.startswith(catalogue_world.gateway)
+        assert "This video is not open to your account" in tab.content()
+        assert tab.locator("#code").text_content() == "forbidden_by_rule"
