@@ -32,6 +32,14 @@ def tab(chromium: Browser) -> Iterator[Page]:
     context.close()
 
 
+def submit(tab: Page, url: str, **fields: str) -> None:
+    """Open the form at ``url``, fill the inputs with these ids, send it."""
+    tab.goto(url)
+    for field, value in fields.items():
+        tab.fill(f"#{field}", value)
+    tab.click("button[type=submit]")
+
+
 def accessible(page: Page, shots: Path, name: str) -> None:
     """A screenshot, then axe-core's WCAG 2.1 AA rules: no violation."""
     page.screenshot(path=shots / f"{name}.png", full_page=True)
@@ -51,24 +59,18 @@ def test_visitor_pages(world: World, tab: Page, shots: Path) -> None:
     accessible(tab, shots, "home")
     tab.goto(f"{world.gateway}/sso/multi/login?return_url=/")
     accessible(tab, shots, "chooser")
-    tab.goto(f"{world.gateway}/sso/team/login?return_url=/")
+    team = f"{world.gateway}/sso/team/login?return_url=/"
+    tab.goto(team)
     accessible(tab, shots, "password-form")
-    tab.fill("#email", "ada@example.com")
-    tab.fill("#password", "wrong password")
-    tab.click("button[type=submit]")
+    submit(tab, team, email="ada@example.com", password="wrong password")
     assert tab.get_attribute("#password", "aria-invalid") == "true"
     assert tab.get_attribute("#password", "aria-describedby") == "error"
     accessible(tab, shots, "password-form-error")
-    tab.goto(f"{world.gateway}/sso/staffonly/login?return_url=/")
-    tab.fill("#email", "ada@example.com")
-    tab.fill("#password", TEAM_PASSWORD)
-    tab.click("button[type=submit]")
+    staff_only = f"{world.gateway}/sso/staffonly/login?return_url=/"
+    submit(tab, staff_only, email="ada@example.com", password=TEAM_PASSWORD)
     assert "cannot enter" in (tab.text_content("#title") or "")
     accessible(tab, shots, "refused")
-    tab.goto(f"{world.gateway}/sso/team/login?return_url=/")
-    tab.fill("#email", "ada@example.com")
-    tab.fill("#password", TEAM_PASSWORD)
-    tab.click("button[type=submit]")
+    submit(tab, team, email="ada@example.com", password=TEAM_PASSWORD)
     tab.wait_for_url(world.devsite.url + "/")  # signed in as ada: a link for bo must ask
     tab.goto(
         f"{world.gateway}/sso/portal/login?return_url=/&jwt={world.portal_token('bo@example.com')}"
@@ -80,10 +82,7 @@ def test_visitor_pages(world: World, tab: Page, shots: Path) -> None:
     assert tab.text_content("#retry") == "Back to the videos"  # the way back to the site
     accessible(tab, shots, "signed-out")
     world.devsite.mode("down")
-    tab.goto(f"{world.gateway}/sso/team/login?return_url=/")
-    tab.fill("#email", "ada@example.com")
-    tab.fill("#password", TEAM_PASSWORD)
-    tab.click("button[type=submit]")
+    submit(tab, team, email="ada@example.com", password=TEAM_PASSWORD)
     detail = tab.text_content("#detail") or ""
     assert "team" in detail and "session/get-token" in detail and "http_503" in detail
     accessible(tab, shots, "upstream-down")
@@ -113,10 +112,8 @@ def test_paywall_pages(paywall: PaywallWorld, tab: Page, shots: Path) -> None:
     accessible(tab, shots, "email-sent")
 
 
-@pytest.mark.parametrize("world", ["one-instance"], indirect=True)
-def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
-    world.reset()
-    for _ in range(3):  # some traffic to plot: sign-ins granted and refused
+def _sign_ins_to_plot(world: World, count: int = 3) -> None:
+    for _ in range(count):
         browser = requests.Session()
         form = browser.get(f"{world.gateway}/sso/team/login?return_url=/", timeout=15).text
         csrf = re.search(r'name="csrf" value="([^"]+)"', form)
@@ -127,13 +124,10 @@ def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
                   "password": TEAM_PASSWORD, "return_url": "/", "next": ""},
             allow_redirects=False, timeout=15,
         )  # fmt: skip
-    tab.goto(f"{world.gateway}/admin")
-    assert "Sign in to the operator console" in (tab.text_content("h1") or "")
-    accessible(tab, shots, "console-sign-in")
-    tab.fill("#email", "ada@example.com")
-    tab.fill("#password", TEAM_PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url(f"{world.gateway}/admin")
+
+
+def _console_pages(tab: Page, shots: Path) -> None:
+    """Each console page from its menu, at 1280 px, with what it must show."""
     assert tab.locator("svg.plot").count() >= 6
     granted = tab.locator("dt:text-is('Sign-ins granted') + dd").first.text_content()
     assert granted is not None and int(granted) >= 3
@@ -160,15 +154,32 @@ def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
     accessible(tab, shots, "console-sessions")
     tab.click("text=Lockouts")
     accessible(tab, shots, "console-lockouts")
+
+
+PHONE_PAGES = {
+    "overview": "",
+    "audit": "/audit",
+    "why": "/why?email=ada@example.com&site=staffonly",
+    "sessions": "/sessions?email=ada@example.com",
+    "lockouts": "/lockouts",
+    "config": "/config",
+}
+
+
+@pytest.mark.parametrize("world", ["one-instance"], indirect=True)
+def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
+    world.reset()
+    _sign_ins_to_plot(world)
+    tab.goto(f"{world.gateway}/admin")
+    assert "Sign in to the operator console" in (tab.text_content("h1") or "")
+    accessible(tab, shots, "console-sign-in")
+    tab.fill("#email", "ada@example.com")
+    tab.fill("#password", TEAM_PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(f"{world.gateway}/admin")
+    _console_pages(tab, shots)
     tab.set_viewport_size({"width": 390, "height": 844})  # a phone
-    for name, path in (
-        ("overview", ""),
-        ("audit", "/audit"),
-        ("why", "/why?email=ada@example.com&site=staffonly"),
-        ("sessions", "/sessions?email=ada@example.com"),
-        ("lockouts", "/lockouts"),
-        ("config", "/config"),
-    ):
+    for name, path in PHONE_PAGES.items():
         tab.goto(f"{world.gateway}/admin{path}")
         accessible(tab, shots, f"console-{name}-390")
     tab.set_viewport_size({"width": 1280, "height": 800})
