@@ -17,7 +17,7 @@ from gateway.devsite.catalog import BOARD_ALBUM, Photo, demo_photos, generated_p
 from gateway.passwords import hash_password
 from gateway.web.pingback import REPEAT_WINDOW
 from tests.cluster import Gateway, start_gateway
-from tests.helpers import Devsite, free_port, make_settings, site_table
+from tests.helpers import Devsite, first_sync, free_port, make_settings, site_table
 
 PASSWORD = "catalogue world password"
 GENERATED = 1200
@@ -143,10 +143,7 @@ def running_catalogue_world(topology: str, redis_url: str = "") -> Iterator[Cata
     )
     served = start_gateway(topology, build, port, redis_url)
     world = CatalogueWorld(served.url, devsite, served, len(photos))
-    deadline = time.monotonic() + 60
-    while not world.catalogue().state(fresh=True).version:  # the start-up sync
-        assert time.monotonic() < deadline, "the start-up sync did not complete"
-        time.sleep(0.05)
+    first_sync(world.catalogue())
     yield world
     for app in served.apps:
         for catalogue in app.extensions["gateway.runtime"].catalogues.values():

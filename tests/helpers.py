@@ -267,3 +267,31 @@ def records_of(logger: str) -> Iterator[list[logging.LogRecord]]:
         yield seen
     finally:
         target.removeHandler(catcher)
+
+
+def first_sync(catalogue: Any, seconds: float = 60) -> None:
+    """Wait for a catalogue's start-up sync (its first version)."""
+    deadline = time.monotonic() + seconds
+    while not catalogue.state(fresh=True).version:
+        assert time.monotonic() < deadline, "the start-up sync did not complete"
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, port: int, devsite: Devsite, synced: str = "") -> Iterator[Flask]:
+    """The gateway for ``settings`` behind a real server on ``port``, once ``synced``'s
+    catalogue (if named) has its first version; afterwards its runtime, the server and the
+    emulated site are stopped."""
+    from gateway import create_app
+
+    app = create_app(settings)
+    server = LiveServer(app, port)
+    runtime = app.extensions["gateway.runtime"]
+    try:
+        if synced:
+            first_sync(runtime.catalogues[synced])
+        yield app
+    finally:
+        runtime.close()
+        server.stop()
+        devsite.stop()

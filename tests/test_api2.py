@@ -25,10 +25,11 @@ from gateway.twentythree.client import TwentyThreeClient
 from tests.helpers import (
     DEMO_READ,
     Devsite,
-    LiveServer,
+    first_sync,
     free_port,
     make_settings,
     records_of,
+    serving,
     site_table,
 )
 
@@ -49,7 +50,6 @@ class Api2World:
     gateway: str
     devsite: Devsite
     app: Any
-    server: LiveServer
 
     def runtime(self) -> Any:
         return self.app.extensions["gateway.runtime"]
@@ -115,18 +115,8 @@ def world() -> Iterator[Api2World]:
             }
         },
     )
-    app = create_app(settings)
-    server = LiveServer(app, port)
-    built = Api2World(gateway, devsite, app, server)
-    catalogue = built.runtime().catalogues["spec"]
-    deadline = time.monotonic() + 60
-    while not catalogue.state(fresh=True).version:  # the start-up sync
-        assert time.monotonic() < deadline, "the start-up sync did not complete"
-        time.sleep(0.05)
-    yield built
-    catalogue.stop()
-    server.stop()
-    devsite.stop()
+    with serving(settings, port, devsite, synced="spec") as app:
+        yield Api2World(gateway, devsite, app)
 
 
 @pytest.fixture()
@@ -440,10 +430,7 @@ def test_both_dialects_sync_mint_and_sign_in(devsite: Devsite, api_version: int)
         )
     )
     runtime = app.extensions["gateway.runtime"]
-    deadline = time.monotonic() + 30
-    while not runtime.catalogues["demo"].state(fresh=True).version:  # the start-up sync
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    first_sync(runtime.catalogues["demo"], 30)
     client = app.test_client()
     minted = client.post(
         "/api/v1/sites/demo/tokens",

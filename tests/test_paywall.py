@@ -145,6 +145,15 @@ def paid_subscriber(world: PaywallWorld) -> tuple[str, str]:
     return email, session["subscription"]
 
 
+def subscribed_elsewhere(world: PaywallWorld, price: str, status: str) -> tuple[str, Any]:
+    """A customer with a subscription made in Stripe itself (not through our checkout)."""
+    email = unique_email()
+    with world.stripe.lock:
+        customer = {"id": f"cus_{uuid.uuid4().hex[:12]}", "object": "customer", "email": email}
+        world.stripe.customers[customer["id"]] = customer
+        return email, world.stripe.new_subscription(customer["id"], price, status)
+
+
 def post_event(world: PaywallWorld, payload: bytes, signature: str | None) -> requests.Response:
     headers = {"Content-Type": "application/json"}
     if signature is not None:
@@ -229,32 +238,20 @@ def test_past_due_keeps_access_for_the_grace_period(paywall: PaywallWorld) -> No
 
 
 def test_subscriptions_for_other_prices_grant_nothing(paywall: PaywallWorld) -> None:
-    email = unique_email()
-    with paywall.stripe.lock:
-        customer = {"id": f"cus_{uuid.uuid4().hex[:12]}", "object": "customer", "email": email}
-        paywall.stripe.customers[customer["id"]] = customer
-        sub = paywall.stripe.new_subscription(customer["id"], OTHER_PRICE, "active")
+    email, sub = subscribed_elsewhere(paywall, OTHER_PRICE, "active")
     assert send(paywall, "customer.subscription.created", sub_event(paywall, sub["id"])).ok
     assert paywall.entitlements.standing(email, "gold") == "none"
 
 
 def test_a_subscription_made_elsewhere_grants(paywall: PaywallWorld) -> None:
-    email = unique_email()
-    with paywall.stripe.lock:
-        customer = {"id": f"cus_{uuid.uuid4().hex[:12]}", "object": "customer", "email": email}
-        paywall.stripe.customers[customer["id"]] = customer
-        sub = paywall.stripe.new_subscription(customer["id"], PRICE, "trialing")
+    email, sub = subscribed_elsewhere(paywall, PRICE, "trialing")
     assert send(paywall, "customer.subscription.created", sub_event(paywall, sub["id"])).ok
     assert paywall.entitlements.standing(email, "gold") == "active"
 
 
 @pytest.mark.parametrize("case", ["missing", "garbage", "tampered", "stale", "wrong_secret"])
 def test_forged_webhooks_are_400(paywall: PaywallWorld, case: str) -> None:
-    email = unique_email()
-    with paywall.stripe.lock:
-        customer = {"id": f"cus_{uuid.uuid4().hex[:12]}", "object": "customer", "email": email}
-        paywall.stripe.customers[customer["id"]] = customer
-        sub = paywall.stripe.new_subscription(customer["id"], PRICE, "active")
+    email, sub = subscribed_elsewhere(paywall, PRICE, "active")
     payload = paywall.stripe.event("customer.subscription.created", sub_event(paywall, sub["id"]))
     now = int(time.time())
     signature: str | None = {

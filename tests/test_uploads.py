@@ -15,10 +15,16 @@ from typing import Any
 import pytest
 import requests
 
-from gateway import create_app
 from gateway.devsite import DevsiteOptions, create_devsite
 from gateway.devsite.catalog import demo_photos
-from tests.helpers import Devsite, LiveServer, free_port, make_settings, records_of, site_table
+from tests.helpers import (
+    Devsite,
+    free_port,
+    make_settings,
+    records_of,
+    serving,
+    site_table,
+)
 
 STAFF = {"X-Email": "ada@example.com", "X-Groups": "video-staff"}
 OUTSIDER = {"X-Email": "carol@example.com", "X-Groups": "sales"}
@@ -78,31 +84,23 @@ def world() -> Iterator[UploadWorld]:
     site = site_table(devsite.url, identity="proxy", catalogue="sync")
     site["uploads"] = {"allow_groups": ["video-staff"], "album_ids": [CHANNEL, 9001]}
     digest = {name: hashlib.sha256(key.encode()).hexdigest() for name, key in KEYS.items()}
-    app = create_app(
-        make_settings(
-            {"intranet": site},
-            gateway={"public_url": gateway, "trusted_proxies": ["127.0.0.1/32"]},
-            identity={
-                "proxy": {
-                    "type": "header",
-                    "email_header": "X-Email",
-                    "groups_header": "X-Groups",
-                }
-            },
-            api_keys={
-                "editor": {"key_sha256": digest["editor"], "sites": ["intranet"], "uploads": True},
-                "mint": {"key_sha256": digest["mint"], "sites": ["intranet"]},
-            },
-        )
+    settings = make_settings(
+        {"intranet": site},
+        gateway={"public_url": gateway, "trusted_proxies": ["127.0.0.1/32"]},
+        identity={
+            "proxy": {
+                "type": "header",
+                "email_header": "X-Email",
+                "groups_header": "X-Groups",
+            }
+        },
+        api_keys={
+            "editor": {"key_sha256": digest["editor"], "sites": ["intranet"], "uploads": True},
+            "mint": {"key_sha256": digest["mint"], "sites": ["intranet"]},
+        },
     )
-    server = LiveServer(app, port)
-    runtime = app.extensions["gateway.runtime"]
-    while not runtime.catalogues["intranet"].state(fresh=True).version:
-        pass  # the start-up sync (a few ms: five videos)
-    yield UploadWorld(gateway, devsite, app)
-    runtime.catalogues["intranet"].stop()
-    server.stop()
-    devsite.stop()
+    with serving(settings, port, devsite, synced="intranet") as app:
+        yield UploadWorld(gateway, devsite, app)
 
 
 @pytest.fixture()
