@@ -147,22 +147,30 @@ def test_version_and_help_on_every_option() -> None:
     assert all(choice.help for choice in commands._choices_actions)
 
 
-def test_serve_with_gunicorn(
-    tmp_path: Path, devsite: Devsite, process: list[subprocess.Popen[str]]
-) -> None:
+def demo_config(tmp_path: Path, devsite: Devsite, secret_key: str, consumer_secret: str) -> Path:
+    """A configuration file for the emulated site's demo, with these two secrets."""
     config = tmp_path / "gateway.toml"
+    key, _, token, token_secret = DEMO_SUPER
     config.write_text(f"""
 [gateway]
 public_url = "http://127.0.0.1:8000"
-secret_key = "env:TEST_GATEWAY_SECRET"
+secret_key = "{secret_key}"
 
 [sites.demo]
 url = "{devsite.url}"
-consumer_key = "{DEMO_SUPER[0]}"
-consumer_secret = "env:TEST_DEMO_CS"
-access_token = "{DEMO_SUPER[2]}"
-access_token_secret = "{DEMO_SUPER[3]}"
+consumer_key = "{key}"
+consumer_secret = "{consumer_secret}"
+access_token = "{token}"
+access_token_secret = "{token_secret}"
 """)
+    return config
+
+
+def test_serve_with_gunicorn(
+    tmp_path: Path, devsite: Devsite, process: list[subprocess.Popen[str]]
+) -> None:
+    # the two secrets from the environment, as an operator would keep them
+    config = demo_config(tmp_path, devsite, "env:TEST_GATEWAY_SECRET", "env:TEST_DEMO_CS")
     port = _free_port()
     env = {
         **os.environ,
@@ -200,19 +208,7 @@ def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
 
 
 def test_link_prints_working_urls(tmp_path: Path, devsite: Devsite) -> None:
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
-[gateway]
-public_url = "http://127.0.0.1:8000"
-secret_key = "{TEST_SECRET}"
-
-[sites.demo]
-url = "{devsite.url}"
-consumer_key = "{DEMO_SUPER[0]}"
-consumer_secret = "{DEMO_SUPER[1]}"
-access_token = "{DEMO_SUPER[2]}"
-access_token_secret = "{DEMO_SUPER[3]}"
-""")
+    config = demo_config(tmp_path, devsite, TEST_SECRET, DEMO_SUPER[1])
     result = run(
         "link", "--site", "demo", "--photo-id", "1001", "--ttl", "120", "--config", str(config)
     )
