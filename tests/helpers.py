@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -295,3 +299,25 @@ def serving(settings: Settings, port: int, devsite: Devsite, synced: str = "") -
         runtime.close()
         server.stop()
         devsite.stop()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_CLI = str(Path(sys.executable).parent / "gateway")
+
+
+def gateway_cli(
+    *args: str, env: dict[str, str] | None = None, only_env: bool = False, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``gateway <args>`` as an operator runs it, from the repository's root: ``env`` on top
+    of this process's environment, or (``only_env``) instead of it."""
+    environment = (env or {}) if only_env else {**os.environ, **(env or {})}
+    return subprocess.run(
+        [GATEWAY_CLI, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=environment,
+        check=False,
+    )

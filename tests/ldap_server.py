@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.helpers import free_port
-from tests.processes import end, spawn
+from tests.processes import HelperServer, spawn
 
 BASE = "dc=example,dc=com"
 SERVICE_DN = f"cn=gateway,ou=services,{BASE}"
@@ -137,7 +137,7 @@ class TestCa:
         )
 
 
-class Slapd:
+class Slapd(HelperServer):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.port, self.tls_port = free_port(), free_port()
@@ -271,11 +271,6 @@ access to *
     def resume(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            end(self.proc)
-            self.proc = None
 
     def restart(self) -> None:
         self.stop()

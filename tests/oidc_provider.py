@@ -13,14 +13,14 @@ from pathlib import Path
 import requests
 from joserfc.jwk import RSAKey
 
-from tests.processes import end, spawn
+from tests.processes import HelperServer, spawn
 
 HERE = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "gateway"
 CLIENT_SECRET = "gateway-client-secret-0123456789"
 
 
-class OidcProviderProcess:
+class OidcProviderProcess(HelperServer):
     def __init__(
         self,
         port: int,
@@ -73,11 +73,6 @@ class OidcProviderProcess:
             except requests.ConnectionError:
                 time.sleep(0.1)
         raise RuntimeError("the test OIDC provider did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            end(self.proc)
-            self.proc = None
 
     def restart(self) -> None:
         """A restart is a key rotation: a new signing key each start."""

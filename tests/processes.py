@@ -33,6 +33,17 @@ def end(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
     proc.wait(timeout=timeout)
 
 
+class HelperServer:
+    """A helper server run as one process group: ``stop`` ends it and all it started."""
+
+    proc: subprocess.Popen[Any] | None = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            end(self.proc)
+            self.proc = None
+
+
 def end_all() -> None:
     for proc in list(_RUNNING):
         end(proc, timeout=5.0)

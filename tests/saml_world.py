@@ -22,7 +22,7 @@ from tests.helpers import (
     make_settings,
     site_table,
 )
-from tests.processes import end, spawn
+from tests.processes import HelperServer, spawn
 from tests.saml_forge import ForgedIdp, KeyPair
 
 SSP_ROOT = Path("/usr/share/simplesamlphp/www")
@@ -55,7 +55,7 @@ def _php_array(value: Any, indent: str = "  ") -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class SimpleSamlPhp:
+class SimpleSamlPhp(HelperServer):
     """SimpleSAMLphp as an IdP on a loopback port, configured for the SPs given."""
 
     def __init__(self, folder: Path, port: int) -> None:
@@ -139,11 +139,6 @@ class SimpleSamlPhp:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("SimpleSAMLphp did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            end(self.proc)  # the whole group: PHP_CLI_SERVER_WORKERS are children
-            self.proc = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.passwords import hash_password
 from gateway.telemetry import ALL, Telemetry, percentile_ms
-from tests.helpers import TEST_SECRET, Devsite, make_settings, records_of, site_table
+from tests.helpers import TEST_SECRET, Devsite, gateway_cli, make_settings, records_of, site_table
 
 PASSWORD = "console-pass-123"
 KEY = "admin-test-key-0123456789"
@@ -405,9 +405,6 @@ def test_the_command_line_signs_a_person_out_everywhere(
     devsite: Devsite, redis_url: str, tmp_path: Any
 ) -> None:
     """``gateway sessions revoke --email E`` against the Redis store the gateway uses."""
-    import subprocess
-    import sys
-    from pathlib import Path
 
     import redis as redis_lib
 
@@ -418,34 +415,15 @@ def test_the_command_line_signs_a_person_out_everywhere(
     assert device.get("/embed/demo/1001").status_code == 302
     config = tmp_path / "gateway.toml"
     config.write_text(_config_text(devsite, url))
-    gateway = Path(sys.executable).parent / "gateway"
-    done = subprocess.run(
-        [
-            str(gateway),
-            "sessions",
-            "revoke",
-            "--email",
-            "viewer@example.com",
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = gateway_cli(
+        "sessions", "revoke", "--email", "viewer@example.com", "--config", str(config)
     )
     assert done.returncode == 0, done.stderr
     assert "signed out everywhere (1 listed" in done.stdout
     assert "/sso/demo/login" in device.get("/embed/demo/1001").headers["Location"]
     memory = tmp_path / "memory.toml"
     memory.write_text(_config_text(devsite, ""))
-    refused = subprocess.run(
-        [str(gateway), "sessions", "revoke", "--email", "a@example.com", "--config", str(memory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = gateway_cli("sessions", "revoke", "--email", "a@example.com", "--config", str(memory))
     assert refused.returncode == 2 and "/admin/sessions" in refused.stderr
 
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from gateway.passwords import verify_password
-from tests.helpers import DEMO_SUPER, TEST_SECRET, Devsite
+from tests.helpers import DEMO_SUPER, TEST_SECRET, Devsite, gateway_cli
 from tests.processes import end, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,15 +28,7 @@ GATEWAY = shutil.which("gateway", path=str(Path(sys.executable).parent)) or "gat
 def run(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [GATEWAY, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+    return gateway_cli(*args, env=env, stdin=stdin)
 
 
 def test_token_prints_the_documented_vector_exactly() -> None:

@@ -5,8 +5,6 @@ does not; secrets are write-only strings; keys carry their descriptions."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,16 +12,16 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tests.helpers import gateway_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [*sorted((ROOT / "config" / "examples").glob("*.toml")), ROOT / "config" / "gateway.toml"]
 
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    gateway = Path(sys.executable).parent / "gateway"
-    printed = subprocess.run(
-        [str(gateway), "config-schema"], capture_output=True, text=True, timeout=60, check=True
-    )
+    printed = gateway_cli("config-schema")
+    assert printed.returncode == 0, printed.stderr
     found: dict[str, Any] = json.loads(printed.stdout)
     jsonschema.Draft202012Validator.check_schema(found)
     return found

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,11 @@ import pytest
 import yaml
 from flask.testing import FlaskClient
 
+from tests.helpers import gateway_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
 MONITORING = ROOT / "deploy" / "monitoring"
-GATEWAY = str(Path(sys.executable).parent / "gateway")
 
 
 def _manifests() -> dict[str, dict[str, Any]]:
@@ -71,10 +70,7 @@ def test_the_configmap_config_passes_check_config_with_the_secrets_keys(tmp_path
     env["GATEWAY_REDIS_URL"] = "redis://redis:6379/0"
     env["GATEWAY_DATABASE_URL"] = "postgresql://gateway:pw@postgres:5432/gateway"
     env["GATEWAY_SECRET_KEY"] = "stand-in-secret-key-0123456789abcdef"
-    result = subprocess.run(
-        [GATEWAY, "check-config", str(config)], capture_output=True, text=True, env=env,
-        timeout=60, check=False,
-    )  # fmt: skip
+    result = gateway_cli("check-config", str(config), env=env, only_env=True)
     assert result.returncode == 0, result.stderr
 
 
@@ -88,10 +84,8 @@ def test_the_examples_own_placeholder_secrets_are_refused(tmp_path: Path) -> Non
     compose_key = re.search(r"^GATEWAY_SECRET_KEY=(.+)$", compose_env, re.M)
     assert compose_key is not None
     for secret_key in (env["GATEWAY_SECRET_KEY"], compose_key.group(1)):
-        result = subprocess.run(
-            [GATEWAY, "check-config", str(config)], capture_output=True, text=True,
-            env={**env, "GATEWAY_SECRET_KEY": secret_key}, timeout=60, check=False,
-        )  # fmt: skip
+        keyed = {**env, "GATEWAY_SECRET_KEY": secret_key}
+        result = gateway_cli("check-config", str(config), env=keyed, only_env=True)
         assert result.returncode == 2
         for key in ("gateway.secret_key", "gateway.metrics_token", "store.database_url"):
             assert f"{key}: is a placeholder" in result.stderr, result.stderr

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import gateway_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.toml"))
@@ -22,16 +23,7 @@ def test_there_are_examples() -> None:
 def test_example_passes_check_config(example: Path) -> None:
     names = set(re.findall(r'"env:([A-Za-z_][A-Za-z0-9_]*)"', example.read_text()))
     env = {name: f"stand-in-{name.lower()}-0123456789abcdef0123" for name in names}
-    gateway = Path(sys.executable).parent / "gateway"
-    result = subprocess.run(
-        [str(gateway), "check-config", str(example)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = gateway_cli("check-config", str(example), env=env, only_env=True)
     assert result.returncode == 0, result.stderr
     assert "ok (" in result.stdout
 
@@ -63,15 +55,7 @@ def test_the_compose_gateway_config_passes_check_config() -> None:
         "GATEWAY_REDIS_URL": "redis://redis:6379/0",
         "GATEWAY_DATABASE_URL": "postgresql://gateway:pw@postgres:5432/gateway",
     }
-    gateway = Path(sys.executable).parent / "gateway"
-    result = subprocess.run(
-        [str(gateway), "check-config", str(COMPOSE / "gateway.toml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = gateway_cli("check-config", str(COMPOSE / "gateway.toml"), env=env, only_env=True)
     assert result.returncode == 0, result.stderr
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from flask.testing import FlaskClient
 from gateway import create_app
 from gateway.devsite.catalog import DEMO_SUPER
 from tests.formclient import FormClient
-from tests.helpers import Devsite, free_port, make_settings, records_of, site_table
+from tests.helpers import Devsite, free_port, gateway_cli, make_settings, records_of, site_table
 from tests.sso_world import OFFICE_SIZE, TEAM_PASSWORD, World
 
 # ---------------------------------------------------------------- lockouts
@@ -471,8 +470,7 @@ secret = "{s["paywall"]}"
 
 
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "gateway"), "check-config", str(path)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return gateway_cli("check-config", str(path))
 
 
 def assert_no_secret(text: str, where: str) -> None:
