@@ -40,6 +40,12 @@ def submit(tab: Page, url: str, **fields: str) -> None:
     tab.click("button[type=submit]")
 
 
+def visit(tab: Page, shots: Path, name: str, url: str) -> None:
+    """Open ``url``; it must be accessible (and is photographed as ``name``)."""
+    tab.goto(url)
+    accessible(tab, shots, name)
+
+
 def accessible(page: Page, shots: Path, name: str) -> None:
     """A screenshot, then axe-core's WCAG 2.1 AA rules: no violation."""
     page.screenshot(path=shots / f"{name}.png", full_page=True)
@@ -55,13 +61,10 @@ def accessible(page: Page, shots: Path, name: str) -> None:
 @pytest.mark.parametrize("world", ["one-instance"], indirect=True)
 def test_visitor_pages(world: World, tab: Page, shots: Path) -> None:
     world.reset()
-    tab.goto(f"{world.gateway}/")
-    accessible(tab, shots, "home")
-    tab.goto(f"{world.gateway}/sso/multi/login?return_url=/")
-    accessible(tab, shots, "chooser")
+    visit(tab, shots, "home", f"{world.gateway}/")
+    visit(tab, shots, "chooser", f"{world.gateway}/sso/multi/login?return_url=/")
     team = f"{world.gateway}/sso/team/login?return_url=/"
-    tab.goto(team)
-    accessible(tab, shots, "password-form")
+    visit(tab, shots, "password-form", team)
     submit(tab, team, email="ada@example.com", password="wrong password")
     assert tab.get_attribute("#password", "aria-invalid") == "true"
     assert tab.get_attribute("#password", "aria-describedby") == "error"
@@ -76,8 +79,7 @@ def test_visitor_pages(world: World, tab: Page, shots: Path) -> None:
         f"{world.gateway}/sso/portal/login?return_url=/&jwt={world.portal_token('bo@example.com')}"
     )
     accessible(tab, shots, "continue-as")
-    tab.goto(f"{world.gateway}/sso/team/logout")
-    accessible(tab, shots, "logout-confirm")
+    visit(tab, shots, "logout-confirm", f"{world.gateway}/sso/team/logout")
     tab.click("#sign-out")
     assert tab.text_content("#retry") == "Back to the videos"  # the way back to the site
     accessible(tab, shots, "signed-out")
@@ -103,12 +105,10 @@ def test_pages_speak_danish_when_asked(world: World, chromium: Browser, shots: P
 @pytest.mark.parametrize("paywall", ["one-instance"], indirect=True)
 def test_paywall_pages(paywall: PaywallWorld, tab: Page, shots: Path) -> None:
     paywall.reset()
-    tab.goto(f"{paywall.gateway}/sso/shop/login?return_url=/video/1001&provider=gold")
-    accessible(tab, shots, "subscribe")
-    tab.goto(f"{paywall.gateway}/sso/shop/login?return_url=/video/1001&provider=mail")
-    accessible(tab, shots, "email-form")
-    tab.fill("#email", "reader@example.com")
-    tab.click("button[type=submit]")
+    shop = f"{paywall.gateway}/sso/shop/login?return_url=/video/1001&provider="
+    visit(tab, shots, "subscribe", shop + "gold")
+    visit(tab, shots, "email-form", shop + "mail")
+    submit(tab, tab.url, email="reader@example.com")
     accessible(tab, shots, "email-sent")
 
 
@@ -180,8 +180,7 @@ def test_the_console_in_a_browser(world: World, tab: Page, shots: Path) -> None:
     _console_pages(tab, shots)
     tab.set_viewport_size({"width": 390, "height": 844})  # a phone
     for name, path in PHONE_PAGES.items():
-        tab.goto(f"{world.gateway}/admin{path}")
-        accessible(tab, shots, f"console-{name}-390")
+        visit(tab, shots, f"console-{name}-390", f"{world.gateway}/admin{path}")
     tab.set_viewport_size({"width": 1280, "height": 800})
     tab.click("#sign-out")
     assert "You are signed out" in (tab.text_content("h1") or "")

@@ -231,16 +231,10 @@ def test_logout_on_one_instance_ends_the_session_on_every_instance(
     from gateway.passwords import hash_password
     from tests.helpers import make_settings, site_table
 
-    settings = make_settings(
-        {"team": site_table(devsite.url, identity="team")},
-        store={"url": redis_url},
-        identity={
-            "team": {
-                "type": "static",
-                "users": [{"email": "ada@example.com", "password_hash": hash_password("pw-12345")}],
-            }
-        },
-    )
+    ada = {"email": "ada@example.com", "password_hash": hash_password("pw-12345")}
+    team = {"type": "static", "users": [ada]}
+    sites = {"team": site_table(devsite.url, identity="team")}
+    settings = make_settings(sites, store={"url": redis_url}, identity={"team": team})
     a, b = create_app(settings).test_client(), create_app(settings).test_client()
     form = a.get("/sso/team/login?return_url=/").get_data(as_text=True)
     csrf = re.search(r'name="csrf" value="([^"]+)"', form)

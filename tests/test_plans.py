@@ -49,12 +49,16 @@ def shop(devsite: Devsite, tmp_path: Path) -> Iterator[dict[str, Any]]:
     app.extensions["gateway.runtime"].entitlements.dispose()
 
 
+def _login_url(shop: dict[str, Any], devsite: Devsite) -> str:
+    """Where the closed site sends a stranger: the shop's sign-in (the plans)."""
+    return f"{shop['gateway']}/sso/shop/login?return_url={devsite.url}/"
+
+
 def test_plans_are_offered_and_the_chosen_one_is_bought(
     shop: dict[str, Any], devsite: Devsite
 ) -> None:
     stripe: StripeStandin = shop["stripe"]
-    browser = FormClient()
-    login = f"{shop['gateway']}/sso/shop/login?return_url={devsite.url}/"
+    browser, login = FormClient(), _login_url(shop, devsite)
     page = browser.get(login, timeout=15)
     assert page.status_code == 200
     assert "99.00 DKK" in page.text and "per month" in page.text
@@ -87,8 +91,9 @@ def test_the_account_page_opens_the_portal_for_the_subscribers_own_customer(
 ) -> None:
     stripe: StripeStandin = shop["stripe"]
     browser = FormClient()
-    login = f"{shop['gateway']}/sso/shop/login?return_url={devsite.url}/"
-    browser.submit(browser.get(login, timeout=15), follow=False, price="price_month")
+    browser.submit(
+        browser.get(_login_url(shop, devsite), timeout=15), follow=False, price="price_month"
+    )
     (session,) = stripe.sessions.values()
     paid = stripe.pay(session["id"], email="reader@example.com")
     browser.get(paid["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]),
