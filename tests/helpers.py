@@ -108,6 +108,14 @@ class Devsite(LiveServer):
             if c.get("method") == "photo/list" and "photo_id" not in c["params"] and "page" in c
         ]
 
+    @classmethod
+    def for_gateway(cls, gateway: str, site: str, **options: Any) -> Devsite:
+        """An emulated 23 site whose remote login URL is ``site``'s sign-in on ``gateway``."""
+        from gateway.devsite import DevsiteOptions, create_devsite
+
+        login = f"{gateway}/sso/{site}/login"
+        return cls(create_devsite(DevsiteOptions(remote_login_url=login, **options)))
+
 
 def site_table(
     url: str, creds: tuple[str, str, str, str] = DEMO_SUPER, **extra: Any

@@ -18,7 +18,6 @@ import pytest
 import requests
 
 from gateway import create_app
-from gateway.devsite import DevsiteOptions, create_devsite
 from gateway.devsite.catalog import Photo, demo_photos, generated_photos
 from gateway.twentythree.cache import PhotoInfo
 from gateway.twentythree.client import TwentyThreeClient
@@ -83,15 +82,8 @@ class Api2World:
 def world() -> Iterator[Api2World]:
     port = free_port()
     gateway = f"http://127.0.0.1:{port}"
-    devsite = Devsite(
-        create_devsite(
-            DevsiteOptions(
-                remote_login_url=f"{gateway}/sso/spec/login",
-                photos=_photos(),
-                page_max=PAGE_MAX,
-                bearer_lifetime=15,
-            )
-        )
+    devsite = Devsite.for_gateway(
+        gateway, "spec", photos=_photos(), page_max=PAGE_MAX, bearer_lifetime=15
     )
     bearer = {"url": devsite.url, "api_token": API_TOKEN, "identity": ["team"]}
     sites = {

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import requests
 
-from gateway.devsite import DevsiteOptions, create_devsite
 from gateway.devsite.catalog import demo_photos
 from tests.helpers import (
     Devsite,
@@ -76,11 +75,7 @@ class UploadWorld:
 def world() -> Iterator[UploadWorld]:
     port = free_port()
     gateway = f"http://127.0.0.1:{port}"
-    devsite = Devsite(
-        create_devsite(
-            DevsiteOptions(remote_login_url=f"{gateway}/sso/intranet/login", photos=demo_photos())
-        )
-    )
+    devsite = Devsite.for_gateway(gateway, "intranet", photos=demo_photos())
     site = site_table(devsite.url, identity="proxy", catalogue="sync")
     site["uploads"] = {"allow_groups": ["video-staff"], "album_ids": [CHANNEL, 9001]}
     digest = {name: hashlib.sha256(key.encode()).hexdigest() for name, key in KEYS.items()}
