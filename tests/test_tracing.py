@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import TEST_SECRET, Devsite
 
@@ -50,9 +51,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_spans_name_routes_carry_traceparent_and_hold_no_secret(
-    devsite: Devsite, tmp_path: Path
-) -> None:
+def _exported(devsite: Devsite, tmp_path: Path) -> tuple[list[dict[str, Any]], str, str]:
+    """Run the script in its own process: the spans it exported, as JSON and as text, and its
+    log lines."""
     out = tmp_path / "spans.json"
     digest = hashlib.sha256(KEY.encode()).hexdigest()
     run = subprocess.run(
@@ -64,25 +65,32 @@ def test_spans_name_routes_carry_traceparent_and_hold_no_secret(
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    spans = json.loads(out.read_text())
+    return json.loads(out.read_text()), out.read_text(), run.stdout
+
+
+def _named(spans: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(s for s in spans if s["name"] == name)
+
+
+def test_spans_name_routes_carry_traceparent_and_hold_no_secret(
+    devsite: Devsite, tmp_path: Path
+) -> None:
+    spans, dump, logged = _exported(devsite, tmp_path)
     names = {span["name"] for span in spans}
-    assert "POST /api/v1/sites/<site_name>/tokens" in names
-    assert "GET /sso/<site_name>/login" in names
-    assert "23 photo/list" in names and "23 session/get-token" in names
-    login = next(s for s in spans if s["name"] == "GET /sso/<site_name>/login")
+    assert {"POST /api/v1/sites/<site_name>/tokens", "GET /sso/<site_name>/login"} <= names
+    assert {"23 photo/list", "23 session/get-token"} <= names
+    login = _named(spans, "GET /sso/<site_name>/login")
     assert login["context"]["trace_id"] == "0x0af7651916cd43dd8448eb211c80319c"  # continued
     assert login["attributes"]["gateway.site"] == "demo"
     assert login["attributes"]["http.route"] == "/sso/<site_name>/login"
-    handoff = next(s for s in spans if s["name"] == "23 session/get-token")
-    assert (
-        handoff["kind"] == "SpanKind.CLIENT" and handoff["parent_id"] == login["context"]["span_id"]
-    )
+    handoff = _named(spans, "23 session/get-token")
+    assert handoff["kind"] == "SpanKind.CLIENT"
+    assert handoff["parent_id"] == login["context"]["span_id"]
     assert handoff["attributes"]["gateway.outcome"] == "ok"
     assert all(c["traceparent"] for c in devsite.calls() if c.get("method"))  # sent to 23
-    dump = out.read_text()
     for secret in (KEY, "demo-super-consumer-secret", "demo-super-access-secret",
                    "ada@example.com", "return_url", TEST_SECRET, "gw_session"):  # fmt: skip
         assert secret not in dump, secret
-    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
     granted = next(line for line in lines if line.get("msg") == "sso_granted")
     assert granted["trace_id"] == "0af7651916cd43dd8448eb211c80319c"

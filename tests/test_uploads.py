@@ -138,24 +138,46 @@ def test_a_post_without_the_form_token_asks_23_for_nothing(uploads: UploadWorld)
     assert uploads.calls() == []
 
 
-def test_staff_upload_straight_to_23_and_the_video_is_mintable_at_once(
-    uploads: UploadWorld,
-) -> None:
-    title = 'Q3 all-hands <script>alert("x")</script> & more'
-    page = uploads.start(title)
+def _posts_straight_to_23(uploads: UploadWorld, page: requests.Response, title: str) -> None:
+    """The page's form posts the file to 23 (multipart, token hidden, title escaped), after
+    exactly one upload token asked for what the form said, unpublished, single use."""
     assert page.status_code == 200, page.text
     assert "<script>alert" not in page.text and "&lt;script&gt;" in page.text  # escaped
     assert f'action="{uploads.devsite.url}/api/photo/redeem-upload-token"' in page.text
-    assert (
-        'enctype="multipart/form-data"' in page.text
-        and 'type="hidden" name="upload_token"' in page.text
-    )
+    assert 'enctype="multipart/form-data"' in page.text
+    assert 'type="hidden" name="upload_token"' in page.text
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     (asked,) = uploads.calls("photo/get-upload-token")
     params = asked["params"]
     assert params["title"] == title and params["album_id"] == str(CHANNEL)
     assert params["publish"] == "0" and params["max_uploads"] == "1"
     assert params["return_url"] == f"{uploads.gateway}/upload/intranet/done"
+
+
+def _audited_upload(audited: list[Any], photo_id: int, title: str) -> None:
+    (line,) = [r.__dict__ for r in audited if r.getMessage() == "upload"]
+    assert line["email"] == "ada@example.com" and line["site"] == "intranet"
+    assert line["photo_id"] == photo_id and line["title"] == title
+    assert all("upload_token" not in str(v) for v in line.values())
+
+
+def _mintable_without_a_lookup(uploads: UploadWorld, photo_id: int) -> None:
+    before = len(uploads.calls())
+    minted = requests.post(
+        f"{uploads.gateway}/api/v1/sites/intranet/tokens",
+        json={"photo_ids": [photo_id]},
+        headers={"Authorization": f"Bearer {KEYS['editor']}"},
+        timeout=15,
+    ).json()["tokens"][0]
+    assert "token" in minted and len(uploads.calls()) == before  # no lookup
+
+
+def test_staff_upload_straight_to_23_and_the_video_is_mintable_at_once(
+    uploads: UploadWorld,
+) -> None:
+    title = 'Q3 all-hands <script>alert("x")</script> & more'
+    page = uploads.start(title)
+    _posts_straight_to_23(uploads, page, title)
 
     sent = uploads.send_file(page.text)
     assert sent.status_code == 301
@@ -167,20 +189,9 @@ def test_staff_upload_straight_to_23_and_the_video_is_mintable_at_once(
     assert "Video uploaded" in done.text and "&lt;script&gt;" in done.text
     confirming = [c for c in uploads.calls("photo/list") if "upload_token" in c["params"]]
     assert len(confirming) == 1 and confirming[0]["level"] == "super"  # a signed call
-    (line,) = [r.__dict__ for r in audited if r.getMessage() == "upload"]
     photo_id = int(re.search(r"photo_id=(\d+)", callback)[1])  # type: ignore[index]
-    assert line["email"] == "ada@example.com" and line["site"] == "intranet"
-    assert line["photo_id"] == photo_id and line["title"] == title
-    assert all("upload_token" not in str(v) for v in line.values())
-
-    before = len(uploads.calls())
-    minted = requests.post(
-        f"{uploads.gateway}/api/v1/sites/intranet/tokens",
-        json={"photo_ids": [photo_id]},
-        headers={"Authorization": f"Bearer {KEYS['editor']}"},
-        timeout=15,
-    ).json()["tokens"][0]
-    assert "token" in minted and len(uploads.calls()) == before  # no lookup
+    _audited_upload(audited, photo_id, title)
+    _mintable_without_a_lookup(uploads, photo_id)
 
     again = uploads.send_file(page.text)
     assert again.status_code == 403  # 23 takes the upload token once
