@@ -38,6 +38,20 @@ def _form_params(form: Any) -> dict[str, Any]:
     return out
 
 
+def _expand() -> list[str]:
+    return [v for k, v in request.args.items(multi=True) if k.startswith("expand")]
+
+
+def _missing(what: str) -> Any:
+    return jsonify(
+        error={
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "message": f"No such {what}",
+        }
+    ), 404
+
+
 class StripeStandin:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -146,141 +160,129 @@ class StripeStandin:
 
     def _build(self) -> Flask:
         app = Flask("stripe-standin")
-
-        @app.before_request
-        def authenticate() -> Any:
-            if request.path.startswith("/v1/"):
-                self.calls.append(f"{request.method} {request.path}")
-                if self.down:
-                    return jsonify(error={"type": "api_error", "message": "down"}), 500
-                if request.headers.get("Authorization") != f"Bearer {SECRET_KEY}":
-                    return jsonify(
-                        error={"type": "invalid_request_error", "message": "bad key"}
-                    ), 401
-            return None
-
-        def expand() -> list[str]:
-            return [v for k, v in request.args.items(multi=True) if k.startswith("expand")]
-
-        def missing(what: str) -> Any:
-            return jsonify(
-                error={
-                    "type": "invalid_request_error",
-                    "code": "resource_missing",
-                    "message": f"No such {what}",
-                }
-            ), 404
-
-        @app.post("/v1/checkout/sessions")
-        def create_session() -> Any:
-            params = _form_params(request.form)
-            price = params["line_items"]["0"]["price"]
-            session = {
-                "id": _id("cs_test"),
-                "object": "checkout.session",
-                "mode": params["mode"],
-                "status": "open",
-                "payment_status": "unpaid",
-                "client_reference_id": params.get("client_reference_id"),
-                "customer_email": params.get("customer_email"),
-                "customer": None,
-                "customer_details": None,
-                "subscription": None,
-                "success_url": params["success_url"],
-                "cancel_url": params["cancel_url"],
-                "_price": price,
-                "_trial_days": (params.get("subscription_data") or {}).get("trial_period_days"),
-                "_promotion_codes": params.get("allow_promotion_codes"),
-            }
-            session["url"] = f"{request.host_url}pay/{session['id']}"
-            with self.lock:
-                self.sessions[session["id"]] = session
-            return jsonify(self._expanded(session, []))
-
-        @app.post("/v1/billing_portal/sessions")
-        def create_portal() -> Any:
-            params = _form_params(request.form)
-            if params.get("customer") not in self.customers:
-                return missing("customer")
-            portal = {
-                "id": _id("bps"),
-                "object": "billing_portal.session",
-                "customer": params["customer"],
-                "return_url": params.get("return_url"),
-            }
-            portal["url"] = f"{request.host_url}portal/{portal['id']}"
-            with self.lock:
-                self.portals.append(portal)
-            return jsonify(portal)
-
-        @app.get("/v1/prices/<price_id>")
-        def get_price(price_id: str) -> Any:
-            known = self.prices.get(price_id)
-            if known is None:
-                return missing("price")
-            recurring = {"interval": known["interval"]} if known.get("interval") else None
-            return jsonify(
-                {
-                    "id": price_id,
-                    "object": "price",
-                    "unit_amount": known["unit_amount"],
-                    "currency": known["currency"],
-                    "recurring": recurring,
-                }
-            )
-
-        @app.get("/v1/checkout/sessions/<session_id>")
-        def get_session(session_id: str) -> Any:
-            session = self.sessions.get(session_id)
-            if session is None:
-                return missing("checkout.session")
-            return jsonify(self._expanded(session, expand()))
-
-        @app.get("/v1/subscriptions/<sub_id>")
-        def get_subscription(sub_id: str) -> Any:
-            sub = self.subscriptions.get(sub_id)
-            if sub is None:
-                return missing("subscription")
-            out = dict(sub)
-            if "customer" in expand():
-                out["customer"] = self.customers[sub["customer"]]
-            return jsonify(out)
-
-        @app.get("/v1/customers/<customer_id>")
-        def get_customer(customer_id: str) -> Any:
-            customer = self.customers.get(customer_id)
-            return jsonify(customer) if customer else missing("customer")
-
-        # The hosted checkout page a browser sees.
-        @app.get("/pay/<session_id>")
-        def pay_page(session_id: str) -> Any:
-            session = self.sessions.get(session_id) or abort(404)
-            email = session.get("customer_email") or ""
-            return Response(
-                "<!doctype html><title>Stand-in checkout</title><h1>Pay for your subscription</h1>"
-                f'<form method="post"><input name="email" id="email" value="{email}">'
-                '<button id="pay" type="submit">Pay</button></form>'
-                f'<a id="cancel" href="{session["cancel_url"]}">Cancel</a>',
-                mimetype="text/html",
-            )
-
-        @app.get("/portal/<portal_id>")
-        def portal_page(portal_id: str) -> Any:
-            portal = next((p for p in self.portals if p["id"] == portal_id), None) or abort(404)
-            return Response(
-                "<!doctype html><title>Stand-in customer portal</title>"
-                f"<h1>Manage the subscription of {portal['customer']}</h1>"
-                f'<a id="return" href="{portal["return_url"]}">Return</a>',
-                mimetype="text/html",
-            )
-
-        @app.post("/pay/<session_id>")
-        def pay_submit(session_id: str) -> Any:
-            if session_id not in self.sessions:
-                abort(404)
-            session = self.pay(session_id, request.form.get("email", ""))
-            return redirect(
-                session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id), code=303
-            )
-
+        app.before_request(self._authenticate)
+        for method, rule, view in (
+            ("POST", "/v1/checkout/sessions", self._create_session),
+            ("POST", "/v1/billing_portal/sessions", self._create_portal),
+            ("GET", "/v1/prices/<price_id>", self._get_price),
+            ("GET", "/v1/checkout/sessions/<session_id>", self._get_session),
+            ("GET", "/v1/subscriptions/<sub_id>", self._get_subscription),
+            ("GET", "/v1/customers/<customer_id>", self._get_customer),
+            ("GET", "/pay/<session_id>", self._pay_page),
+            ("GET", "/portal/<portal_id>", self._portal_page),
+            ("POST", "/pay/<session_id>", self._pay_submit),
+        ):
+            app.add_url_rule(rule, view.__name__, view, methods=[method])
         return app
+
+    def _authenticate(self) -> Any:
+        if request.path.startswith("/v1/"):
+            self.calls.append(f"{request.method} {request.path}")
+            if self.down:
+                return jsonify(error={"type": "api_error", "message": "down"}), 500
+            if request.headers.get("Authorization") != f"Bearer {SECRET_KEY}":
+                return jsonify(error={"type": "invalid_request_error", "message": "bad key"}), 401
+        return None
+
+    def _create_session(self) -> Any:
+        params = _form_params(request.form)
+        price = params["line_items"]["0"]["price"]
+        session = {
+            "id": _id("cs_test"),
+            "object": "checkout.session",
+            "mode": params["mode"],
+            "status": "open",
+            "payment_status": "unpaid",
+            "client_reference_id": params.get("client_reference_id"),
+            "customer_email": params.get("customer_email"),
+            "customer": None,
+            "customer_details": None,
+            "subscription": None,
+            "success_url": params["success_url"],
+            "cancel_url": params["cancel_url"],
+            "_price": price,
+            "_trial_days": (params.get("subscription_data") or {}).get("trial_period_days"),
+            "_promotion_codes": params.get("allow_promotion_codes"),
+        }
+        session["url"] = f"{request.host_url}pay/{session['id']}"
+        with self.lock:
+            self.sessions[session["id"]] = session
+        return jsonify(self._expanded(session, []))
+
+    def _create_portal(self) -> Any:
+        params = _form_params(request.form)
+        if params.get("customer") not in self.customers:
+            return _missing("customer")
+        portal = {
+            "id": _id("bps"),
+            "object": "billing_portal.session",
+            "customer": params["customer"],
+            "return_url": params.get("return_url"),
+        }
+        portal["url"] = f"{request.host_url}portal/{portal['id']}"
+        with self.lock:
+            self.portals.append(portal)
+        return jsonify(portal)
+
+    def _get_price(self, price_id: str) -> Any:
+        known = self.prices.get(price_id)
+        if known is None:
+            return _missing("price")
+        recurring = {"interval": known["interval"]} if known.get("interval") else None
+        return jsonify(
+            {
+                "id": price_id,
+                "object": "price",
+                "unit_amount": known["unit_amount"],
+                "currency": known["currency"],
+                "recurring": recurring,
+            }
+        )
+
+    def _get_session(self, session_id: str) -> Any:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return _missing("checkout.session")
+        return jsonify(self._expanded(session, _expand()))
+
+    def _get_subscription(self, sub_id: str) -> Any:
+        sub = self.subscriptions.get(sub_id)
+        if sub is None:
+            return _missing("subscription")
+        out = dict(sub)
+        if "customer" in _expand():
+            out["customer"] = self.customers[sub["customer"]]
+        return jsonify(out)
+
+    def _get_customer(self, customer_id: str) -> Any:
+        customer = self.customers.get(customer_id)
+        return jsonify(customer) if customer else _missing("customer")
+
+    # The hosted checkout page a browser sees.
+    def _pay_page(self, session_id: str) -> Any:
+        session = self.sessions.get(session_id) or abort(404)
+        email = session.get("customer_email") or ""
+        return Response(
+            "<!doctype html><title>Stand-in checkout</title><h1>Pay for your subscription</h1>"
+            f'<form method="post"><input name="email" id="email" value="{email}">'
+            '<button id="pay" type="submit">Pay</button></form>'
+            f'<a id="cancel" href="{session["cancel_url"]}">Cancel</a>',
+            mimetype="text/html",
+        )
+
+    def _portal_page(self, portal_id: str) -> Any:
+        portal = next((p for p in self.portals if p["id"] == portal_id), None) or abort(404)
+        return Response(
+            "<!doctype html><title>Stand-in customer portal</title>"
+            f"<h1>Manage the subscription of {portal['customer']}</h1>"
+            f'<a id="return" href="{portal["return_url"]}">Return</a>',
+            mimetype="text/html",
+        )
+
+    def _pay_submit(self, session_id: str) -> Any:
+        if session_id not in self.sessions:
+            abort(404)
+        session = self.pay(session_id, request.form.get("email", ""))
+        return redirect(
+            session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id), code=303
+        )
