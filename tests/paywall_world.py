@@ -86,6 +86,34 @@ class PaywallWorld:
         return self.app.extensions["gateway.runtime"].entitlements
 
 
+def _identities(stripe_api: str, smtp_port: int, jwks_url: str) -> dict[str, Any]:
+    """Stripe checkout, e-mail links for subscribers, and a publisher's own JWTs (shared
+    secret, and RSA keys from a JWKS)."""
+    jwt = {"type": "jwt", "issuer": ISSUER, "audience": AUDIENCE}
+    return {
+        "gold": {
+            "type": "stripe",
+            "label": "Subscribe (gold)",
+            "secret_key": SECRET_KEY,
+            "webhook_secret": WEBHOOK_SECRET,
+            "price": PRICE,
+            "product": "gold",
+            "grace_days": 3,
+            "api_base": stripe_api,
+        },
+        "mail": {
+            "type": "email",
+            "label": "Already a subscriber? E-mail me a link",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "starttls": False,
+            "sender": "videos@example.com",
+        },
+        "paywall": jwt | {"secret": PAYWALL_SECRET},
+        "paywall-rsa": jwt | {"jwks_url": jwks_url},
+    }
+
+
 def running_paywall_world(
     tmp: Path, topology: str = "one-instance", redis_url: str = ""
 ) -> Iterator[PaywallWorld]:
@@ -109,38 +137,7 @@ def running_paywall_world(
         },
         gateway={"public_url": gateway},
         store={"database_url": f"sqlite:///{tmp / 'entitlements.db'}", **store},
-        identity={
-            "gold": {
-                "type": "stripe",
-                "label": "Subscribe (gold)",
-                "secret_key": SECRET_KEY,
-                "webhook_secret": WEBHOOK_SECRET,
-                "price": PRICE,
-                "product": "gold",
-                "grace_days": 3,
-                "api_base": stripe_server.url,
-            },
-            "mail": {
-                "type": "email",
-                "label": "Already a subscriber? E-mail me a link",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": smtp_port,
-                "starttls": False,
-                "sender": "videos@example.com",
-            },
-            "paywall": {
-                "type": "jwt",
-                "issuer": ISSUER,
-                "audience": AUDIENCE,
-                "secret": PAYWALL_SECRET,
-            },
-            "paywall-rsa": {
-                "type": "jwt",
-                "issuer": ISSUER,
-                "audience": AUDIENCE,
-                "jwks_url": f"{jwks_server.url}/jwks.json",
-            },
-        },
+        identity=_identities(stripe_server.url, smtp_port, f"{jwks_server.url}/jwks.json"),
     )
     served = start_gateway(topology, build, gw_port, redis_url)
     yield PaywallWorld(served.url, devsite, stripe, stripe_server.url, mail, jwks, served)

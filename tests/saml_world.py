@@ -165,33 +165,57 @@ class SamlWorld:
         return [c for c in self.devsite.calls() if c.get("method") == method]
 
 
+def _service_providers(gateway: str, sp_keys: KeyPair) -> dict[str, Any]:
+    """The gateway's two SPs as the IdP knows them."""
+    corp, enc = f"{gateway}/sso/saml/corp", f"{gateway}/sso/saml/corp_enc"
+    return {
+        f"{corp}/metadata": {
+            "AssertionConsumerService": f"{corp}/acs",
+            "SingleLogoutService": f"{corp}/slo",
+        },
+        # This SP signs its AuthnRequests (the IdP checks them) and gets its assertions
+        # encrypted to its certificate.
+        f"{enc}/metadata": {
+            "AssertionConsumerService": f"{enc}/acs",
+            "SingleLogoutService": f"{enc}/slo",
+            "certData": sp_keys.cert_b64,
+            "validate.authnrequest": True,
+            "assertion.encryption": True,
+        },
+    }
+
+
+def _identities(metadata_url: str, folder: Path, forged_metadata: str) -> dict[str, Any]:
+    """The real IdP (plain, and signed and encrypted), and a forger's IdP three ways."""
+    forge = {"type": "saml", "idp_metadata_file": forged_metadata}
+    return {
+        "corp": {"type": "saml", "idp_metadata_url": metadata_url},
+        "corp_enc": {
+            "type": "saml",
+            "idp_metadata_url": metadata_url,
+            "sp_key_file": str(folder / "sp.key"),
+            "sp_cert_file": str(folder / "sp.crt"),
+        },
+        "forge": forge,
+        "unsolicited": forge | {"allow_idp_initiated": True},
+        "forge_oid": forge
+        | {
+            "email_attribute": "urn:oid:0.9.2342.19200300.100.1.3",
+            "name_attribute": "urn:oid:2.16.840.1.113730.3.1.241",
+        },
+    }
+
+
 def running_saml_world(
     folder: Path, topology: str = "one-instance", redis_url: str = ""
 ) -> Iterator[SamlWorld]:
     gw_port = free_port()
     gateway = f"http://127.0.0.1:{gw_port}"
     idp = SimpleSamlPhp(folder / "simplesamlphp", free_port())
-    corp, enc = f"{gateway}/sso/saml/corp", f"{gateway}/sso/saml/corp_enc"
     sp_keys = KeyPair.generate("gateway-sp")
     (folder / "sp.key").write_bytes(sp_keys.key_pem)
     (folder / "sp.crt").write_bytes(sp_keys.cert_pem)
-    idp.configure(
-        {
-            f"{corp}/metadata": {
-                "AssertionConsumerService": f"{corp}/acs",
-                "SingleLogoutService": f"{corp}/slo",
-            },
-            # This SP signs its AuthnRequests (the IdP checks them) and gets its assertions
-            # encrypted to its certificate.
-            f"{enc}/metadata": {
-                "AssertionConsumerService": f"{enc}/acs",
-                "SingleLogoutService": f"{enc}/slo",
-                "certData": sp_keys.cert_b64,
-                "validate.authnrequest": True,
-                "assertion.encryption": True,
-            },
-        }
-    )
+    idp.configure(_service_providers(gateway, sp_keys))
     idp.start()
     forged = ForgedIdp("https://idp.forged.test/metadata", "http://127.0.0.1:9/forged-sso")
     forged_metadata = folder / "forged-idp.xml"
@@ -208,27 +232,7 @@ def running_saml_world(
             "enc": site_table(devsite.url, identity="corp_enc"),
         },
         gateway={"public_url": gateway},
-        identity={
-            "corp": {"type": "saml", "idp_metadata_url": idp.metadata_url},
-            "corp_enc": {
-                "type": "saml",
-                "idp_metadata_url": idp.metadata_url,
-                "sp_key_file": str(folder / "sp.key"),
-                "sp_cert_file": str(folder / "sp.crt"),
-            },
-            "forge": {"type": "saml", "idp_metadata_file": str(forged_metadata)},
-            "unsolicited": {
-                "type": "saml",
-                "idp_metadata_file": str(forged_metadata),
-                "allow_idp_initiated": True,
-            },
-            "forge_oid": {
-                "type": "saml",
-                "idp_metadata_file": str(forged_metadata),
-                "email_attribute": "urn:oid:0.9.2342.19200300.100.1.3",
-                "name_attribute": "urn:oid:2.16.840.1.113730.3.1.241",
-            },
-        },
+        identity=_identities(idp.metadata_url, folder, str(forged_metadata)),
         store=store,
     )
     served = start_gateway(topology, build, gw_port, redis_url)

@@ -86,6 +86,45 @@ class World:
         return jwt.encode({"alg": "HS256"}, payload, OctKey.import_key(PORTAL_SECRET))
 
 
+def _sites(url: str) -> dict[str, Any]:
+    """The world's sites, one per case: an IdP, a password list, both, a proxy, none..."""
+    return {
+        "intranet": site_table(url, identity="corp", allow_email_domains=["example.com"]),
+        "team": site_table(url, identity="team"),
+        "multi": site_table(url, identity=["corp", "team"]),
+        "proxied": site_table(url, identity="proxy", allow_groups=["video"]),
+        "users": site_table(url, identity="team", login_mode="user"),
+        "nosso": site_table(url),
+        "staffonly": site_table(url, identity="team", allow_groups=["staff"]),
+        "portal": site_table(url, identity=["portal", "team"]),
+        "videogroup": site_table(url, identity="corp", allow_groups=["video"]),
+    }
+
+
+def _identities(issuer: str) -> dict[str, Any]:
+    team_hash = hash_password(TEAM_PASSWORD)
+    ada = {"email": "ada@example.com", "name": "Ada Lovelace", "password_hash": team_hash}
+    nobody = {"email": "nobody@example.com", "name": "No Body", "password_hash": team_hash}
+    return {
+        "corp": {
+            "type": "oidc",
+            "label": "Example Corp account",
+            "issuer": issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "scopes": ["openid", "email", "profile", "groups"],
+        },
+        "team": {"type": "static", "users": [ada, nobody, *office_users(team_hash)]},
+        "proxy": {"type": "header"},
+        "portal": {
+            "type": "jwt",
+            "issuer": PORTAL_ISSUER,
+            "audience": PORTAL_AUDIENCE,
+            "secret": PORTAL_SECRET,
+        },
+    }
+
+
 def running_world(topology: str = "one-instance", redis_url: str = "") -> Iterator[World]:
     gw_port, idp_port = free_port(), free_port()
     gateway = f"http://127.0.0.1:{gw_port}"
@@ -99,51 +138,10 @@ def running_world(topology: str = "one-instance", redis_url: str = "") -> Iterat
     devsite = Devsite(
         create_devsite(DevsiteOptions(remote_login_url=f"{gateway}/sso/intranet/login"))
     )
-    team_hash = hash_password(TEAM_PASSWORD)
     build = lambda store: make_settings(  # noqa: E731
-        {
-            "intranet": site_table(
-                devsite.url, identity="corp", allow_email_domains=["example.com"]
-            ),
-            "team": site_table(devsite.url, identity="team"),
-            "multi": site_table(devsite.url, identity=["corp", "team"]),
-            "proxied": site_table(devsite.url, identity="proxy", allow_groups=["video"]),
-            "users": site_table(devsite.url, identity="team", login_mode="user"),
-            "nosso": site_table(devsite.url),
-            "staffonly": site_table(devsite.url, identity="team", allow_groups=["staff"]),
-            "portal": site_table(devsite.url, identity=["portal", "team"]),
-            "videogroup": site_table(devsite.url, identity="corp", allow_groups=["video"]),
-        },
+        _sites(devsite.url),
         gateway={"public_url": gateway, "trusted_proxies": ["127.0.0.1/32"]},
-        identity={
-            "corp": {
-                "type": "oidc",
-                "label": "Example Corp account",
-                "issuer": idp.issuer,
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "scopes": ["openid", "email", "profile", "groups"],
-            },
-            "team": {
-                "type": "static",
-                "users": [
-                    {
-                        "email": "ada@example.com",
-                        "name": "Ada Lovelace",
-                        "password_hash": team_hash,
-                    },
-                    {"email": "nobody@example.com", "name": "No Body", "password_hash": team_hash},
-                    *office_users(team_hash),
-                ],
-            },
-            "proxy": {"type": "header"},
-            "portal": {
-                "type": "jwt",
-                "issuer": PORTAL_ISSUER,
-                "audience": PORTAL_AUDIENCE,
-                "secret": PORTAL_SECRET,
-            },
-        },
+        identity=_identities(idp.issuer),
         store=store,
         admin={"identity": "team", "allow_emails": ["ada@example.com"]},
     )
