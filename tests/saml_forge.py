@@ -76,6 +76,27 @@ def request_id_of(location: str) -> str:
     return str(etree.fromstring(xml).get("ID"))
 
 
+ALICE_GROUPS = {"groups": ["staff", "video"]}
+
+
+def _audience_restriction(audience: str) -> str:
+    return (
+        f"<saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience>"
+        "</saml:AudienceRestriction>"
+    )
+
+
+def _attribute_statement(attributes: dict[str, list[str]]) -> str:
+    """An AttributeStatement with these values, or nothing for none."""
+    values = "".join(
+        f'<saml:Attribute Name="{name}">'
+        + "".join(f"<saml:AttributeValue>{v}</saml:AttributeValue>" for v in vals)
+        + "</saml:Attribute>"
+        for name, vals in attributes.items()
+    )
+    return f"<saml:AttributeStatement>{values}</saml:AttributeStatement>" if values else ""
+
+
 @dataclass
 class ForgedIdp:
     """Signs responses as ``entity_id`` with ``keys`` (what its metadata publishes)."""
@@ -122,15 +143,8 @@ class ForgedIdp:
         assertion_id: str | None = None,
     ) -> etree._Element:
         """An unsigned, well-formed Response with one assertion (sign it with ``sign``)."""
-        attrs = (
-            attributes
-            if attributes is not None
-            else {
-                "email": [email],
-                "displayName": ["Alice Example"],
-                "groups": ["staff", "video"],
-            }
-        )
+        if attributes is None:
+            attributes = {"email": [email], "displayName": ["Alice Example"]} | ALICE_GROUPS
         irt = f' InResponseTo="{in_response_to}"' if in_response_to else ""
         dest = (
             f' Destination="{acs if destination == "" else destination}"'
@@ -138,18 +152,7 @@ class ForgedIdp:
             else ""
         )
         who = issuer or self.entity_id
-        audience_xml = (
-            f"<saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience>"
-            "</saml:AudienceRestriction>"
-            if with_audience
-            else ""
-        )
-        values = "".join(
-            f'<saml:Attribute Name="{name}">'
-            + "".join(f"<saml:AttributeValue>{v}</saml:AttributeValue>" for v in vals)
-            + "</saml:Attribute>"
-            for name, vals in attrs.items()
-        )
+        audience_xml = _audience_restriction(audience) if with_audience else ""
         xml = (
             f'<samlp:Response xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}"'
             f' ID="_r{secrets.token_hex(16)}" Version="2.0" IssueInstant="{stamp()}"{dest}{irt}>'
@@ -170,7 +173,7 @@ class ForgedIdp:
             "<saml:AuthnContext><saml:AuthnContextClassRef>"
             "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
             "</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>"
-            + (f"<saml:AttributeStatement>{values}</saml:AttributeStatement>" if values else "")
+            + _attribute_statement(attributes)
             + "</saml:Assertion></samlp:Response>"
         )
         return etree.fromstring(xml)
