@@ -212,6 +212,110 @@ type = "header"
     )
 
 
+def _settings(devsite: str, issuer: str, client_id: str, client_secret: str) -> Any:
+    """Three sites on the emulated 23 site: a proxy's headers, an OIDC provider, a password."""
+    creds = dict(
+        zip(
+            ("consumer_key", "consumer_secret", "access_token", "access_token_secret"),
+            DEMO_SUPER,
+            strict=True,
+        )
+    )
+    site = {"url": devsite, **creds, "allow_email_domains": ["example.com"]}
+    ada = {
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "password_hash": hash_password(PASSWORD),
+    }
+    corp = {
+        "type": "oidc",
+        "issuer": issuer,
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+    return parse_settings(
+        {
+            "gateway": {
+                "public_url": "http://127.0.0.1:8000",
+                "secret_key": secrets.token_urlsafe(32),
+                "trusted_proxies": ["127.0.0.1/32"],
+                "log_level": "warning",
+            },
+            "sites": {
+                "proxied": {**site, "identity": "proxy"},
+                "corp": {**site, "identity": "corp"},
+                "team": {**site, "identity": "team"},
+            },
+            "identity": {
+                "proxy": {"type": "header"},
+                "corp": corp,
+                "team": {"type": "static", "users": [ada]},
+            },
+        },
+        env={},
+    )
+
+
+class Handoffs:
+    """One SSO handoff each way, timed without the IdP's and 23's own time (``excluded``)."""
+
+    def __init__(self, app: Any, excluded: Excluded, nonces: dict[str, str]) -> None:
+        self.app, self.excluded, self.nonces = app, excluded, nonces
+        self.store = app.extensions["gateway.runtime"].store
+        self.visitors = itertools.count()
+
+    def header(self) -> float:
+        web = self.app.test_client(use_cookies=False)
+        start = time.perf_counter()
+        done = web.get(
+            "/sso/proxied/login?return_url=/video/1001",
+            headers={"X-Forwarded-Email": "ada@example.com", "X-Forwarded-User": "Ada"},
+        )
+        spent = time.perf_counter() - start
+        assert done.status_code == 302 and "redeem-token" in done.headers["Location"]
+        return spent - self.excluded.take()
+
+    def oidc(self) -> float:
+        web = self.app.test_client()
+        n = next(self.visitors)  # each a visitor of their own: one client starts few sign-ins
+        web.environ_base["HTTP_X_FORWARDED_FOR"] = f"198.18.{n // 250 % 250}.{n % 250 + 1}"
+        start = time.perf_counter()
+        begin = web.get("/sso/corp/login?return_url=/video/1001")
+        spent = time.perf_counter() - start
+        query = parse_qs(urlsplit(begin.headers["Location"]).query)
+        code = secrets.token_urlsafe(16)
+        self.nonces[code] = query["nonce"][0]  # the provider's sign-in page, not timed
+        start = time.perf_counter()
+        done = web.get(f"/sso/oidc/corp/callback?code={code}&state={query['state'][0]}")
+        spent += time.perf_counter() - start
+        assert done.status_code == 302 and "redeem-token" in done.headers["Location"], (
+            done.get_data(as_text=True)[:300]
+        )
+        return spent - self.excluded.take()
+
+    def static(self) -> float:
+        self.store.clear()  # one visitor signing in again and again would meet the rate limit
+        web = self.app.test_client()
+        start = time.perf_counter()
+        form = web.get("/sso/team/login?return_url=/video/1001")
+        spent = time.perf_counter() - start
+        html = form.get_data(as_text=True)
+        csrf = html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        fields = {
+            "email": "ada@example.com",
+            "password": PASSWORD,
+            "csrf": csrf,
+            "provider": "team",
+            "return_url": "/video/1001",
+            "next": "",
+        }
+        start = time.perf_counter()
+        done = web.post("/sso/team/login", data=fields)
+        spent += time.perf_counter() - start
+        assert done.status_code == 302 and "redeem-token" in done.headers["Location"]
+        return spent - self.excluded.take()
+
+
 def main() -> None:
     throughput()
     # The audit lines are still formatted and written (that is the gateway's work), to nowhere.
@@ -225,113 +329,15 @@ def main() -> None:
     client_id, client_secret = "bench-gateway", secrets.token_urlsafe(24)
     idp_app, nonces = openid_provider(client_id, client_secret)
     with serving(devsite_app) as devsite, serving(idp_app) as issuer:
-        creds = dict(
-            zip(
-                ("consumer_key", "consumer_secret", "access_token", "access_token_secret"),
-                DEMO_SUPER,
-                strict=True,
-            )
-        )
-        site = {"url": devsite, **creds, "allow_email_domains": ["example.com"]}
-        settings = parse_settings(
-            {
-                "gateway": {
-                    "public_url": "http://127.0.0.1:8000",
-                    "secret_key": secrets.token_urlsafe(32),
-                    "trusted_proxies": ["127.0.0.1/32"],
-                    "log_level": "warning",
-                },
-                "sites": {
-                    "proxied": {**site, "identity": "proxy"},
-                    "corp": {**site, "identity": "corp"},
-                    "team": {**site, "identity": "team"},
-                },
-                "identity": {
-                    "proxy": {"type": "header"},
-                    "corp": {
-                        "type": "oidc",
-                        "issuer": issuer,
-                        "client_id": client_id,
-                        "client_secret": client_secret,
-                    },
-                    "team": {
-                        "type": "static",
-                        "users": [
-                            {
-                                "email": "ada@example.com",
-                                "name": "Ada Lovelace",
-                                "password_hash": hash_password(PASSWORD),
-                            }
-                        ],
-                    },
-                },
-            },
-            env={},
-        )
-        app = create_app(settings)
+        app = create_app(_settings(devsite, issuer, client_id, client_secret))
         corp = app.extensions["gateway.runtime"].providers["corp"]
         assert isinstance(corp, OidcProvider)
         corp._exchange = excluded.wrap(corp._exchange)  # type: ignore[method-assign]
-
-        def header_handoff() -> float:
-            web = app.test_client(use_cookies=False)
-            start = time.perf_counter()
-            done = web.get(
-                "/sso/proxied/login?return_url=/video/1001",
-                headers={"X-Forwarded-Email": "ada@example.com", "X-Forwarded-User": "Ada"},
-            )
-            spent = time.perf_counter() - start
-            assert done.status_code == 302 and "redeem-token" in done.headers["Location"]
-            return spent - excluded.take()
-
-        visitors = itertools.count()
-
-        def oidc_handoff() -> float:
-            web = app.test_client()
-            n = next(visitors)  # each a visitor of their own: one client starts few sign-ins
-            web.environ_base["HTTP_X_FORWARDED_FOR"] = f"198.18.{n // 250 % 250}.{n % 250 + 1}"
-            start = time.perf_counter()
-            begin = web.get("/sso/corp/login?return_url=/video/1001")
-            spent = time.perf_counter() - start
-            query = parse_qs(urlsplit(begin.headers["Location"]).query)
-            code = secrets.token_urlsafe(16)
-            nonces[code] = query["nonce"][0]  # the provider's sign-in page, not timed
-            start = time.perf_counter()
-            done = web.get(f"/sso/oidc/corp/callback?code={code}&state={query['state'][0]}")
-            spent += time.perf_counter() - start
-            assert done.status_code == 302 and "redeem-token" in done.headers["Location"], (
-                done.get_data(as_text=True)[:300]
-            )
-            return spent - excluded.take()
-
-        store = app.extensions["gateway.runtime"].store
-
-        def static_handoff() -> float:
-            store.clear()  # one visitor signing in again and again would meet the rate limit
-            web = app.test_client()
-            start = time.perf_counter()
-            form = web.get("/sso/team/login?return_url=/video/1001")
-            spent = time.perf_counter() - start
-            html = form.get_data(as_text=True)
-            csrf = html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-            fields = {
-                "email": "ada@example.com",
-                "password": PASSWORD,
-                "csrf": csrf,
-                "provider": "team",
-                "return_url": "/video/1001",
-                "next": "",
-            }
-            start = time.perf_counter()
-            done = web.post("/sso/team/login", data=fields)
-            spent += time.perf_counter() - start
-            assert done.status_code == 302 and "redeem-token" in done.headers["Location"]
-            return spent - excluded.take()
-
+        handoffs = Handoffs(app, excluded, nonces)
         for name, handoff, rounds in (
-            ("header", header_handoff, ROUNDS),
-            ("oidc", oidc_handoff, ROUNDS),
-            ("static", static_handoff, STATIC_ROUNDS),
+            ("header", handoffs.header, ROUNDS),
+            ("oidc", handoffs.oidc, ROUNDS),
+            ("static", handoffs.static, STATIC_ROUNDS),
         ):
             for _ in range(20):  # warm-up: discovery, keys, first-use imports
                 handoff()
