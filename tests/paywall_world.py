@@ -99,6 +99,7 @@ def _identities(stripe_api: str, smtp_port: int, jwks_url: str) -> dict[str, Any
             "price": PRICE,
             "product": "gold",
             "grace_days": 3,
+            "portal": True,
             "api_base": stripe_api,
         },
         "mail": {

@@ -474,6 +474,32 @@ def mailed_link(world: PaywallWorld, email: str) -> str:
     raise AssertionError(f"no mail to {email}")
 
 
+def test_a_subscriber_signed_in_by_email_manages_their_own_subscription(
+    paywall: PaywallWorld,
+) -> None:
+    """No checkout in this browser, so no customer in the session: the portal opens for the
+    customer behind the e-mail's Stripe grant, and for nobody else's."""
+    email, sub_id = paid_subscriber(paywall)
+    other_email, other_sub = paid_subscriber(paywall)
+    _browser, _sent = request_link(paywall, email)
+    reader = FormClient()
+    assert reader.submit(reader.get(mailed_link(paywall, email), timeout=15), follow=False).ok
+    account = reader.get(f"{paywall.gateway}/account/shop", timeout=15)
+    assert email in account.text and "Manage subscription" in account.text
+    before = len(paywall.stripe.portals)
+    opened = reader.submit(account, follow=False)
+    assert opened.status_code == 303 and "/portal/" in opened.headers["Location"]
+    portal = paywall.stripe.portals[before]
+    assert portal["customer"] == paywall.stripe.subscriptions[sub_id]["customer"]
+    assert portal["customer"] != paywall.stripe.subscriptions[other_sub]["customer"]
+    # A visitor vouched for by the publisher's JWT (no Stripe customer of their own): no door.
+    jwt_visitor = FormClient()
+    token = paywall_token(other_email)
+    jwt_visitor.get(f"{paywall.gateway}/sso/paywalled/login?return_url=/&jwt={token}", timeout=15)
+    page = jwt_visitor.get(f"{paywall.gateway}/account/paywalled", timeout=15)
+    assert page.status_code == 200 and "Manage subscription" not in page.text
+
+
 def test_returning_subscriber_signs_in_by_email(paywall: PaywallWorld) -> None:
     email, _ = paid_subscriber(paywall)
     paywall.devsite.reset()

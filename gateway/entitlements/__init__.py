@@ -217,9 +217,16 @@ class EntitlementStore:
         return "lapsed" if rows else "none"
 
     def latest(self, email: str, product: str) -> dict[str, Any] | None:
-        """The person's newest grant of ``product``: its status and end (the account page)."""
+        """The person's newest grant of ``product``: its status and end (the account page), and
+        where it came from (``source``, and ``ref``: that source's own id for it)."""
         query = (
-            select(entitlements.c.status, entitlements.c.active, entitlements.c.valid_until)
+            select(
+                entitlements.c.source,
+                entitlements.c.ref,
+                entitlements.c.status,
+                entitlements.c.active,
+                entitlements.c.valid_until,
+            )
             .where(entitlements.c.email == email.strip().lower())
             .where(entitlements.c.product == product)
             .order_by(entitlements.c.updated_at.desc())
@@ -232,7 +239,13 @@ class EntitlementStore:
             raise unavailable(exc, "latest") from None
         if row is None:
             return None
-        return {"status": row.status, "active": bool(row.active), "valid_until": row.valid_until}
+        return {
+            "source": row.source,
+            "ref": row.ref,
+            "status": row.status,
+            "active": bool(row.active),
+            "valid_until": row.valid_until,
+        }
 
     def first_delivery(self, event_id: str, now: float | None = None) -> bool:
         """Remember a webhook event id; False when it was seen before (a replay or retry)."""

@@ -212,6 +212,36 @@ class ReceivesWebhooks(Protocol):
         ...
 
 
+@runtime_checkable
+class OpensBillingPortal(Protocol):
+    """A payment provider whose subscribers may manage their subscription themselves."""
+
+    grant_source: str  # the ``source`` of the entitlement grants it records
+
+    @property
+    def offers_portal(self) -> bool: ...
+
+    def own_customer(self, identity: Identity) -> str | None:
+        """The customer an identity it signed in carries (a checkout made then), or None."""
+        ...
+
+    def customer_of(self, grant_ref: str) -> str | None:
+        """The customer behind one of its grants (the entitlement store's ``ref``)."""
+        ...
+
+    def portal_url(self, customer: str, return_url: str) -> str:
+        """Where that customer manages their subscription, coming back to ``return_url``."""
+        ...
+
+
+@runtime_checkable
+class ProvesMailbox(Protocol):
+    def proves_mailbox(self) -> bool:
+        """True: its visitors showed they read mail at their address (a link sent there), so
+        what was bought with that address elsewhere is theirs to manage too."""
+        ...
+
+
 def step_path(kind: str, identity: str, step: str) -> str:
     """Where the dispatcher mounts a provider's step: ``/sso/<kind>/<identity>/<step>``."""
     return f"/sso/{kind}/{identity}/{step}"

@@ -75,6 +75,9 @@ class EmailLinkProvider(ProviderBase[EmailLinkSettings]):
     label = "E-mail me a sign-in link"
     kind = "email"
 
+    def proves_mailbox(self) -> bool:
+        return True
+
     def __init__(self, settings: EmailLinkSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
         self._ttl = settings.link_ttl

@@ -157,6 +157,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
     def __init__(self, settings: StripeSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
         self.source = f"stripe:{self.name}"
+        self.grant_source = self.source
         self.product = settings.product
         self._webhook_secret = settings.webhook_secret
         timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
@@ -313,6 +314,11 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         )
         return identity, pending
 
+    @property
+    def offers_portal(self) -> bool:
+        """``portal = true``: subscribers may manage their subscription at Stripe."""
+        return bool(self._settings.portal)
+
     def portal_url(self, customer: str, return_url: str) -> str:
         """A customer-portal session for this customer (cancel, change plan, update the card),
         coming back to ``return_url``."""
@@ -380,6 +386,23 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             active=status in GRANTING or status == "past_due",
             valid_until=until,
         )
+
+    def own_customer(self, identity: Identity) -> str | None:
+        mine = identity.provider == self.name and identity.subject.startswith("cus_")
+        return identity.subject if mine else None
+
+    def customer_of(self, grant_ref: str) -> str | None:
+        """The Stripe customer behind one of this provider's grants (a subscription or a paid
+        checkout session, as the entitlement store keeps it), or None."""
+        if grant_ref.startswith("sub_"):
+            found = self.retrieve_subscription(grant_ref)
+        elif grant_ref.startswith("cs_") and _OBJECT_ID_RE.fullmatch(grant_ref):
+            found = self._call(lambda: self.client.v1.checkout.sessions.retrieve(grant_ref))
+        else:
+            return None
+        customer = _get(found, "customer")
+        customer = _get(customer, "id") if not isinstance(customer, str) else customer
+        return customer if isinstance(customer, str) and customer.startswith("cus_") else None
 
     def retrieve_subscription(self, subscription_id: str) -> Any:
         if not _OBJECT_ID_RE.fullmatch(subscription_id):

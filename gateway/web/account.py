@@ -2,10 +2,12 @@
 status and renewal or end date (from the entitlement store), a way to sign out and, for a
 Stripe subscriber where the identity has ``portal = true``, "Manage subscription": a POST
 (form token, bound to the session) that opens Stripe's customer portal for **that visitor's
-own customer** (kept in their signed session at checkout) and comes back here."""
+own customer** (kept in their signed session at checkout, or, for a subscriber who signed in
+by an e-mail link, the customer behind their grant) and comes back here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
@@ -13,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from gateway.csrf import FormGuard
 from gateway.errors import Forbidden
-from gateway.identity.base import Identity
+from gateway.identity.base import Identity, OpensBillingPortal, ProvesMailbox
 from gateway.logs import audit
 from gateway.settings import SiteSettings
 from gateway.web.current import runtime, site_or_404
@@ -22,13 +24,53 @@ from gateway.web.visitor import current_session, private_page, signed_in_visitor
 bp = Blueprint("account", __name__)
 
 
-def _portal_for(site: SiteSettings, identity: Identity) -> Any:
-    """The stripe provider that may open a portal for this visitor, or None (a JWT, campus
-    or e-mail visitor has no Stripe customer in their session)."""
-    provider = runtime().providers.get(identity.provider)
-    portal = getattr(getattr(provider, "_settings", None), "portal", False)
-    if portal and identity.subject.startswith("cus_") and identity.provider in site.identities:
-        return provider
+@dataclass(frozen=True)
+class PortalDoor:
+    """How this visitor reaches the payment provider's customer portal: ``provider`` (one of
+    the site's identities, with ``portal = true``) and their customer, known from the session
+    (a checkout they made) or, for a subscriber who signed in by an e-mail link, looked up from
+    their grant (``grant_ref``) when they ask."""
+
+    provider: OpensBillingPortal
+    customer: str = ""
+    grant_ref: str = ""
+
+    def customer_id(self) -> str | None:
+        return self.customer or self.provider.customer_of(self.grant_ref)
+
+
+def _portals(site: SiteSettings) -> list[OpensBillingPortal]:
+    """The site's identities that open a customer portal."""
+    found: list[OpensBillingPortal] = []
+    for name in site.identities:
+        provider: object = runtime().providers.get(name)
+        if isinstance(provider, OpensBillingPortal) and provider.offers_portal:
+            found.append(provider)
+    return found
+
+
+def _portal_for(site: SiteSettings, identity: Identity, plan: Any) -> PortalDoor | None:
+    """The portal this visitor may open, or None: a JWT or campus visitor has no customer of
+    their own; an e-mail-link visitor has one when their grant came from a portal provider."""
+    portals = _portals(site)
+    for provider in portals:
+        customer = provider.own_customer(identity)
+        if customer:
+            return PortalDoor(provider, customer=customer)
+    mailed = isinstance(runtime().providers.get(identity.provider), ProvesMailbox)
+    if not mailed or not plan:
+        return None
+    for provider in portals:
+        if provider.grant_source == plan["source"]:
+            return PortalDoor(provider, grant_ref=str(plan["ref"]))
+    return None
+
+
+def _plan(site: SiteSettings, identity: Identity) -> Any:
+    """The visitor's newest grant of the site's product (status, end, source), if any."""
+    entitlements = runtime().entitlements
+    if site.require_entitlement and entitlements is not None:
+        return entitlements.latest(identity.email, site.require_entitlement)
     return None
 
 
@@ -46,11 +88,8 @@ def _binding() -> str:
 def account(site_name: str) -> Response:
     site = site_or_404(site_name)
     identity = signed_in_visitor(site, f"/account/{site.name}")
-    plan = None
-    entitlements = runtime().entitlements
-    if site.require_entitlement and entitlements is not None:
-        plan = entitlements.latest(identity.email, site.require_entitlement)
-    portal = _portal_for(site, identity) is not None and bool(_binding())
+    plan = _plan(site, identity)
+    portal = _portal_for(site, identity, plan) is not None and bool(_binding())
     return private_page(
         "account.html",
         site=site.name,
@@ -68,11 +107,14 @@ def account(site_name: str) -> Response:
 def manage(site_name: str) -> Response:
     site = site_or_404(site_name)
     identity = visitor_for(site)
-    provider = _portal_for(site, identity) if identity is not None else None
-    if identity is None or provider is None or not _binding():
+    door = _portal_for(site, identity, _plan(site, identity)) if identity else None
+    if identity is None or door is None or not _binding():
         raise Forbidden("There is no subscription to manage here.", code="no_subscription")
     _guard().check_bound(request.form.get("csrf", ""), _binding())
+    customer = door.customer_id()
+    if customer is None:
+        raise Forbidden("There is no subscription to manage here.", code="no_subscription")
     back = runtime().settings.gateway.public_url + url_for("account.account", site_name=site.name)
-    url = provider.portal_url(identity.subject, back)
+    url = door.provider.portal_url(customer, back)
     audit("portal_opened", site=site.name, email=identity.email, provider=identity.provider)
     return redirect(url, code=303)
