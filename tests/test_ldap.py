@@ -252,3 +252,27 @@ def test_ldap_on_a_loopback_host_may_be_plain(ldap: LdapWorld) -> None:
     )
     assert settings.identities["directory"].type == "ldap"
     assert "secret-0123" not in repr(settings)
+
+
+def test_why_asks_the_directory_whether_the_address_has_an_account(ldap: LdapWorld) -> None:
+    """The console's "why": the service account looks the address up (no password needed)."""
+    from gateway.admin.diagnose import diagnose
+
+    runtime = ldap.app.extensions["gateway.runtime"]
+    provider = runtime.providers["dir"]
+    assert provider.knows("ada@example.com") is True
+    assert provider.knows("stranger@example.com") is False
+    assert provider.knows("*") is False  # escaped: a wildcard names nobody
+    site = runtime.settings.sites["intranet"]
+    (verdict,) = diagnose(runtime, site, "stranger@example.com").verdicts
+    assert not verdict.allowed and verdict.code == "no_account"
+    assert "stranger@example.com has no account with this provider." in verdict.message
+    (known,) = diagnose(runtime, site, "ada@example.com").verdicts
+    assert known.allowed
+    ldap.slapd.stop()
+    try:
+        assert runtime.providers["quick"].knows("ada@example.com") is None  # cannot say
+        (unsure,) = diagnose(runtime, runtime.settings.sites["quick"], "ada@example.com").verdicts
+        assert unsure.code != "no_account"
+    finally:
+        ldap.slapd.restart()

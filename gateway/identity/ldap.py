@@ -221,8 +221,6 @@ class LdapProvider(ProviderBase[LdapSettings]):
             raise SignInUnavailable() from None
 
     def _lookup_and_bind(self, username: str, password: str) -> Identity | Refused:
-        from ldap3 import SUBTREE
-        from ldap3.utils.conv import escape_filter_chars
 
         wanted = [
             self._settings.email_attribute,
@@ -231,21 +229,9 @@ class LdapProvider(ProviderBase[LdapSettings]):
         ]
         if not self._settings.group_base_dn:
             wanted.append("memberOf")
-        search = self._settings.user_filter.replace("{username}", escape_filter_chars(username))
         with self._service() as conn:
-            if not conn.search(
-                self._settings.base_dn,
-                search,
-                search_scope=SUBTREE,
-                attributes=[a for a in wanted if a],
-                size_limit=2,
-                time_limit=max(1, int(self._settings.timeout)),
-            ) and conn.result.get("result") not in (0, 4):  # ok, or more than one found
-                # noSuchObject included: a base_dn that is wrong (or hidden from the service
-                # account) must not look like "no such user" to everyone.
-                raise _Down(str(conn.result.get("description", "search_failed")))
-            entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
-            if conn.result.get("result") == 4 or len(entries) > 1:
+            entries = self._find(conn, username, [a for a in wanted if a])
+            if entries is None:
                 return Refused("ambiguous_user")
             if not entries:
                 return Refused("no_such_user")
@@ -266,6 +252,40 @@ class LdapProvider(ProviderBase[LdapSettings]):
             provider=self.name,
             subject=str(entry["dn"]),
         )
+
+    def _find(self, conn: Any, username: str, attributes: list[str]) -> list[Any] | None:
+        """The directory's entries for ``username`` under the user filter (at most one is
+        wanted), or None when it names more than one."""
+        from ldap3 import SUBTREE
+        from ldap3.utils.conv import escape_filter_chars
+
+        search = self._settings.user_filter.replace("{username}", escape_filter_chars(username))
+        if not conn.search(
+            self._settings.base_dn,
+            search,
+            search_scope=SUBTREE,
+            attributes=attributes,
+            size_limit=2,
+            time_limit=max(1, int(self._settings.timeout)),
+        ) and conn.result.get("result") not in (0, 4):  # ok, or more than one found
+            # noSuchObject included: a base_dn that is wrong (or hidden from the service
+            # account) must not look like "no such user" to everyone.
+            raise _Down(str(conn.result.get("description", "search_failed")))
+        entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+        return None if conn.result.get("result") == 4 or len(entries) > 1 else entries
+
+    def knows(self, email: str) -> bool | None:
+        """Whether the directory has an account for this address (the console's "why"),
+        asked with the service account; None when it cannot say (down, or ambiguous)."""
+        from ldap3 import NO_ATTRIBUTES
+        from ldap3.core.exceptions import LDAPException
+
+        try:
+            with self._service() as conn:
+                entries = self._find(conn, email, [NO_ATTRIBUTES])
+        except (LDAPException, OSError, _Down, _Stale):
+            return None
+        return None if entries is None else bool(entries)
 
     def _bind_as(self, dn: str, password: str) -> bool:
         """The typed password, on a fresh connection: the pool's belong to the service."""
