@@ -51,6 +51,12 @@ def gettext(text: str, **values: Any) -> Markup:
     return translated % values if values else translated
 
 
+def plain(text: str, **values: Any) -> str:
+    """``text`` in the request's language as plain text, for code that escapes it itself
+    (the console's SVG plots). Only for catalogue strings without markup."""
+    return str(gettext(text, **values))
+
+
 def money(minor: int, currency: str) -> str:
     """An amount in the currency's smallest unit, as the page's language writes it:
     "99.00 DKK" in English, "99,00 DKK" in Danish."""

@@ -479,3 +479,16 @@ def test_why_takes_the_documented_video_parameter(console: FlaskClient) -> None:
         )
     )
     assert "Needs one of the groups: board." in text
+
+
+def test_the_console_speaks_danish_when_asked(console: FlaskClient) -> None:
+    sign_in(console)
+    da = {"Accept-Language": "da"}
+    overview = console.get("/admin", headers=da).get_data(as_text=True)
+    assert '<html lang="da">' in overview and "Oversigt" in overview and "Parathed" in overview
+    assert "Logins pr. 10 minutter" in overview and "De seneste 24 timer." in overview
+    why = console.get("/admin/why?email=eve@other.org&site=demo", headers=da).get_data(as_text=True)
+    assert "Politik for eve@other.org på demo" in why and "Kræver en adresse i:" in why
+    assert "afvist" in why
+    english = console.get("/admin/why?email=eve@other.org&site=demo").get_data(as_text=True)
+    assert '<html lang="en">' in english and "Needs an address in:" in english

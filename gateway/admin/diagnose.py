@@ -14,6 +14,7 @@ from pydantic import BaseModel, SecretStr
 
 from gateway.entitlements import Standing
 from gateway.errors import UpstreamError
+from gateway.i18n import gettext as _
 from gateway.identity.base import Identity
 from gateway.policy import conditions, decide, rules_decision
 from gateway.runtime import GatewayRuntime
@@ -96,12 +97,12 @@ def _verdict(
     kind = svc.settings.identities[name].type if name in svc.settings.identities else "?"
     person = Identity(email, groups=seen or (), provider=name, email_verified=True)
     decision = decide(site, person, lookup)
-    message = decision.message + _missing(
+    message = _(decision.message) + _missing(
         decision.code, site.allow_groups, site.allow_email_domains, site.require_entitlement
     )
     knows = getattr(svc.providers.get(name), "knows", None)
     if callable(knows) and knows(email) is False:  # a password provider with no such account
-        absent = f"{email} has no account with this provider."
+        absent = _("%(email)s has no account with this provider.", email=email)
         if decision.allowed:
             return Verdict(name, kind, False, "no_account", absent)
         message += " " + absent
@@ -111,11 +112,11 @@ def _verdict(
 def _missing(code: str, groups: Any, domains: Any, product: str) -> str:
     """What a refusal lacks, by name: " Needs one of the groups: board."."""
     if code == "group_not_allowed":
-        return " Needs one of the groups: " + ", ".join(groups) + "."
+        return " " + _("Needs one of the groups: %(names)s.", names=", ".join(groups))
     if code == "domain_not_allowed":
-        return " Needs an address in: " + ", ".join(domains) + "."
+        return " " + _("Needs an address in: %(names)s.", names=", ".join(domains))
     if code in ("entitlement_required", "subscription_lapsed"):
-        return f" Needs the entitlement: {product}."
+        return " " + _("Needs the entitlement: %(product)s.", product=product)
     return ""
 
 
@@ -126,20 +127,22 @@ def _standing(
     if not site.require_entitlement:
         return None
     if svc.entitlements is None:
-        notes.append("No entitlement database is open, so nobody holds an entitlement.")
+        notes.append(_("No entitlement database is open, so nobody holds an entitlement."))
         return None
     return svc.entitlements.standing(email, site.require_entitlement)
 
 
 def _gaps(site: SiteSettings, seen: tuple[str, ...] | None) -> list[str]:
     """What the verdicts cannot know, said before them."""
-    notes = []
+    notes: list[str] = []
     if not site.identities:
-        notes.append("This site has no identity provider: nobody can sign in to it.")
+        notes.append(_("This site has no identity provider: nobody can sign in to it."))
     if site.allow_groups and seen is None:
         notes.append(
-            "The site requires a group; groups are known only from a sign-in, and this address "
-            "has not signed in recently, so the verdicts below assume no groups."
+            _(
+                "The site requires a group; groups are known only from a sign-in, and this "
+                "address has not signed in recently, so the verdicts below assume no groups."
+            )
         )
     return notes
 
@@ -151,17 +154,19 @@ def _video(
     try:
         info = svc.site(site.name).minter.photos([photo_id])[photo_id]
     except UpstreamError as exc:
-        notes.append(f"Video {photo_id}: the video site did not answer ({exc.code}).")
+        notes.append(
+            _("Video %(id)s: the video site did not answer (%(code)s).", id=photo_id, code=exc.code)
+        )
         return None
     if isinstance(info, Missing):
-        notes.append(f"Video {photo_id}: the site has no such video.")
+        notes.append(_("Video %(id)s: the site has no such video.", id=photo_id))
         return None
     decision = rules_decision(site, person, info.albums, info.tags, svc.standing)
     rules = [r for r in site.rules if r.covers(info.albums, info.tags)]
     unmet = next(
         (r for r in rules if not rules_decision_for(r, person, svc.standing).allowed), None
     )
-    message = decision.message
+    message = _(decision.message)
     if unmet is not None:
         groups, domains = unmet.allow_groups, unmet.allow_email_domains
         message += _missing(decision.code, groups, domains, unmet.require_entitlement)

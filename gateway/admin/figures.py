@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from gateway.admin.plots import Series, line_chart
+from gateway.i18n import plain as _t
 from gateway.telemetry import MINUTES, Telemetry, percentile_ms
 
 BIN_MINUTES = 10
@@ -51,35 +52,39 @@ def site_figures(telemetry: Telemetry, site: str, chart_prefix: str) -> SiteFigu
     charts = [
         line_chart(
             f"{p}-signins",
-            "Sign-ins per 10 minutes",
+            _t("Sign-ins per 10 minutes"),
             [
-                Series("granted", counts("granted")),
-                Series("refused", counts("refused")),
-                Series("failed", counts("failed")),
+                Series(_t("granted"), counts("granted")),
+                Series(_t("refused"), counts("refused")),
+                Series(_t("failed"), counts("failed")),
             ],
         ),
         line_chart(
-            f"{p}-tokens", "Tokens minted per 10 minutes", [Series("tokens", counts("tokens"))]
+            f"{p}-tokens",
+            _t("Tokens minted per 10 minutes"),
+            [Series(_t("tokens"), counts("tokens"))],
         ),
         line_chart(
             f"{p}-latency",
-            "23 API latency",
+            _t("23 API latency"),
             [Series("p50", percentile(0.5)), Series("p99", percentile(0.99))],
             unit=" ms",
         ),
         line_chart(
             f"{p}-upstream",
-            "23 API calls and errors per 10 minutes",
+            _t("23 API calls and errors per 10 minutes"),
             [
-                Series("calls", counts("upstream_calls")),
-                Series("errors", counts("upstream_errors")),
+                Series(_t("calls"), counts("upstream_calls")),
+                Series(_t("errors"), counts("upstream_errors")),
             ],
         ),
-        line_chart(f"{p}-cache", "Photo cache hit ratio", [Series("hits", ratios)], unit=" %"),
+        line_chart(
+            f"{p}-cache", _t("Photo cache hit ratio"), [Series(_t("hits"), ratios)], unit=" %"
+        ),
         line_chart(
             f"{p}-ready",
-            "Readiness checks per 10 minutes",
-            [Series("passed", counts("ready_ok")), Series("failed", counts("ready_fail"))],
+            _t("Readiness checks per 10 minutes"),
+            [Series(_t("passed"), counts("ready_ok")), Series(_t("failed"), counts("ready_fail"))],
         ),
     ]
     return SiteFigures(

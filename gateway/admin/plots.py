@@ -10,6 +10,8 @@ from html import escape
 
 from markupsafe import Markup
 
+from gateway.i18n import plain as _t
+
 WIDTH, HEIGHT = 480, 190
 LEFT, RIGHT, TOP, BOTTOM = 62, 12, 14, 32  # room for 14-unit labels, legible when scaled
 COLORS = ("#0b5cad", "#b3261e", "#6b4e00", "#1b6e3a")  # >= 4.5:1 on white, told apart by dash
@@ -95,7 +97,7 @@ def _axes(frame: _Frame, unit: str, hours: int) -> list[str]:
     )
     for h in range(0, hours + 1, 6):
         tx = LEFT + frame.w * h / hours
-        label = "now" if h == hours else f"-{hours - h} h"
+        label = _t("now") if h == hours else f"-{hours - h} h"
         parts.append(
             f'<text x="{tx:.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="14" '
             f'fill="#333333">{label}</text>'
@@ -157,8 +159,16 @@ def _summary(series: Sequence[Series], unit: str, hours: int) -> str:
     for one in series:
         present = [v for v in one.values if v is not None]
         if not present:
-            bits.append(f"{one.label}: no data")
+            bits.append(_t("%(series)s: no data", series=one.label))
         else:
             last = _number(present[-1], unit)
-            bits.append(f"{one.label}: latest {last}, highest {_number(max(present), unit)}")
-    return f"Last {hours} hours. " + "; ".join(bits) + "."
+            top = _number(max(present), unit)
+            bits.append(
+                _t(
+                    "%(series)s: latest %(last)s, highest %(top)s",
+                    series=one.label,
+                    last=last,
+                    top=top,
+                )
+            )
+    return _t("Last %(hours)s hours.", hours=hours) + " " + "; ".join(bits) + "."

@@ -18,6 +18,7 @@ from gateway.admin import access
 from gateway.admin.diagnose import as_toml, diagnose, masked
 from gateway.admin.figures import site_figures
 from gateway.errors import BadRequest, NotFound
+from gateway.i18n import plain
 from gateway.identity.password_form import current_lockouts, lift_lockout
 from gateway.logs import audit
 from gateway.sessions import SignedSession
@@ -190,8 +191,8 @@ def when(stamp: Any) -> str:
     elif span < 2 * 86400:
         words = f"{span / 3600:.0f} h"
     else:
-        words = f"{span / 86400:.0f} days"
-    relative = f"in {words}" if delta > 0 else f"{words} ago"
+        words = plain("%(count)s days", count=f"{span / 86400:.0f}")
+    relative = plain("in %(span)s", span=words) if delta > 0 else plain("%(span)s ago", span=words)
     return f"{relative} ({utc(moment)} UTC)"
 
 
