@@ -72,6 +72,21 @@ class RateLimiter:
             return max(1, math.ceil(excess / previous * window))
         return None
 
+    def counted(self, name: str, window: float, now: float | None = None) -> float:
+        """What ``name`` has counted over the last ``window`` seconds (the sliding estimate
+        the limits compare with)."""
+        now = time.time() if now is None else now
+        slot = int(now // window)
+        current, previous = self._store.get_many(
+            [f"{_family(name, 'rl')}:{slot}", f"{_family(name, 'rl')}:{slot - 1}"]
+        )
+        overlap = 1.0 - (now - slot * window) / window
+        return sum(
+            float(value) * weight
+            for value, weight in ((current, 1.0), (previous, overlap))
+            if isinstance(value, int) and value > 0
+        )
+
     def lift(self, name: str, window: float, now: float | None = None) -> None:
         """Forget what ``name`` counted (an operator lifting a lockout)."""
         now = time.time() if now is None else now

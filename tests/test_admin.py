@@ -384,6 +384,7 @@ def test_the_console_lists_and_lifts_a_lockout(console: FlaskClient, devsite: De
     page = console.get("/admin/lockouts")
     text = page.get_data(as_text=True)
     assert "viewer@example.com" in text and "this account from this address" in text
+    assert re.search(r"<td>[56] \(limit 5\)</td>", text), text  # the failures it counted
     limit = re.search(r'name="limit" value="([^"]+)"', text)
     assert limit is not None
     assert console.post("/admin/lockouts/lift", data={"limit": limit.group(1)}).status_code == 400

@@ -78,3 +78,13 @@ def allowed_rate(limiter: RateLimiter, name: str, rate: float, now: float) -> bo
         return True
     except TooManyRequests:
         return False
+
+
+def test_counted_is_the_sliding_estimate(store: Store) -> None:
+    limiter = RateLimiter(store)
+    for _ in range(4):
+        limiter.record("x", 60, now=119.0)  # the window 60..120
+    for _ in range(2):
+        limiter.record("x", 60, now=130.0)  # the window 120..180, a sixth into it
+    assert limiter.counted("x", 60, now=130.0) == pytest.approx(2 + 4 * (1 - 10 / 60))
+    assert limiter.counted("y", 60, now=130.0) == 0

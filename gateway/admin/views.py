@@ -240,7 +240,8 @@ def revoke_sessions() -> Response:
 
 @bp.get("/lockouts")
 def lockouts() -> Response:
-    return _page("admin/lockouts.html", lockouts=current_lockouts(runtime().store))
+    svc = runtime()
+    return _page("admin/lockouts.html", lockouts=current_lockouts(svc.store, svc.limiter))
 
 
 @bp.post("/lockouts/lift")

@@ -249,8 +249,12 @@ class PasswordForm:
         )
 
 
-def current_lockouts(store: Store) -> list[dict[str, Any]]:
-    """Lockouts still in force, newest first, one per limit (the console's list)."""
+LIMITS = {"account_and_address": PER_ACCOUNT_AND_IP, "account": PER_ACCOUNT, "address": PER_IP}
+
+
+def current_lockouts(store: Store, limiter: RateLimiter) -> list[dict[str, Any]]:
+    """Lockouts still in force, newest first, one per limit (the console's list), each with
+    the failures its limit counts over the last minute (``count``) and the limit (``of``)."""
     now = time.time()
     seen: dict[str, dict[str, Any]] = {}
     for entry in store.newest(LOCKOUTS, 500):
@@ -258,12 +262,16 @@ def current_lockouts(store: Store) -> list[dict[str, Any]]:
             seen.setdefault(entry["limit"], entry)
     live = [e for e in seen.values() if float(e.get("until", 0)) > now]
     lifted = store.get_many([f"lockout-lifted:{e['limit']}" for e in live])
-    return [e for e, at in zip(live, lifted, strict=True) if not _lifted_since(at, e)]
+    return [
+        e | {"count": round(limiter.counted(e["limit"], WINDOW, now)), "of": LIMITS.get(e["scope"])}
+        for e, at in zip(live, lifted, strict=True)
+        if not _lifted_since(at, e)
+    ]
 
 
 def lift_lockout(store: Store, limiter: RateLimiter, limit: str) -> dict[str, Any] | None:
     """Lift one listed lockout (only a listed one: never an arbitrary store key)."""
-    entry = next((e for e in current_lockouts(store) if e["limit"] == limit), None)
+    entry = next((e for e in current_lockouts(store, limiter) if e["limit"] == limit), None)
     if entry is None:
         return None
     limiter.lift(limit, WINDOW)
