@@ -191,10 +191,28 @@ def _cross_references(raw: dict[str, Any], problems: list[str]) -> None:
         wanted = site.get("identity", ()) if isinstance(site, dict) else ()
         for ident in _missing(wanted, identities):
             problems.append(f"sites.{name}.identity: names no [identity.{ident}] table")
+        _typed_addresses_as_users(name, site, identities, problems)
     admin = raw.get("admin")
     for ident in _missing(admin.get("identity") if isinstance(admin, dict) else None, identities):
         problems.append(f"admin.identity: names no [identity.{ident}] table")
     _api_key_references(raw, sites, problems)
+
+
+def _typed_addresses_as_users(
+    name: str, site: Any, identities: dict[str, Any], problems: list[str]
+) -> None:
+    """login_mode = "user" signs a visitor in as the 23 user with their address: a stripe
+    identity's address is whatever the payer typed, so the two do not go together."""
+    if not isinstance(site, dict) or site.get("login_mode") != "user":
+        return
+    for ident in _listed(site.get("identity")):
+        table = identities.get(ident)
+        if isinstance(table, dict) and table.get("type") == "stripe":
+            problems.append(
+                f"sites.{name}.identity: [identity.{ident}] is a stripe checkout, whose e-mail "
+                'address the payer types unchecked; login_mode = "user" would sign them in as '
+                "that 23 user"
+            )
 
 
 def _api_key_references(raw: dict[str, Any], sites: Any, problems: list[str]) -> None:
@@ -209,10 +227,15 @@ def _api_key_references(raw: dict[str, Any], sites: Any, problems: list[str]) ->
         problems.append("api_keys: two keys share the same key_sha256")
 
 
+def _listed(names: Any) -> list[str]:
+    """One name or a list of them, as a list (anything else: none)."""
+    listed = [names] if isinstance(names, str) else names if isinstance(names, list | tuple) else []
+    return [n for n in listed if isinstance(n, str) and n]
+
+
 def _missing(names: Any, defined: Mapping[str, Any]) -> list[str]:
     """The names (one string or a list of them) that ``defined`` has no table for."""
-    listed = [names] if isinstance(names, str) else names if isinstance(names, list | tuple) else []
-    return [n for n in listed if isinstance(n, str) and n and n not in defined]
+    return [n for n in _listed(names) if n not in defined]
 
 
 def parse_settings(

@@ -64,6 +64,10 @@ def may_upload(
     entry = decide(site, identity, standing)
     if not entry.allowed:
         return entry
+    if not identity.email_proven:  # an address typed at a checkout names nobody's account
+        return Decision(
+            False, "upload_not_allowed", "Your account may not upload videos to this site."
+        )
     if site.uploads is None or not site.uploads.admits(identity.email, identity.groups):
         return Decision(
             False, "upload_not_allowed", "Your account may not upload videos to this site."

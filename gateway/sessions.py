@@ -30,7 +30,11 @@ COOKIE = "gw_session"
 CONSOLE_AGE = 8 * 3600  # seconds from a console sign-in
 CONSOLE_IDLE = 15 * 60  # seconds without a console request
 DEVICE_LIMIT = "device_limit"  # a session signed out by a newer device of the same person
-PERSON_INDEX = 50  # index entries kept per person (sign-ins and "last seen" updates)
+PERSON_INDEX = 50  # sign-ins kept in a person's index (far beyond any device limit)
+# The settings' bound on session_max_age: marks that cover "every session until now" (a person
+# signed out everywhere, an IdP logout) live this long, so no reload that raises the lifetime
+# can outlast them.
+LONGEST_SESSION = 30 * 86400
 REFRESH_AFTER = 60  # seconds: re-issue the cookie at most once a minute to slide idle expiry
 MAX_COOKIE = 4096
 
@@ -43,6 +47,11 @@ class SignedSession:
     identity: Identity
     issued_at: int
     seen_at: int
+    expires_at: int = 0  # fixed at issue: a later, longer session_max_age does not extend it
+
+    def ends(self, max_age: int) -> int:
+        """When it expires at the latest (its own expiry, else ``max_age`` after issue)."""
+        return self.expires_at or self.issued_at + max_age
 
 
 class SessionCodec:
@@ -62,6 +71,7 @@ class SessionCodec:
                 "i": session.identity.to_json(),
                 "t": session.issued_at,
                 "s": session.seen_at,
+                "e": session.ends(self.max_age),
             }
         )
 
@@ -72,7 +82,11 @@ class SessionCodec:
         try:
             data = self._signer.loads(cookie)
             session = SignedSession(
-                str(data["id"]), Identity.from_json(data["i"]), int(data["t"]), int(data["s"])
+                str(data["id"]),
+                Identity.from_json(data["i"]),
+                int(data["t"]),
+                int(data["s"]),
+                int(data.get("e", 0)),
             )
         except (BadSignature, KeyError, TypeError, ValueError):
             return None
@@ -81,18 +95,20 @@ class SessionCodec:
         now = time.time() if now is None else now
         if now - session.seen_at > self.idle or now - session.issued_at > self.max_age:
             return None
-        return session
+        return session if now <= session.ends(self.max_age) else None
 
     def new(self, identity: Identity, now: float | None = None) -> SignedSession:
         stamp = int(time.time() if now is None else now)
-        return SignedSession(secrets.token_urlsafe(18), identity, stamp, stamp)
+        return SignedSession(
+            secrets.token_urlsafe(18), identity, stamp, stamp, stamp + self.max_age
+        )
 
     def touched(self, session: SignedSession, now: float | None = None) -> SignedSession | None:
         """A refreshed session when the cookie is due for re-issue (sliding idle expiry)."""
         stamp = int(time.time() if now is None else now)
         if stamp - session.seen_at < REFRESH_AFTER:
             return None
-        return SignedSession(session.id, session.identity, session.issued_at, stamp)
+        return dataclasses.replace(session, seen_at=stamp)
 
 
 def _digest(value: str) -> str:
@@ -163,28 +179,33 @@ class Sessions:
 
     def revoke(self, session: SignedSession, why: str = "") -> None:
         """Logout: this session id is refused by every worker and instance from now on."""
-        self._revoke_id(session.id, session.issued_at, why)
+        self._revoke_id(session.id, session.ends(self.max_age), why)
 
-    def _revoke_id(self, session_id: str, issued_at: float, why: str = "") -> None:
-        left = issued_at + self.codec.max_age - time.time()  # no longer than it lives
+    def _revoke_id(self, session_id: str, ends: float, why: str = "") -> None:
+        left = ends - time.time()  # as long as the cookie itself could be used, no longer
         self._store.set(f"{self._revoked}:{session_id}", why or 1, ttl=max(left, 1) + 60)
 
     def limit_devices(self, session: SignedSession, site: str, most: int) -> int:
         """Keep at most ``most`` live sessions of this person on ``site``, ``session`` (the
         new one) among them: the oldest others are signed out everywhere, marked so that
-        their device can be told why. How many were signed out."""
+        their device can be told why. How many were signed out.
+
+        A person is an address someone proved (a sign-in, a mailed link...): an address a
+        payer merely typed into a checkout counts only against that provider's own sessions,
+        so typing someone else's address signs nobody else out."""
         if most <= 0:
             return 0
+        ident = session.identity
         others = [
             e
-            for e in self.of_person(session.identity.email)
-            if e.get("site") == site and e["id"] != session.id
+            for e in self.of_person(ident.email)
+            if e.get("site") == site and e["id"] != session.id and _same_person(e, ident)
         ]
         others.reverse()  # the index lists newest first: ties (same second) keep that order
         others.sort(key=lambda e: float(e.get("issued", 0)))
         extra = others[: max(0, len(others) - (most - 1))]
         for entry in extra:
-            self._revoke_id(entry["id"], float(entry.get("issued", 0)), DEVICE_LIMIT)
+            self._revoke_id(entry["id"], _ends(entry, self.max_age), DEVICE_LIMIT)
         return len(extra)
 
     def why_refused(self, cookie: str | None) -> str:
@@ -199,30 +220,52 @@ class Sessions:
     # ------------------------------------------------------------------ by person
 
     def note(self, session: SignedSession, **about: str) -> None:
-        """Index the session under its person (for the console's list): where it started,
-        from which address and browser, when last seen. Best effort: never refuses a
+        """Index a new session under its person (for the console's list and device limits):
+        where it started, from which address and browser. Best effort: never refuses a
         sign-in."""
-        entry = {"id": session.id, "issued": session.issued_at, "seen": session.seen_at} | about
+        ident = session.identity
+        entry = {
+            "id": session.id,
+            "issued": session.issued_at,
+            "seen": session.seen_at,
+            "expires": session.ends(self.max_age),
+            "provider": ident.provider,
+        } | about
+        if not ident.email_proven:
+            entry["proven"] = False
         with contextlib.suppress(StoreUnavailable, StateFull):
-            key = _index_key(session.identity.email)
+            key = _index_key(ident.email)
             self._store.append(key, [entry], keep=PERSON_INDEX, ttl=self.codec.max_age)
 
+    def seen(self, session: SignedSession, **about: str) -> None:
+        """When and from where a session was last used (a key of its own, so that a busy
+        device never pushes the person's other sign-ins out of the index). Best effort."""
+        left = session.ends(self.max_age) - time.time()
+        with contextlib.suppress(StoreUnavailable, StateFull):
+            value = {"seen": session.seen_at} | about
+            self._store.set(f"session-seen:{session.id}", value, ttl=max(left, 1) + 60)
+
     def of_person(self, email: str) -> list[dict[str, Any]]:
-        """The person's live sessions, newest first, each once (its latest "seen")."""
-        entries = self._store.newest(_index_key(email), PERSON_INDEX)
+        """The person's live sessions, newest first, each once, with when and where each
+        was last seen."""
         latest: dict[str, dict[str, Any]] = {}
-        for entry in entries:  # newest first: what a newer entry says wins
+        for entry in self._store.newest(_index_key(email), PERSON_INDEX):
             if isinstance(entry, dict) and isinstance(entry.get("id"), str):
                 latest[entry["id"]] = {**entry, **latest.get(entry["id"], {})}
         now = time.time()
-        alive = [e for e in latest.values() if now - float(e.get("issued", 0)) < self.max_age]
+        alive = [e for e in latest.values() if now < _ends(e, self.max_age)]
+        ids = [e["id"] for e in alive]
         marks = self._store.get_many(
-            [_person_key(email), *(f"{self._revoked}:{e['id']}" for e in alive)]
+            [
+                _person_key(email),
+                *(f"{self._revoked}:{i}" for i in ids),
+                *(f"session-seen:{i}" for i in ids),
+            ]
         )
-        everywhere = marks[0]
+        everywhere, revoked, seen = marks[0], marks[1 : len(ids) + 1], marks[len(ids) + 1 :]
         return [
-            e
-            for e, mark in zip(alive, marks[1:], strict=True)
+            e | (last if isinstance(last, dict) else {})
+            for e, mark, last in zip(alive, revoked, seen, strict=True)
             if mark is None and not _revoked_since([everywhere], float(e.get("issued", 0)))
         ]
 
@@ -230,17 +273,28 @@ class Sessions:
         """Sign this person out everywhere: every session of theirs issued until now, on
         every worker and instance (the index may not list them all: the mark covers all)."""
         live = len(self.of_person(email))
-        ttl = max(self.codec.max_age, CONSOLE_AGE)
-        self._store.set(_person_key(email), int(time.time()), ttl=ttl)
+        self._store.set(_person_key(email), int(time.time()), ttl=LONGEST_SESSION + 60)
         return live
 
     def revoke_at_idp(self, provider: str, *, subject: str = "", idp_session: str = "") -> None:
         """Back-channel logout: every session of this IdP session or subject issued until now
         (console sessions ask these marks too, so they live as long as either kind)."""
         now = int(time.time())
-        ttl = max(self.codec.max_age, CONSOLE_AGE)
         for key in _idp_keys(provider, subject, idp_session):
-            self._store.set(key, now, ttl=ttl)
+            self._store.set(key, now, ttl=LONGEST_SESSION + 60)
+
+
+def _ends(entry: dict[str, Any], max_age: int) -> float:
+    """When an indexed session expires (older entries: ``max_age`` after issue)."""
+    ends = entry.get("expires")
+    return float(ends) if isinstance(ends, int | float) else float(entry.get("issued", 0)) + max_age
+
+
+def _same_person(entry: dict[str, Any], identity: Identity) -> bool:
+    """Whether an indexed session counts as this identity's person for device limits."""
+    if not identity.email_proven:
+        return entry.get("provider") == identity.provider and entry.get("proven") is False
+    return entry.get("proven", True) is not False
 
 
 def _person_key(email: str) -> str:

@@ -55,7 +55,10 @@ class StateFull(ServiceUnavailable, code="state_full"):
 
 # Kinds that are caches: losing an entry early costs a lookup, never a security decision.
 # pingback-seen/-again only coalesce repeated pingbacks: losing one costs a re-read.
-CACHE_KINDS = frozenset({"photo", "ts", "audit", "catalogue", "pingback-seen", "pingback-again"})
+# session-seen: when a session was last used (the console's "last seen"), nothing more.
+CACHE_KINDS = frozenset(
+    {"photo", "ts", "audit", "catalogue", "pingback-seen", "pingback-again", "session-seen"}
+)
 # Revocations are never refused (a sign-out must always work): instead, new sessions are
 # refused while their revocation kind is full (``has_room``), which bounds it all the same.
 REVOCATION_KINDS = frozenset({"session-revoked", "admin-revoked", "idp-revoked", "person-revoked"})

@@ -378,13 +378,15 @@ def test_the_console_signs_a_person_out_everywhere(console: FlaskClient, devsite
 
 def test_the_console_lists_and_lifts_a_lockout(console: FlaskClient, devsite: Devsite) -> None:
     app = console.application
-    for _ in range(6):
+    for _ in range(16):  # locked after 5; hammering the lock lists it once, not ten times
         _visitor(app, devsite, "Guesser", password="not the password")
+    noted = app.extensions["gateway.runtime"].store.newest("lockouts:recent", 500)
+    assert len(noted) == 1, noted
     sign_in(console)
     page = console.get("/admin/lockouts")
     text = page.get_data(as_text=True)
     assert "viewer@example.com" in text and "this account from this address" in text
-    assert re.search(r"<td>[56] \(limit 5\)</td>", text), text  # the failures it counted
+    assert re.search(r"<td>\d+ \(limit 5\)</td>", text), text  # the failures it counted
     limit = re.search(r'name="limit" value="([^"]+)"', text)
     assert limit is not None
     assert console.post("/admin/lockouts/lift", data={"limit": limit.group(1)}).status_code == 400

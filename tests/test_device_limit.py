@@ -51,3 +51,48 @@ def test_a_third_device_signs_the_oldest_out(devsite: Devsite) -> None:
     for device in (second, third, other):  # the newer two, and nobody else's
         assert device.get("/embed/news/1001").status_code == 302
     assert requests.get(devsite.url + "/_devsite/calls", timeout=5).status_code == 200
+
+
+def test_a_busy_device_never_hides_the_others_from_the_limit() -> None:
+    """'Last seen' updates have keys of their own: a device refreshed a hundred times does not
+    push the person's other sign-ins out of the index the limit counts."""
+    from gateway.identity.base import Identity
+    from gateway.sessions import SessionCodec, Sessions
+    from gateway.store import MemoryStore
+
+    sessions = Sessions(SessionCodec(["k" * 32], 3600, 86400), MemoryStore())
+    ada = Identity("ada@example.com", provider="proxy")
+    busy, quiet = sessions.new(ada), sessions.new(ada)
+    sessions.note(busy, site="news")
+    sessions.note(quiet, site="news")
+    for _ in range(120):
+        sessions.seen(busy, ip="192.0.2.1")
+    listed = {e["id"]: e for e in sessions.of_person("ada@example.com")}
+    assert set(listed) == {busy.id, quiet.id} and listed[busy.id]["ip"] == "192.0.2.1"
+    newest = sessions.new(ada)
+    sessions.note(newest, site="news")
+    assert sessions.limit_devices(newest, "news", 2) == 1  # the oldest of the two others
+    assert {e["id"] for e in sessions.of_person("ada@example.com")} == {quiet.id, newest.id}
+
+
+def test_an_address_typed_at_a_checkout_signs_nobody_else_out() -> None:
+    """A payer who types someone's address at Stripe's checkout is that address only for what
+    they bought: their sign-ins count against their own, never the owner's sessions."""
+    from gateway.identity.base import Identity
+    from gateway.sessions import SessionCodec, Sessions
+    from gateway.store import MemoryStore
+
+    sessions = Sessions(SessionCodec(["k" * 32], 3600, 86400), MemoryStore())
+    owner = sessions.new(Identity("editor@news.example", provider="staff"))
+    sessions.note(owner, site="news")
+    payer = Identity("editor@news.example", provider="pay", email_proven=False)
+    first, second = sessions.new(payer), sessions.new(payer)
+    sessions.note(first, site="news")
+    sessions.note(second, site="news")
+    assert sessions.limit_devices(second, "news", 1) == 1  # the payer's own first session
+    live = {e["id"] for e in sessions.of_person("editor@news.example")}
+    assert live == {owner.id, second.id}
+    again = sessions.new(Identity("editor@news.example", provider="staff"))
+    sessions.note(again, site="news")
+    assert sessions.limit_devices(again, "news", 1) == 1  # the owner's older one, only
+    assert {e["id"] for e in sessions.of_person("editor@news.example")} == {second.id, again.id}

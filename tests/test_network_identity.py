@@ -92,3 +92,22 @@ def test_a_network_identity_needs_its_ranges() -> None:
     settings = parse_settings(doc, env={})
     campus = settings.identities["campus"]
     assert campus.name == "campus" and campus.display_name == "Library"  # type: ignore[attr-defined]
+
+
+def test_campus_access_ends_off_campus(news: FlaskClient, devsite: Devsite) -> None:
+    """The institution's access holds per request: signing in on campus leaves no session
+    that a visitor (or whoever they give the cookie to) could use from home."""
+    assert _from(news, "192.0.2.77", back=f"{devsite.url}/").status_code == 302
+    assert news.get_cookie("gw_session") is None and news.get_cookie("__Host-gw_session") is None
+    on_campus = news.get(
+        "/embed/news/1001",
+        headers={"X-Forwarded-For": "192.0.2.77"},
+        environ_base={"REMOTE_ADDR": "10.0.0.5"},
+    )
+    assert on_campus.status_code == 302 and "token=" in on_campus.headers["Location"]
+    at_home = news.get(
+        "/embed/news/1001",
+        headers={"X-Forwarded-For": "198.51.100.20"},
+        environ_base={"REMOTE_ADDR": "10.0.0.5"},
+    )
+    assert at_home.status_code == 302 and "/sso/news/login" in at_home.headers["Location"]

@@ -93,3 +93,36 @@ def test_session_tampering_and_key_rotation() -> None:
     assert retired.load(new_cookie, now=10_001) is not None  # the first key signs
     assert rotated.load(cookie[:-2] + "xx", now=10_001) is None
     assert rotated.load("", now=10_001) is None and rotated.load("x" * 5000) is None
+
+
+def test_a_longer_lifetime_after_a_reload_does_not_lengthen_a_cookie() -> None:
+    """Each cookie carries the expiry it was issued with: raising session_max_age (a live
+    reload) neither extends it nor outlives the revocation mark written at its logout."""
+    from gateway.sessions import Sessions
+    from gateway.store import MemoryStore
+
+    before = SessionCodec(["key-0123456789abcdef"], idle=3600, max_age=600)
+    after = SessionCodec(["key-0123456789abcdef"], idle=3600, max_age=86400)
+    session = before.new(Identity("a@example.com"), now=10_000)
+    cookie = before.dump(session)
+    assert after.load(cookie, now=10_500) == session
+    assert after.load(cookie, now=10_700) is None  # its own 600 s, not the new day
+    store = MemoryStore()
+    live = Sessions(before, store).new(Identity("a@example.com"))
+    Sessions(before, store).revoke(live)  # the mark lasts as long as the cookie can
+    assert Sessions(after, store).load(before.dump(live)) is None
+
+
+def test_typed_addresses_open_what_was_bought_only() -> None:
+    """A checkout's address (typed by the payer) enters the paywalled site but is nobody's
+    account: no uploads by it."""
+    from gateway.policy import may_upload
+
+    site = _site(uploads={"allow_emails": ["editor@news.example"]})
+    editor = _visitor("editor@news.example")
+    assert may_upload(site, editor).allowed
+    typed = _visitor("editor@news.example", email_proven=False)
+    assert decide(site, typed).allowed  # the site itself: what they paid for
+    assert may_upload(site, typed).code == "upload_not_allowed"
+    again = Identity.from_json(typed.to_json())
+    assert again.email_proven is False and Identity.from_json(editor.to_json()).email_proven

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.loader import load_settings, parse_settings
 from gateway.settings import ConfigError
+from tests.helpers import make_settings, site_table
 
 ROOT = Path(__file__).resolve().parent.parent
 HEX = "ab" * 32
@@ -367,3 +368,25 @@ def test_uploads_name_who_may_upload() -> None:
     uploads = settings.sites["intranet"].uploads
     assert uploads is not None and not uploads.publish and uploads.valid_minutes == 60
     assert "video-staff" in settings.used_groups()  # kept in sessions
+
+
+def test_a_checkout_address_cannot_sign_in_as_a_23_user() -> None:
+    """login_mode = "user" signs a visitor in as the 23 user with their address; a stripe
+    checkout's address is whatever the payer typed, so check-config refuses the pair."""
+    stripe = {
+        "type": "stripe",
+        "secret_key": "sk_test_0123456789abcdefghij",
+        "webhook_secret": "whsec_0123456789abcdefghij",
+        "price": "price_1",
+        "product": "gold",
+    }
+    with pytest.raises(ConfigError) as caught:
+        make_settings(
+            {"news": site_table("https://v.example.com", identity="pay", login_mode="user")},
+            identity={"pay": stripe},
+            store={"database_url": "sqlite:///:memory:"},
+        )
+    assert any(
+        p.startswith("sites.news.identity: [identity.pay] is a stripe checkout")
+        for p in caught.value.problems
+    ), caught.value.problems

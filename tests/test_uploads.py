@@ -308,3 +308,24 @@ def test_an_upload_end_to_end_in_chromium(
     assert errors == []
     (made,) = [c for c in uploads.calls("photo/list") if "upload_token" in c["params"]]
     assert made["status"] == "ok"
+
+
+def test_text_no_encoding_can_hold_is_a_400(uploads: UploadWorld) -> None:
+    """A lone surrogate ("\\ud800") parses as JSON in Python but is no text: refused at the
+    door, never a 500 on its way to 23."""
+    body = '{"title": "\\ud800"}'
+    answer = requests.post(
+        f"{uploads.gateway}/api/v1/sites/intranet/uploads",
+        data=body,
+        headers={"Authorization": f"Bearer {KEYS['editor']}", "Content-Type": "application/json"},
+        timeout=15,
+    )
+    assert answer.status_code == 400, answer.text
+    minted = requests.post(
+        f"{uploads.gateway}/api/v1/sites/intranet/tokens",
+        data='{"photo_ids": [1001], "visitor": {"email": "\\ud800@example.com"}}',
+        headers={"Authorization": f"Bearer {KEYS['mint']}", "Content-Type": "application/json"},
+        timeout=15,
+    )
+    assert minted.status_code == 400, minted.text
+    assert uploads.calls("photo/get-upload-token") == []

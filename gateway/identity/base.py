@@ -45,6 +45,9 @@ class Identity:
     entitlements: tuple[str, ...] = ()
     subject: str = ""  # the IdP's stable id for the person (OIDC ``sub``), when it has one
     idp_session: str = ""  # the IdP's session id (OIDC ``sid``), for back-channel logout
+    # False: the address is only what the visitor typed (into a payment form); it opens what
+    # was bought with it, never what another account with that address may do.
+    email_proven: bool = True
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -59,6 +62,8 @@ class Identity:
             out["sub"] = self.subject
         if self.idp_session:
             out["sid"] = self.idp_session
+        if not self.email_proven:
+            out["typed"] = True
         return out
 
     @classmethod
@@ -72,6 +77,7 @@ class Identity:
             entitlements=tuple(str(e) for e in data.get("entitlements", ())),
             subject=str(data.get("sub", "")),
             idp_session=str(data.get("sid", "")),
+            email_proven=not data.get("typed", False),
         )
 
 
@@ -231,6 +237,14 @@ class OpensBillingPortal(Protocol):
 
     def portal_url(self, customer: str, return_url: str) -> str:
         """Where that customer manages their subscription, coming back to ``return_url``."""
+        ...
+
+
+@runtime_checkable
+class VouchesPerRequest(Protocol):
+    def vouches_per_request_only(self) -> bool:
+        """True: its identity holds only for a request that shows it again (a campus
+        address), so the gateway keeps no session for it that could be carried elsewhere."""
         ...
 
 

@@ -76,7 +76,7 @@ class EmailLinkProvider(ProviderBase[EmailLinkSettings]):
     kind = "email"
 
     def proves_mailbox(self) -> bool:
-        return True
+        return True  # the visitor opened a link sent to the address
 
     def __init__(self, settings: EmailLinkSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)

@@ -51,6 +51,9 @@ class NetworkProvider(ProviderBase[NetworkSettings]):
             )
         return identity
 
+    def vouches_per_request_only(self) -> bool:
+        return True  # off the network, the institution's access ends: no session carries it
+
     def identify(self, request: Request) -> Identity | None:
         try:
             address = ipaddress.ip_address(visitor_ip(request, self._trusted))

@@ -195,7 +195,11 @@ class PasswordForm:
         return held
 
     def _note_lockout(self, locked: _Locked, account: str, bucket: str) -> None:
-        """For the console's list of lockouts (an operator may lift one)."""
+        """For the console's list of lockouts (an operator may lift one): once a minute per
+        limit, so that hammering a lock cannot push other lockouts off the list."""
+        with contextlib.suppress(StoreUnavailable, StateFull):
+            if not self._ctx.store.add(f"lockout-noted:{locked.limit}", 1, ttl=WINDOW):
+                return
         now = time.time()
         entry = {"limit": locked.limit, "scope": locked.scope, "provider": self._provider}
         entry |= {"account": account if locked.scope != "address" else "", "address": bucket}
@@ -276,6 +280,7 @@ def lift_lockout(store: Store, limiter: RateLimiter, limit: str) -> dict[str, An
         return None
     limiter.lift(limit, WINDOW)
     store.set(f"lockout-lifted:{limit}", float(entry["at"]), ttl=10 * WINDOW)
+    store.delete(f"lockout-noted:{limit}")  # locked again, it is listed again
     return entry
 
 

@@ -311,6 +311,8 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             provider=self.name,
             # The payer's Stripe customer, in their signed session: the portal opens for it.
             subject=customer if isinstance(customer, str) and customer.startswith("cus_") else "",
+            # Stripe does not verify the address a payer types: it opens what was bought.
+            email_proven=False,
         )
         return identity, pending
 

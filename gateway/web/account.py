@@ -57,7 +57,8 @@ def _portal_for(site: SiteSettings, identity: Identity, plan: Any) -> PortalDoor
         customer = provider.own_customer(identity)
         if customer:
             return PortalDoor(provider, customer=customer)
-    mailed = isinstance(runtime().providers.get(identity.provider), ProvesMailbox)
+    provider_of_visitor = runtime().providers.get(identity.provider)
+    mailed = isinstance(provider_of_visitor, ProvesMailbox) and provider_of_visitor.proves_mailbox()
     if not mailed or not plan:
         return None
     for provider in portals:

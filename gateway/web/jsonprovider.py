@@ -28,9 +28,15 @@ def loads(s: str | bytes) -> Any:
     # validation can say "invalid photo id" rather than "invalid JSON". A document nested
     # deeper than the parser's stack is no request at all: a ValueError, so a 400.
     try:
-        return json.loads(s)
+        found = json.loads(s)
+        # ...but not a lone surrogate ("\ud800"), which orjson rightly refuses: no text can
+        # hold it (it would fail later, on its way to 23, as a 500).
+        json.dumps(found, ensure_ascii=False).encode("utf-8")
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ValueError("JSON text with a lone surrogate") from None
+    return found
 
 
 class OrjsonProvider(JSONProvider):

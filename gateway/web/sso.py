@@ -219,6 +219,14 @@ def _finish(site: SiteSettings, identity: Identity, pending: PendingLogin) -> Re
         response = redirect(pending.next, code=302)
         start_session(response, identity, site.name)
         return response
+    if site.login_mode == "user" and not identity.email_proven:
+        # Signing in as the 23 user with this address needs proof that it is theirs.
+        _record(site, identity, "denied", "email_unproven")
+        raise Forbidden(
+            "This site signs you in as your own video-site user, which needs a sign-in that "
+            "proves your e-mail address.",
+            code="email_unproven",
+        )
     client = runtime().site(site.name).client
     try:
         if site.login_mode == "user":

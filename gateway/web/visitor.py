@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from gateway import cookies
 from gateway.errors import Forbidden, GatewayError
-from gateway.identity.base import Identity
+from gateway.identity.base import Identity, VouchesPerRequest
 from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
 from gateway.sessions import DEVICE_LIMIT, MAX_COOKIE, SignedSession
@@ -158,10 +158,15 @@ class SessionTooLarge(Forbidden, code="session_too_large"):
     """
 
 
+def _device() -> dict[str, str]:
+    """Where a request comes from, as the console lists a session."""
+    return {"ip": visitor_ip(), "agent": request.headers.get("User-Agent", "")[:160]}
+
+
 def _set(response: Response, session: SignedSession, site: str = "") -> None:
+    """A new session: indexed under its person, device limits applied, the cookie set."""
     svc = runtime()
-    about = {"ip": visitor_ip(), "agent": request.headers.get("User-Agent", "")[:160]}
-    svc.sessions.note(session, **about, **({"site": site} if site else {}))
+    svc.sessions.note(session, **_device(), **({"site": site} if site else {}))
     configured = svc.settings.sites.get(site)
     if configured is not None and configured.max_sessions_per_person:
         ended = svc.sessions.limit_devices(session, site, configured.max_sessions_per_person)
@@ -173,6 +178,11 @@ def _set(response: Response, session: SignedSession, site: str = "") -> None:
                 signed_out=ended,
                 limit=configured.max_sessions_per_person,
             )
+    _write_cookie(response, session)
+
+
+def _write_cookie(response: Response, session: SignedSession) -> None:
+    svc = runtime()
     value = svc.sessions.dump(session)
     if len(value) > MAX_COOKIE - 256:  # the browser would drop it: refuse, never loop
         audit("sso_failed", email=session.identity.email, detail="session_too_large")
@@ -190,6 +200,9 @@ def start_session(response: Response, identity: Identity, site: str = "") -> Non
         return
     if current is not None:
         runtime().sessions.revoke(current)
+    vouching = runtime().providers.get(identity.provider)
+    if isinstance(vouching, VouchesPerRequest) and vouching.vouches_per_request_only():
+        return  # a campus address: each request shows it again; no cookie to carry home
     _set(response, runtime().sessions.new(identity), site)
 
 
@@ -198,7 +211,8 @@ def keep_alive(response: Response) -> None:
     current = current_session()
     refreshed = None if current is None else runtime().sessions.touched(current)
     if refreshed is not None:
-        _set(response, refreshed)
+        runtime().sessions.seen(refreshed, **_device())
+        _write_cookie(response, refreshed)
 
 
 def end_session(response: Response) -> None:
