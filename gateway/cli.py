@@ -164,7 +164,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         settings.store.memory_max_entries,
         settings.store.ca_file,
     )
-    sessions = Sessions(SessionCodec(g.secret_keys, g.session_idle, g.session_max_age), store)
+    codec = SessionCodec(g.secret_keys, g.session_idle, g.session_max_age)
+    sessions = Sessions(codec, store, sites=tuple(settings.sites))
     try:
         listed = sessions.revoke_person(args.email)
     except StoreUnavailable as exc:

@@ -94,8 +94,12 @@ def conditions(
             False, "group_not_allowed", f"Your account is not in a group allowed to enter {what}."
         )
     if product and product not in identity.entitlements:
-        # No lookup means no stored entitlements to consult: fail closed.
-        held = standing(identity.email, product) if standing is not None else "none"
+        # No lookup means no stored entitlements to consult: fail closed. An address typed at
+        # a checkout holds what that checkout bought (in the identity), never the grants others
+        # made with the same address.
+        held = "none"
+        if standing is not None and identity.email_proven:
+            held = standing(identity.email, product)
         if held == "lapsed":
             return Decision(
                 False,

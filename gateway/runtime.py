@@ -17,7 +17,7 @@ from gateway.cookies import CookieJar
 from gateway.dependency_probe import DependencyProbe
 from gateway.entitlements import EntitlementStore
 from gateway.errors import NotFound
-from gateway.identity.base import IdentifiesEachRequest, Provider
+from gateway.identity.base import IdentifiesEachRequest, Identity, Provider, VouchesPerRequest
 from gateway.identity.provider_context import ProviderContext
 from gateway.identity.registry import build_providers
 from gateway.policy import StandingLookup
@@ -77,6 +77,14 @@ class GatewayRuntime:
         if found is None:
             raise NotFound("There is no such site.", code="no_such_site")
         return found
+
+    def keeps_sessions_for(self, identity: Identity) -> bool:
+        """Whether a session may stand for this identity: never for one that holds per request
+        only (a campus address), which must not travel in a cookie to anywhere else."""
+        provider: object = self.providers.get(identity.provider)
+        if isinstance(provider, VouchesPerRequest):
+            return not provider.vouches_per_request_only()
+        return True
 
     @property
     def standing(self) -> StandingLookup | None:
@@ -141,7 +149,7 @@ class GatewayRuntime:
         limiter = RateLimiter(store)
         entitlements = entitlements or open_entitlements(settings)
         codec = SessionCodec(g.secret_keys, g.session_idle, g.session_max_age)
-        sessions = Sessions(codec, store, settings.used_groups())
+        sessions = Sessions(codec, store, settings.used_groups(), sites=tuple(settings.sites))
         cookies = CookieJar(g.public_url)
         context = ProviderContext(
             g, store, limiter, sessions, cookies, entitlements, identity_sites=_sites_of(settings)

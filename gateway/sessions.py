@@ -72,6 +72,7 @@ class SessionCodec:
                 "t": session.issued_at,
                 "s": session.seen_at,
                 "e": session.ends(self.max_age),
+                "w": self.idle,  # the idle window it was written under
             }
         )
 
@@ -88,12 +89,14 @@ class SessionCodec:
                 int(data["s"]),
                 int(data.get("e", 0)),
             )
+            # A longer idle window after a reload does not revive a cookie idle too long.
+            idle = min(self.idle, int(data.get("w", self.idle)))
         except (BadSignature, KeyError, TypeError, ValueError):
             return None
         if len(session.id) < 16:
             return None
         now = time.time() if now is None else now
-        if now - session.seen_at > self.idle or now - session.issued_at > self.max_age:
+        if now - session.seen_at > idle or now - session.issued_at > self.max_age:
             return None
         return session if now <= session.ends(self.max_age) else None
 
@@ -124,11 +127,13 @@ class Sessions:
         store: Store,
         keep_groups: frozenset[str] | None = None,
         revoked_kind: str = "session-revoked",
+        sites: Sequence[str] = (),
     ) -> None:
         self.codec = codec
         self._store = store
         self._keep_groups = keep_groups
         self._revoked = revoked_kind
+        self._sites = tuple(sites)  # each has its own index per person (device limits)
 
     def narrow(self, identity: Identity) -> Identity:
         """The identity as a session keeps it: only the groups some decision uses (an IdP may
@@ -198,8 +203,8 @@ class Sessions:
         ident = session.identity
         others = [
             e
-            for e in self.of_person(ident.email)
-            if e.get("site") == site and e["id"] != session.id and _same_person(e, ident)
+            for e in self.of_person(ident.email, site)
+            if e["id"] != session.id and _same_person(e, ident)
         ]
         others.reverse()  # the index lists newest first: ties (same second) keep that order
         others.sort(key=lambda e: float(e.get("issued", 0)))
@@ -234,7 +239,7 @@ class Sessions:
         if not ident.email_proven:
             entry["proven"] = False
         with contextlib.suppress(StoreUnavailable, StateFull):
-            key = _index_key(ident.email)
+            key = _index_key(ident.email, about.get("site", ""))
             self._store.append(key, [entry], keep=PERSON_INDEX, ttl=self.codec.max_age)
 
     def seen(self, session: SignedSession, **about: str) -> None:
@@ -245,15 +250,18 @@ class Sessions:
             value = {"seen": session.seen_at} | about
             self._store.set(f"session-seen:{session.id}", value, ttl=max(left, 1) + 60)
 
-    def of_person(self, email: str) -> list[dict[str, Any]]:
-        """The person's live sessions, newest first, each once, with when and where each
-        was last seen."""
+    def of_person(self, email: str, site: str | None = None) -> list[dict[str, Any]]:
+        """The person's live sessions (on one ``site``, or everywhere), each once, with when
+        and where each was last seen. Each site keeps its own index, so sign-ins elsewhere
+        never push a site's sessions out of the count its device limit makes."""
         latest: dict[str, dict[str, Any]] = {}
-        for entry in self._store.newest(_index_key(email), PERSON_INDEX):
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                latest[entry["id"]] = {**entry, **latest.get(entry["id"], {})}
+        for where in ("", *self._sites) if site is None else (site,):
+            for entry in self._store.newest(_index_key(email, where), PERSON_INDEX):
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                    latest[entry["id"]] = {**entry, **latest.get(entry["id"], {})}
         now = time.time()
         alive = [e for e in latest.values() if now < _ends(e, self.max_age)]
+        alive.sort(key=lambda e: -float(e.get("issued", 0)))  # newest first, stable for ties
         ids = [e["id"] for e in alive]
         marks = self._store.get_many(
             [
@@ -301,8 +309,9 @@ def _person_key(email: str) -> str:
     return f"person-revoked:{_digest(email.strip().lower())}"
 
 
-def _index_key(email: str) -> str:
-    return f"sessions-of:{_digest(email.strip().lower())}"
+def _index_key(email: str, site: str = "") -> str:
+    person = _digest(email.strip().lower())
+    return f"sessions-of:{person}:{site}" if site else f"sessions-of:{person}"
 
 
 def _idp_keys(provider: str, subject: str, idp_session: str) -> list[str]:

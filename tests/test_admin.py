@@ -401,7 +401,8 @@ def test_the_console_lists_and_lifts_a_lockout(console: FlaskClient, devsite: De
     assert [r for r in audited if r.getMessage() == "lockout_lifted"]
     assert "viewer@example.com" not in console.get("/admin/lockouts").get_data(as_text=True)
     browser = _visitor(app, devsite, "Owner")  # the right password goes through at once
-    assert browser.get("/embed/demo/1001").status_code == 302
+    opened = browser.get("/embed/demo/1001")
+    assert opened.status_code == 302 and "/sso/demo/login" not in opened.headers["Location"]
 
 
 def test_the_command_line_signs_a_person_out_everywhere(
@@ -495,3 +496,41 @@ def test_the_console_speaks_danish_when_asked(console: FlaskClient) -> None:
     assert "afvist" in why
     english = console.get("/admin/why?email=eve@other.org&site=demo").get_data(as_text=True)
     assert '<html lang="en">' in english and "Needs an address in:" in english
+
+
+def test_a_lockout_is_found_by_its_account_however_many_others(
+    console: FlaskClient, devsite: Devsite
+) -> None:
+    """A stranger who locks hundreds of made-up accounts cannot hide the owner's lockout from
+    the operator: the console finds it by the account, and lifts it."""
+    import time
+
+    from gateway.identity.password_form import LOCKOUTS
+
+    app = console.application
+    for _ in range(6):
+        _visitor(app, devsite, "Guesser", password="not the password")
+    store, now = app.extensions["gateway.runtime"].store, time.time()
+    flood = [
+        {"limit": f"login-pair:team:x{n}@example.org:203.0.113.{n % 250}", "scope":
+         "account_and_address", "provider": "team", "account": f"x{n}@example.org",
+         "address": "203.0.113.9", "at": now, "until": now + 60}
+        for n in range(600)
+    ]  # fmt: skip
+    store.append(LOCKOUTS, flood, 500, 600)
+    sign_in(console)
+    assert "viewer@example.com" not in console.get("/admin/lockouts").get_data(as_text=True)
+    page = console.get("/admin/lockouts?account=viewer@example.com")
+    text = page.get_data(as_text=True)
+    assert "viewer@example.com" in text and "x1@example.org" not in text
+    limit = re.search(r'name="limit" value="([^"]+)"', text)
+    assert limit is not None
+    lifted = console.post(
+        "/admin/lockouts/lift",
+        data={"csrf": _csrf(page), "limit": html.unescape(limit.group(1)),
+              "account": "viewer@example.com"},
+    )  # fmt: skip
+    assert lifted.status_code == 303
+    browser = _visitor(app, devsite, "Owner")  # the right password goes through at once
+    opened = browser.get("/embed/demo/1001")
+    assert opened.status_code == 302 and "/sso/demo/login" not in opened.headers["Location"]

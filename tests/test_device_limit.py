@@ -60,7 +60,7 @@ def test_a_busy_device_never_hides_the_others_from_the_limit() -> None:
     from gateway.sessions import SessionCodec, Sessions
     from gateway.store import MemoryStore
 
-    sessions = Sessions(SessionCodec(["k" * 32], 3600, 86400), MemoryStore())
+    sessions = Sessions(SessionCodec(["k" * 32], 3600, 86400), MemoryStore(), sites=["news"])
     ada = Identity("ada@example.com", provider="proxy")
     busy, quiet = sessions.new(ada), sessions.new(ada)
     sessions.note(busy, site="news")
@@ -82,7 +82,7 @@ def test_an_address_typed_at_a_checkout_signs_nobody_else_out() -> None:
     from gateway.sessions import SessionCodec, Sessions
     from gateway.store import MemoryStore
 
-    sessions = Sessions(SessionCodec(["k" * 32], 3600, 86400), MemoryStore())
+    sessions = Sessions(SessionCodec(["k" * 32], 3600, 86400), MemoryStore(), sites=["news"])
     owner = sessions.new(Identity("editor@news.example", provider="staff"))
     sessions.note(owner, site="news")
     payer = Identity("editor@news.example", provider="pay", email_proven=False)
@@ -96,3 +96,21 @@ def test_an_address_typed_at_a_checkout_signs_nobody_else_out() -> None:
     sessions.note(again, site="news")
     assert sessions.limit_devices(again, "news", 1) == 1  # the owner's older one, only
     assert {e["id"] for e in sessions.of_person("editor@news.example")} == {second.id, again.id}
+
+
+def test_sign_ins_on_another_site_never_hide_a_sites_sessions() -> None:
+    from gateway.identity.base import Identity
+    from gateway.sessions import SessionCodec, Sessions
+    from gateway.store import MemoryStore
+
+    codec = SessionCodec(["k" * 32], 3600, 86400)
+    sessions = Sessions(codec, MemoryStore(), sites=["news", "other"])
+    ada = Identity("ada@example.com", provider="proxy")
+    first = sessions.new(ada)
+    sessions.note(first, site="news")
+    for _ in range(60):  # more than a person's index keeps
+        sessions.note(sessions.new(ada), site="other")
+    second = sessions.new(ada)
+    sessions.note(second, site="news")
+    assert sessions.limit_devices(second, "news", 1) == 1  # the first news session
+    assert first.id not in {e["id"] for e in sessions.of_person("ada@example.com")}

@@ -111,3 +111,21 @@ def test_campus_access_ends_off_campus(news: FlaskClient, devsite: Devsite) -> N
         environ_base={"REMOTE_ADDR": "10.0.0.5"},
     )
     assert at_home.status_code == 302 and "/sso/news/login" in at_home.headers["Location"]
+
+
+def test_a_campus_cookie_from_an_older_gateway_opens_nothing(news: FlaskClient) -> None:
+    """A session for the institution issued before sessions stopped being kept for it (same
+    secret key) is not taken either: campus access is decided per request only."""
+    from gateway import cookies
+    from gateway.identity.base import Identity
+
+    runtime = news.application.extensions["gateway.runtime"]
+    library = Identity("library@uni.example", provider="campus", entitlements=("gold",))
+    cookie = runtime.sessions.dump(runtime.sessions.codec.new(library))
+    news.set_cookie(runtime.cookies.name(cookies.SESSION), cookie)
+    at_home = news.get(
+        "/embed/news/1001",
+        headers={"X-Forwarded-For": "198.51.100.20"},
+        environ_base={"REMOTE_ADDR": "10.0.0.5"},
+    )
+    assert at_home.status_code == 302 and "/sso/news/login" in at_home.headers["Location"]

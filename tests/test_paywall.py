@@ -500,6 +500,30 @@ def test_a_subscriber_signed_in_by_email_manages_their_own_subscription(
     assert page.status_code == 200 and "Manage subscription" not in page.text
 
 
+def test_two_customers_behind_one_address_open_no_portal(paywall: PaywallWorld) -> None:
+    """Stripe does not check the address a payer types: when a stranger paid with the owner's
+    address too, the account page cannot tell which customer is the owner's and opens none."""
+    email, _ = paid_subscriber(paywall)
+    stranger = FormClient()
+    form = stranger.get(
+        f"{paywall.gateway}/sso/shop/login", params={"return_url": "/", "provider": "gold"},
+        timeout=15,
+    )  # fmt: skip
+    stranger.submit(form, follow=False, email=email)
+    (session,) = [s for s in paywall.stripe.sessions.values() if s.get("customer") is None]
+    paywall.stripe.pay(session["id"], email=email)
+    back = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+    assert stranger.get(back, allow_redirects=False, timeout=15).status_code == 302
+    _browser, _sent = request_link(paywall, email)
+    owner = FormClient()
+    assert owner.submit(owner.get(mailed_link(paywall, email), timeout=15), follow=False).ok
+    account = owner.get(f"{paywall.gateway}/account/shop", timeout=15)
+    before = len(paywall.stripe.portals)
+    refused = owner.submit(account, follow=False)
+    assert refused.status_code == 403 and "ambiguous_customer" in refused.text, refused.text
+    assert len(paywall.stripe.portals) == before  # no portal for anybody
+
+
 def test_returning_subscriber_signs_in_by_email(paywall: PaywallWorld) -> None:
     email, _ = paid_subscriber(paywall)
     paywall.devsite.reset()

@@ -107,6 +107,10 @@ def test_a_longer_lifetime_after_a_reload_does_not_lengthen_a_cookie() -> None:
     cookie = before.dump(session)
     assert after.load(cookie, now=10_500) == session
     assert after.load(cookie, now=10_700) is None  # its own 600 s, not the new day
+    short_idle = SessionCodec(["key-0123456789abcdef"], idle=300, max_age=86400)
+    long_idle = SessionCodec(["key-0123456789abcdef"], idle=3600, max_age=86400)
+    quiet = short_idle.dump(short_idle.new(Identity("a@example.com"), now=10_000))
+    assert long_idle.load(quiet, now=10_400) is None  # idle out before the reload: stays out
     store = MemoryStore()
     live = Sessions(before, store).new(Identity("a@example.com"))
     Sessions(before, store).revoke(live)  # the mark lasts as long as the cookie can
@@ -126,3 +130,17 @@ def test_typed_addresses_open_what_was_bought_only() -> None:
     assert may_upload(site, typed).code == "upload_not_allowed"
     again = Identity.from_json(typed.to_json())
     assert again.email_proven is False and Identity.from_json(editor.to_json()).email_proven
+    # ...and holds only the product its checkout bought, never the address's other grants.
+    owners = {
+        ("editor@news.example", "platinum"): "active",
+        ("editor@news.example", "gold"): "active",
+    }
+
+    def lookup(email: str, product: str) -> str:
+        return owners.get((email, product), "none")
+
+    bought = _visitor("editor@news.example", email_proven=False, entitlements=("gold",))
+    assert decide(_site(require_entitlement="gold"), bought, lookup).allowed
+    premium = _site(require_entitlement="platinum")
+    assert decide(premium, bought, lookup).code == "entitlement_required"
+    assert decide(premium, editor, lookup).allowed  # the owner, signed in for real

@@ -1,5 +1,6 @@
-"""Every text the pages put through ``_()`` (templates) or ``gettext``/``plain`` (code) has a
-Danish translation: a page asked for in Danish never shows an English sentence by omission."""
+"""Every text the pages put through ``_()`` (templates) or ``gettext``/``plain`` (code), and
+every sentence an error page may show, has a Danish translation: a page asked for in Danish
+never shows an English sentence by omission."""
 
 from __future__ import annotations
 
@@ -44,9 +45,43 @@ def _code_keys() -> set[str]:
     return keys
 
 
-@pytest.mark.parametrize("where", ["templates", "code"])
+def _error_keys() -> set[str]:
+    """What an error page may say: every error's own sentence, the visitor wordings by code,
+    and the sentences raised (or decided) with a literal message anywhere in the gateway."""
+    import importlib
+    import pkgutil
+
+    import gateway
+    from gateway.errors import GatewayError
+    from gateway.web.message_pages import VISITOR_MESSAGES
+
+    for module in pkgutil.walk_packages(gateway.__path__, "gateway."):
+        if "devsite" not in module.name and "migrations" not in module.name:
+            importlib.import_module(module.name)
+    errors: list[type[GatewayError]] = [GatewayError]
+    for known in errors:
+        errors.extend(known.__subclasses__())
+    keys = {error.default_message for error in errors} | set(VISITOR_MESSAGES.values())
+    raising = {error.__name__ for error in errors} | {"Decision"}
+    for path in GATEWAY.rglob("*.py"):
+        if "devsite" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in raising:
+                keys |= {
+                    a.value
+                    for a in node.args[:3]
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str) and " " in a.value
+                }
+    return keys
+
+
+KEYS = {"templates": _template_keys, "code": _code_keys, "errors": _error_keys}
+
+
+@pytest.mark.parametrize("where", sorted(KEYS))
 def test_every_text_has_a_danish_translation(where: str) -> None:
-    keys = _template_keys() if where == "templates" else _code_keys()
+    keys = KEYS[where]()
     assert keys, "no translated text found: the pattern is wrong"
     missing = sorted(k for k in keys if k not in DANISH)
     assert missing == [], "no Danish for:\n" + "\n".join(missing)

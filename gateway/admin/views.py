@@ -241,7 +241,9 @@ def revoke_sessions() -> Response:
 @bp.get("/lockouts")
 def lockouts() -> Response:
     svc = runtime()
-    return _page("admin/lockouts.html", lockouts=current_lockouts(svc.store, svc.limiter))
+    account = request.args.get("account", "").strip()[:254]
+    found = current_lockouts(svc.store, svc.limiter, account)
+    return _page("admin/lockouts.html", lockouts=found, account=account)
 
 
 @bp.post("/lockouts/lift")
@@ -249,7 +251,8 @@ def lift() -> Response:
     operator: SignedSession = request.environ["gateway.operator"]
     access.check_csrf(operator)
     svc = runtime()
-    entry = lift_lockout(svc.store, svc.limiter, request.form.get("limit", ""))
+    account = request.form.get("account", "").strip()[:254]
+    entry = lift_lockout(svc.store, svc.limiter, request.form.get("limit", ""), account)
     if entry is None:
         raise NotFound("That lockout is no longer in force.", code="no_such_lockout")
     audit(
@@ -260,4 +263,4 @@ def lift() -> Response:
         client_ip=entry["address"],
         provider=entry["provider"],
     )
-    return redirect(url_for("admin.lockouts", done=1), code=303)
+    return redirect(url_for("admin.lockouts", done=1, account=account or None), code=303)

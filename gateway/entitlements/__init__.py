@@ -247,6 +247,23 @@ class EntitlementStore:
             "valid_until": row.valid_until,
         }
 
+    def refs(self, email: str, product: str, source: str) -> list[str]:
+        """The ids ``source`` gave this person's grants of ``product`` (a subscription, a
+        checkout session), newest first: the account page asks whose they are."""
+        query = (
+            select(entitlements.c.ref)
+            .where(entitlements.c.email == email.strip().lower())
+            .where(entitlements.c.product == product)
+            .where(entitlements.c.source == source)
+            .order_by(entitlements.c.updated_at.desc())
+            .limit(20)
+        )
+        try:
+            with self._engine.connect() as db:
+                return [str(ref) for (ref,) in db.execute(query).all()]
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "refs") from None
+
     def first_delivery(self, event_id: str, now: float | None = None) -> bool:
         """Remember a webhook event id; False when it was seen before (a replay or retry)."""
         stamp = int(time.time() if now is None else now)

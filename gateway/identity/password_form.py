@@ -203,10 +203,11 @@ class PasswordForm:
         now = time.time()
         entry = {"limit": locked.limit, "scope": locked.scope, "provider": self._provider}
         entry |= {"account": account if locked.scope != "address" else "", "address": bucket}
+        noted = [entry | {"at": now, "until": now + WINDOW}]
         with contextlib.suppress(StoreUnavailable, StateFull):
-            self._ctx.store.append(
-                LOCKOUTS, [entry | {"at": now, "until": now + WINDOW}], 500, 10 * WINDOW
-            )
+            self._ctx.store.append(LOCKOUTS, noted, 500, 10 * WINDOW)
+            if entry["account"]:  # found by the account too, however many others are locked
+                self._ctx.store.append(_lockouts_of(account), noted, 20, 10 * WINDOW)
 
     def _address_key(self, bucket: str) -> str:
         return f"login-ip:{self._provider}:{bucket}"
@@ -256,12 +257,17 @@ class PasswordForm:
 LIMITS = {"account_and_address": PER_ACCOUNT_AND_IP, "account": PER_ACCOUNT, "address": PER_IP}
 
 
-def current_lockouts(store: Store, limiter: RateLimiter) -> list[dict[str, Any]]:
-    """Lockouts still in force, newest first, one per limit (the console's list), each with
-    the failures its limit counts over the last minute (``count``) and the limit (``of``)."""
+def _lockouts_of(account: str) -> str:
+    return "lockouts:of:" + hashlib.sha256(account.strip().lower().encode()).hexdigest()[:40]
+
+
+def current_lockouts(store: Store, limiter: RateLimiter, account: str = "") -> list[dict[str, Any]]:
+    """Lockouts still in force, newest first, one per limit (the console's list; with
+    ``account``, that account's, however many others there are), each with the failures its
+    limit counts over the last minute (``count``) and the limit (``of``)."""
     now = time.time()
     seen: dict[str, dict[str, Any]] = {}
-    for entry in store.newest(LOCKOUTS, 500):
+    for entry in store.newest(_lockouts_of(account) if account else LOCKOUTS, 500):
         if isinstance(entry, dict) and isinstance(entry.get("limit"), str):
             seen.setdefault(entry["limit"], entry)
     live = [e for e in seen.values() if float(e.get("until", 0)) > now]
@@ -273,9 +279,13 @@ def current_lockouts(store: Store, limiter: RateLimiter) -> list[dict[str, Any]]
     ]
 
 
-def lift_lockout(store: Store, limiter: RateLimiter, limit: str) -> dict[str, Any] | None:
-    """Lift one listed lockout (only a listed one: never an arbitrary store key)."""
-    entry = next((e for e in current_lockouts(store, limiter) if e["limit"] == limit), None)
+def lift_lockout(
+    store: Store, limiter: RateLimiter, limit: str, account: str = ""
+) -> dict[str, Any] | None:
+    """Lift one listed lockout (only a listed one: never an arbitrary store key), from the
+    whole list or from ``account``'s."""
+    listed = current_lockouts(store, limiter, account)
+    entry = next((e for e in listed if e["limit"] == limit), None)
     if entry is None:
         return None
     limiter.lift(limit, WINDOW)

@@ -311,8 +311,10 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             provider=self.name,
             # The payer's Stripe customer, in their signed session: the portal opens for it.
             subject=customer if isinstance(customer, str) and customer.startswith("cus_") else "",
-            # Stripe does not verify the address a payer types: it opens what was bought.
+            # Stripe does not verify the address a payer types: it opens what was bought (this
+            # checkout's product, held for the session) and nothing else that address holds.
             email_proven=False,
+            entitlements=(self.product,),
         )
         return identity, pending
 

@@ -29,14 +29,20 @@ class PortalDoor:
     """How this visitor reaches the payment provider's customer portal: ``provider`` (one of
     the site's identities, with ``portal = true``) and their customer, known from the session
     (a checkout they made) or, for a subscriber who signed in by an e-mail link, looked up from
-    their grant (``grant_ref``) when they ask."""
+    the grants their address holds (``grant_refs``) when they ask."""
 
     provider: OpensBillingPortal
     customer: str = ""
-    grant_ref: str = ""
+    grant_refs: tuple[str, ...] = ()
 
-    def customer_id(self) -> str | None:
-        return self.customer or self.provider.customer_of(self.grant_ref)
+    def customers(self) -> set[str]:
+        """Every customer behind this visitor's grants. More than one means someone else paid
+        with this address too (Stripe does not check what a payer types): then the gateway
+        cannot tell which is theirs and opens none."""
+        if self.customer:
+            return {self.customer}
+        found = (self.provider.customer_of(ref) for ref in self.grant_refs)
+        return {customer for customer in found if customer}
 
 
 def _portals(site: SiteSettings) -> list[OpensBillingPortal]:
@@ -59,11 +65,13 @@ def _portal_for(site: SiteSettings, identity: Identity, plan: Any) -> PortalDoor
             return PortalDoor(provider, customer=customer)
     provider_of_visitor = runtime().providers.get(identity.provider)
     mailed = isinstance(provider_of_visitor, ProvesMailbox) and provider_of_visitor.proves_mailbox()
-    if not mailed or not plan:
+    entitlements = runtime().entitlements
+    if not mailed or not plan or entitlements is None:
         return None
     for provider in portals:
         if provider.grant_source == plan["source"]:
-            return PortalDoor(provider, grant_ref=str(plan["ref"]))
+            refs = entitlements.refs(identity.email, site.require_entitlement, plan["source"])
+            return PortalDoor(provider, grant_refs=tuple(refs))
     return None
 
 
@@ -112,10 +120,17 @@ def manage(site_name: str) -> Response:
     if identity is None or door is None or not _binding():
         raise Forbidden("There is no subscription to manage here.", code="no_subscription")
     _guard().check_bound(request.form.get("csrf", ""), _binding())
-    customer = door.customer_id()
-    if customer is None:
+    customers = door.customers()
+    if not customers:
         raise Forbidden("There is no subscription to manage here.", code="no_subscription")
+    if len(customers) > 1:
+        audit("portal_refused", site=site.name, email=identity.email, reason="several_customers")
+        raise Forbidden(
+            "More than one customer has paid with this address, so this page cannot tell which "
+            "subscription is yours. Use the link in your payment receipt to manage it.",
+            code="ambiguous_customer",
+        )
     back = runtime().settings.gateway.public_url + url_for("account.account", site_name=site.name)
-    url = door.provider.portal_url(customer, back)
+    url = door.provider.portal_url(customers.pop(), back)
     audit("portal_opened", site=site.name, email=identity.email, provider=identity.provider)
     return redirect(url, code=303)

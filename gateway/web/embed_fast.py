@@ -93,7 +93,10 @@ class EmbedFastPath(FastPath):
         session = sessions.load(raw)
         if session is None or sessions.touched(session) is not None:
             return None  # a stranger, or a session the slow path slides on
-        return session.identity if trusts(site.settings, session.identity) else None
+        ident = session.identity
+        if not trusts(site.settings, ident) or not self.runtime.keeps_sessions_for(ident):
+            return None
+        return ident
 
     def _known_photo(
         self, site: SiteRuntime, photo_id: int, identity: Identity

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from gateway import cookies
 from gateway.errors import Forbidden, GatewayError
-from gateway.identity.base import Identity, VouchesPerRequest
+from gateway.identity.base import Identity
 from gateway.logs import audit
 from gateway.policy import Decision, decide, trusts
 from gateway.sessions import DEVICE_LIMIT, MAX_COOKIE, SignedSession
@@ -54,9 +54,9 @@ def visitor_for(site: SiteSettings, *, player: bool = False) -> Identity | None:
         if identity is not None:
             return identity
     session = _player_session() if player else current_session()
-    if session is not None and trusts(site, session.identity):
-        return session.identity
-    return None
+    if session is None or not trusts(site, session.identity):
+        return None
+    return session.identity if runtime().keeps_sessions_for(session.identity) else None
 
 
 class NotSignedIn(GatewayError, status=401, code="not_signed_in"):
@@ -200,8 +200,7 @@ def start_session(response: Response, identity: Identity, site: str = "") -> Non
         return
     if current is not None:
         runtime().sessions.revoke(current)
-    vouching = runtime().providers.get(identity.provider)
-    if isinstance(vouching, VouchesPerRequest) and vouching.vouches_per_request_only():
+    if not runtime().keeps_sessions_for(identity):
         return  # a campus address: each request shows it again; no cookie to carry home
     _set(response, runtime().sessions.new(identity), site)
 
