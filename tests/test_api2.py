@@ -466,6 +466,7 @@ def test_a_refused_api_token_is_a_502_never_a_missing_video(devsite: Devsite) ->
             },
         )
     )
+    app.extensions["gateway.runtime"].close()  # no sync loop left retrying after this test
     client = app.test_client()
     for _ in range(5):
         answer = client.post(

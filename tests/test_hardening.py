@@ -376,8 +376,10 @@ def test_an_upstream_failure_says_site_method_url_and_cause(
     with records_of("gateway.upstream") as seen:
         ready = client.get("/readyz?strict=1")
     assert ready.status_code == 503
-    (line, *_) = [r.__dict__ for r in seen if r.getMessage() == "upstream failure"]
-    assert line["site"] == "far" and line["api_method"] == "photo/list"
+    # Only this app's site: an earlier test's background sync may log in the same moment.
+    failures = [r.__dict__ for r in seen if r.getMessage() == "upstream failure"]
+    (line, *_) = [f for f in failures if f["site"] == "far"]
+    assert line["api_method"] == "photo/list"
     assert line["url"] == f"{site_url}/api/2/photo/list" and "?" not in line["url"]
     assert line["cause"] == cause
 
@@ -388,7 +390,7 @@ def test_http_errors_and_timeouts_are_classified(
     caplog.set_level(logging.INFO, logger="gateway")
     devsite.mode("down")
     assert client.get("/readyz?strict=1").status_code == 503
-    assert _upstream_lines(caplog)[-1]["cause"] == "http_503"
+    assert "http_503" in {line["cause"] for line in _upstream_lines(caplog)}
     failed = [r.__dict__ for r in caplog.records if r.getMessage() == "readiness check failed"]
     assert failed and failed[0]["site"] == "demo" and failed[0]["code"] == "upstream_unavailable"
 
