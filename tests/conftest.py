@@ -24,6 +24,27 @@ CHROMIUM_FLAGS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _sync_loops_end_with_their_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every create_app starts its sites' catalogue sync loops. One built inside a test stops
+    with it, so no loop left behind calls the shared emulated site during a later test.
+    (Worlds of a wider scope are built before this fixture and keep theirs.)"""
+    from gateway.runtime import GatewayRuntime
+
+    started: list[GatewayRuntime] = []
+    start = GatewayRuntime.start
+
+    def tracked(runtime: GatewayRuntime) -> None:
+        started.append(runtime)
+        start(runtime)
+
+    monkeypatch.setattr(GatewayRuntime, "start", tracked)
+    yield
+    for runtime in started:
+        for catalogue in runtime.catalogues.values():
+            catalogue.stop()
+
+
 @pytest.fixture(scope="session")
 def devsite_server() -> Iterator[Devsite]:
     server = Devsite(create_devsite(DevsiteOptions(remote_login_url="http://127.0.0.1:9/login")))
