@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.emails import email_domain
 from gateway.identity.base import Identity
@@ -25,8 +26,31 @@ class Decision:
 
 ALLOW = Decision(True)
 
-# (email, product) -> "active" | "lapsed" | "none": the stored entitlements, when there are any.
-StandingLookup = Callable[[str, str], str]
+# (identity, product) -> "active" | "lapsed" | "none": the stored entitlements, when there are any.
+StandingLookup = Callable[[Identity, str], str]
+
+
+class GrantBook(Protocol):
+    """The entitlement store, as policy reads it."""
+
+    def standing(self, email: str, product: str) -> str: ...
+
+    def grant_standing(self, source: str, ref: str, product: str) -> str: ...
+
+
+def standing_in(book: GrantBook) -> StandingLookup:
+    """How a visitor stands for a product: by the one grant their identity names (a checkout's
+    own subscription, so a cancellation closes its session's door), else by their address when
+    it is proven. An address only typed at a checkout holds nothing else."""
+
+    def lookup(identity: Identity, product: str) -> str:
+        if identity.grant is not None:
+            return book.grant_standing(*identity.grant, product)
+        if not identity.email_proven:
+            return "none"
+        return book.standing(identity.email, product)
+
+    return lookup
 
 
 def trusts(site: SiteSettings, identity: Identity) -> bool:
@@ -94,12 +118,8 @@ def conditions(
             False, "group_not_allowed", f"Your account is not in a group allowed to enter {what}."
         )
     if product and product not in identity.entitlements:
-        # No lookup means no stored entitlements to consult: fail closed. An address typed at
-        # a checkout holds what that checkout bought (in the identity), never the grants others
-        # made with the same address.
-        held = "none"
-        if standing is not None and identity.email_proven:
-            held = standing(identity.email, product)
+        # No lookup means no stored entitlements to consult: fail closed.
+        held = standing(identity, product) if standing is not None else "none"
         if held == "lapsed":
             return Decision(
                 False,

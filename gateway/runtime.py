@@ -20,7 +20,7 @@ from gateway.errors import NotFound
 from gateway.identity.base import IdentifiesEachRequest, Identity, Provider, VouchesPerRequest
 from gateway.identity.provider_context import ProviderContext
 from gateway.identity.registry import build_providers
-from gateway.policy import StandingLookup
+from gateway.policy import StandingLookup, standing_in
 from gateway.ratelimit import RateLimiter
 from gateway.sessions import SessionCodec, Sessions, console_sessions
 from gateway.settings import Settings, SiteSettings
@@ -90,7 +90,7 @@ class GatewayRuntime:
     def standing(self) -> StandingLookup | None:
         """Who holds which product, from the entitlement database when the gateway keeps one
         (policy and access rules fail closed without it)."""
-        return self.entitlements.standing if self.entitlements is not None else None
+        return standing_in(self.entitlements) if self.entitlements is not None else None
 
     # Views by site, for callers that walk every site (metrics, tests, the console).
     @property

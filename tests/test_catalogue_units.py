@@ -119,7 +119,7 @@ def test_rules_requiring_an_entitlement_ask_the_store() -> None:
     )
     visitor = Identity("a@example.com")
     standings = {"a@example.com": "lapsed"}
-    lookup = lambda email, product: standings.get(email, "none")  # noqa: E731
+    lookup = lambda person, product: standings.get(person.email, "none")  # noqa: E731
     assert rules_decision(site, visitor, (5,), (), lookup).code == "subscription_lapsed"
     standings["a@example.com"] = "active"
     assert rules_decision(site, visitor, (5,), (), lookup).allowed

@@ -190,6 +190,27 @@ def test_cancelled_subscription_is_refused_on_the_next_login(paywall: PaywallWor
     assert paywall.calls("session/get-token") == []
 
 
+def test_a_cancelled_checkout_closes_its_own_session(paywall: PaywallWorld) -> None:
+    """A session opened by a checkout holds that checkout's grant, asked about on every use:
+    once the subscription is cancelled, the gateway session no longer opens the site."""
+    email = unique_email()
+    browser, session_id = start_checkout(paywall, email)
+    sub_id = paywall.stripe.pay(session_id)["subscription"]
+    assert return_from_stripe(paywall, browser, session_id).status_code == 302
+    again = {"return_url": paywall.devsite.url + "/video/1001"}
+    login = f"{paywall.gateway}/sso/shop/login"
+    kept = browser.get(login, params=again, allow_redirects=False, timeout=15)
+    assert kept.status_code == 302 and "/api/session/redeem-token" in kept.headers["Location"]
+    account = browser.get(f"{paywall.gateway}/account/shop", timeout=15)
+    assert account.status_code == 200 and "active" in account.text.lower()
+    paywall.stripe.set_status(sub_id, "canceled")
+    assert send(paywall, "customer.subscription.deleted", sub_event(paywall, sub_id)).ok
+    paywall.devsite.reset()
+    closed = browser.get(login, params=again, allow_redirects=False, timeout=15)
+    assert closed.status_code != 302, closed.headers.get("Location")
+    assert paywall.calls("session/get-token") == []
+
+
 def test_replayed_webhook_changes_nothing(paywall: PaywallWorld) -> None:
     email, sub_id = paid_subscriber(paywall)
     event_id = f"evt_{uuid.uuid4().hex}"

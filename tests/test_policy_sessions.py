@@ -130,17 +130,34 @@ def test_typed_addresses_open_what_was_bought_only() -> None:
     assert may_upload(site, typed).code == "upload_not_allowed"
     again = Identity.from_json(typed.to_json())
     assert again.email_proven is False and Identity.from_json(editor.to_json()).email_proven
-    # ...and holds only the product its checkout bought, never the address's other grants.
-    owners = {
-        ("editor@news.example", "platinum"): "active",
-        ("editor@news.example", "gold"): "active",
-    }
+    # ...and holds only the grant its checkout made, asked about on every decision (a
+    # cancellation closes its door at once), never the address's other grants.
+    from gateway.policy import standing_in
 
-    def lookup(email: str, product: str) -> str:
-        return owners.get((email, product), "none")
+    class Book:
+        def __init__(self) -> None:
+            self.grants = {("stripe:pay", "sub_1"): ("gold", "active")}
+            self.owners = {
+                ("editor@news.example", "platinum"): "active",
+                ("editor@news.example", "gold"): "active",
+            }
 
-    bought = _visitor("editor@news.example", email_proven=False, entitlements=("gold",))
-    assert decide(_site(require_entitlement="gold"), bought, lookup).allowed
-    premium = _site(require_entitlement="platinum")
+        def standing(self, email: str, product: str) -> str:
+            return self.owners.get((email, product), "none")
+
+        def grant_standing(self, source: str, ref: str, product: str) -> str:
+            bought, status = self.grants.get((source, ref), ("", "none"))
+            return status if bought == product else "none"
+
+    book = Book()
+    lookup = standing_in(book)
+    gold, premium = _site(require_entitlement="gold"), _site(require_entitlement="platinum")
+    bought = _visitor("editor@news.example", email_proven=False, grant=("stripe:pay", "sub_1"))
+    assert Identity.from_json(bought.to_json()) == bought
+    assert decide(gold, bought, lookup).allowed
     assert decide(premium, bought, lookup).code == "entitlement_required"
     assert decide(premium, editor, lookup).allowed  # the owner, signed in for real
+    assert decide(gold, typed, lookup).code == "entitlement_required"  # no grant of its own
+    book.grants[("stripe:pay", "sub_1")] = ("gold", "lapsed")
+    assert decide(gold, bought, lookup).code == "subscription_lapsed"
+    assert decide(gold, editor, lookup).allowed  # the owner's own grant is untouched

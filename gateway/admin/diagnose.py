@@ -75,7 +75,7 @@ def diagnose(
     notes: list[str] = []
     standing = _standing(svc, site, wanted, notes)
     notes += _gaps(site, seen)
-    lookup = (lambda e, p: standing or "none") if site.require_entitlement else None
+    lookup = (lambda _person, _product: standing or "none") if site.require_entitlement else None
     verdicts = [_verdict(svc, site, name, wanted, seen, lookup) for name in site.identities]
     video = None
     if photo_id is not None:

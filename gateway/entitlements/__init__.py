@@ -216,17 +216,34 @@ class EntitlementStore:
             return "active"
         return "lapsed" if rows else "none"
 
+    def grant_standing(
+        self, source: str, ref: str, product: str, now: float | None = None
+    ) -> Standing:
+        """How one grant, named by its source's own id, stands for ``product`` (a checkout's
+        subscription: what a session opened by that checkout holds, whatever its address)."""
+        row = self.grant(source, ref)
+        if row is None or row["product"] != product:
+            return "none"
+        stamp = int(time.time() if now is None else now)
+        until = row["valid_until"]
+        return "active" if row["active"] and (until is None or until > stamp) else "lapsed"
+
+    def grant(self, source: str, ref: str) -> dict[str, Any] | None:
+        """One grant by its source's own id: its product, status and end (None: unknown)."""
+        key = (entitlements.c.source == source) & (entitlements.c.ref == ref)
+        query = select(*_DESCRIBED, entitlements.c.product).where(key)
+        try:
+            with self._engine.connect() as db:
+                row = db.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise unavailable(exc, "grant") from None
+        return None if row is None else _described(row) | {"product": row.product}
+
     def latest(self, email: str, product: str) -> dict[str, Any] | None:
         """The person's newest grant of ``product``: its status and end (the account page), and
         where it came from (``source``, and ``ref``: that source's own id for it)."""
         query = (
-            select(
-                entitlements.c.source,
-                entitlements.c.ref,
-                entitlements.c.status,
-                entitlements.c.active,
-                entitlements.c.valid_until,
-            )
+            select(*_DESCRIBED)
             .where(entitlements.c.email == email.strip().lower())
             .where(entitlements.c.product == product)
             .order_by(entitlements.c.updated_at.desc())
@@ -237,15 +254,7 @@ class EntitlementStore:
                 row = db.execute(query).first()
         except SQLAlchemyError as exc:
             raise unavailable(exc, "latest") from None
-        if row is None:
-            return None
-        return {
-            "source": row.source,
-            "ref": row.ref,
-            "status": row.status,
-            "active": bool(row.active),
-            "valid_until": row.valid_until,
-        }
+        return None if row is None else _described(row)
 
     def refs(self, email: str, product: str, source: str) -> list[str]:
         """The ids ``source`` gave this person's grants of ``product`` (a subscription, a
@@ -283,3 +292,23 @@ class EntitlementStore:
                 db.execute(processed_events.delete().where(processed_events.c.event_id == event_id))
         except SQLAlchemyError as exc:
             raise unavailable(exc, "forget_delivery") from None
+
+
+# What the account page shows of a grant.
+_DESCRIBED = (
+    entitlements.c.source,
+    entitlements.c.ref,
+    entitlements.c.status,
+    entitlements.c.active,
+    entitlements.c.valid_until,
+)
+
+
+def _described(row: Any) -> dict[str, Any]:
+    return {
+        "source": row.source,
+        "ref": row.ref,
+        "status": row.status,
+        "active": bool(row.active),
+        "valid_until": row.valid_until,
+    }

@@ -48,6 +48,10 @@ class Identity:
     # False: the address is only what the visitor typed (into a payment form); it opens what
     # was bought with it, never what another account with that address may do.
     email_proven: bool = True
+    # The one grant this identity holds, by its source's own id (source, ref): a checkout's
+    # subscription. Policy asks the entitlement store about that grant on every decision (a
+    # cancellation closes the door at once), never about the address.
+    grant: tuple[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -64,6 +68,8 @@ class Identity:
             out["sid"] = self.idp_session
         if not self.email_proven:
             out["typed"] = True
+        if self.grant is not None:
+            out["g"] = list(self.grant)
         return out
 
     @classmethod
@@ -78,7 +84,15 @@ class Identity:
             subject=str(data.get("sub", "")),
             idp_session=str(data.get("sid", "")),
             email_proven=not data.get("typed", False),
+            grant=_grant(data.get("g")),
         )
+
+
+def _grant(value: Any) -> tuple[str, str] | None:
+    """A (source, ref) pair from a session's JSON, or None."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return (value[0], value[1])
+    return None
 
 
 @dataclass(frozen=True)

@@ -312,9 +312,10 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             # The payer's Stripe customer, in their signed session: the portal opens for it.
             subject=customer if isinstance(customer, str) and customer.startswith("cus_") else "",
             # Stripe does not verify the address a payer types: it opens what was bought (this
-            # checkout's product, held for the session) and nothing else that address holds.
+            # checkout's own grant, asked about on every decision) and nothing else that
+            # address holds.
             email_proven=False,
-            entitlements=(self.product,),
+            grant=(grant.source, grant.ref),
         )
         return identity, pending
 

@@ -78,9 +78,13 @@ def _portal_for(site: SiteSettings, identity: Identity, plan: Any) -> PortalDoor
 def _plan(site: SiteSettings, identity: Identity) -> Any:
     """The visitor's newest grant of the site's product (status, end, source), if any."""
     entitlements = runtime().entitlements
-    if site.require_entitlement and entitlements is not None:
-        return entitlements.latest(identity.email, site.require_entitlement)
-    return None
+    if not site.require_entitlement or entitlements is None:
+        return None
+    if identity.grant is not None:  # a checkout's own grant, never the address's others
+        return entitlements.grant(*identity.grant)
+    if not identity.email_proven:
+        return None
+    return entitlements.latest(identity.email, site.require_entitlement)
 
 
 def _guard() -> FormGuard:
