@@ -13,7 +13,7 @@ fail() { echo "error: $*" >&2; exit 1; }
 for pair in "GATEWAY_PORT:$GATEWAY_PORT" "DEVSITE_PORT:$DEVSITE_PORT"; do
   name=${pair%%:*} port=${pair#*:}
   [[ "$port" =~ ^[0-9]+$ && "$port" -ge 1 && "$port" -le 65535 ]] || fail "$name=$port is not a port number"
-  if ! "$BIN/python" -c "import socket,sys; s=socket.socket(); s.bind(('$HOST', int(sys.argv[1])))" "$port" 2>/dev/null; then
+  if ! "$BIN/python" -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('$HOST', int(sys.argv[1]))); s.listen()" "$port" 2>/dev/null; then
     fail "port $port is in use. Set $name to a free port, e.g.: make run $name=$((port + 100))"
   fi
 done
