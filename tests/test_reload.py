@@ -71,11 +71,23 @@ def _signed_in(gateway: str, devsite: Devsite) -> FormClient:
     return browser
 
 
-def _embed(gateway: str, cookies: Any) -> int:
-    answer = requests.get(
+def _embed_answer(gateway: str, cookies: Any) -> requests.Response:
+    return requests.get(
         f"{gateway}/embed/demo/1001", cookies=cookies, allow_redirects=False, timeout=15
     )
-    return answer.status_code
+
+
+def _embed(gateway: str, cookies: Any) -> int:
+    return _embed_answer(gateway, cookies).status_code
+
+
+def _sent_to_sign_in(gateway: str, cookies: Any) -> bool:
+    return "/sso/demo/login" in _embed_answer(gateway, cookies).headers.get("Location", "")
+
+
+def _status(url: str) -> int:
+    """What staff get at ``url`` (no redirects followed)."""
+    return requests.get(url, headers=STAFF, allow_redirects=False, timeout=5).status_code
 
 
 def _until(check: Any, seconds: float) -> bool:
@@ -127,42 +139,24 @@ def test_a_reload_keeps_sessions_and_applies_the_new_file(devsite: Devsite, tmp_
         assert gone.submit(page, follow=False).status_code in (200, 303)
         assert _embed(gateway, dict(kept.cookies)) == 302
         assert _embed(gateway, copied) in (302, 303)
-        assert "/sso/demo/login" in requests.get(
-            f"{gateway}/embed/demo/1001", cookies=copied, allow_redirects=False, timeout=15
-        ).headers.get("Location", "")
+        assert _sent_to_sign_in(gateway, copied)
 
         traffic = Traffic(gateway, dict(kept.cookies))
         # A new site, and staff no longer in the allowed groups of demo.
         config.write_text(_config(devsite, '"board"', NEWS.format(url=devsite.url), watch=True))
         os.kill(served.proc.pid, signal.SIGHUP)
         news = f"{gateway}/sso/news/login?return_url={devsite.url}/"
-        assert _until(
-            lambda: (
-                requests.get(news, headers=STAFF, allow_redirects=False, timeout=5).status_code
-                == 302
-            ),
-            15,
-        ), served.output()[-3000:]
+        assert _until(lambda: _status(news) == 302, 15), served.output()[-3000:]
         assert _embed(gateway, dict(kept.cookies)) == 403  # the session survived; the policy is new
-        assert "/sso/demo/login" in requests.get(
-            f"{gateway}/embed/demo/1001", cookies=copied, allow_redirects=False, timeout=15
-        ).headers.get("Location", "")  # the revoked copy stays revoked
+        assert _sent_to_sign_in(gateway, copied)  # the revoked copy stays revoked
 
         config.write_text("[gateway]\npublic_url = 'not a url'\n")  # broken: refused
         os.kill(served.proc.pid, signal.SIGHUP)
         assert _until(lambda: "configuration reload refused" in served.output(), 10)
-        assert (
-            requests.get(news, headers=STAFF, allow_redirects=False, timeout=5).status_code == 302
-        )
+        assert _status(news) == 302
 
         config.write_text(_config(devsite, '"staff"', watch=True))  # no signal: watch_config
-        assert _until(
-            lambda: (
-                requests.get(news, headers=STAFF, allow_redirects=False, timeout=5).status_code
-                == 404
-            ),
-            15,
-        ), served.output()[-3000:]
+        assert _until(lambda: _status(news) == 404, 15), served.output()[-3000:]
         assert _embed(gateway, dict(kept.cookies)) == 302
         traffic.stop()
         assert traffic.failures == [] and traffic.done > 10
