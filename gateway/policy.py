@@ -88,11 +88,9 @@ def may_upload(
     entry = decide(site, identity, standing)
     if not entry.allowed:
         return entry
-    if not identity.email_proven:  # an address typed at a checkout names nobody's account
-        return Decision(
-            False, "upload_not_allowed", "Your account may not upload videos to this site."
-        )
-    if site.uploads is None or not site.uploads.admits(identity.email, identity.groups):
+    # An address typed at a checkout (not proven) names nobody on the allow-list.
+    listed = site.uploads is not None and site.uploads.admits(identity.email, identity.groups)
+    if not (listed and identity.email_proven):
         return Decision(
             False, "upload_not_allowed", "Your account may not upload videos to this site."
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 from gateway.apikeys import ApiKeyring
 from gateway.cookies import CookieJar
@@ -86,7 +87,7 @@ class GatewayRuntime:
             return not provider.vouches_per_request_only()
         return True
 
-    @property
+    @cached_property  # asked on the embed and mint hot paths: built once per runtime
     def standing(self) -> StandingLookup | None:
         """Who holds which product, from the entitlement database when the gateway keeps one
         (policy and access rules fail closed without it)."""

@@ -206,8 +206,7 @@ class Sessions:
             for e in self.of_person(ident.email, site)
             if e["id"] != session.id and _same_person(e, ident)
         ]
-        others.reverse()  # the index lists newest first: ties (same second) keep that order
-        others.sort(key=lambda e: float(e.get("issued", 0)))
+        others.reverse()  # of_person lists newest first: now oldest first
         extra = others[: max(0, len(others) - (most - 1))]
         for entry in extra:
             self._revoke_id(entry["id"], _ends(entry, self.max_age), DEVICE_LIMIT)

@@ -93,16 +93,15 @@ class StripeSettings(IdentityModel):
     trial_days: Integer = Field(0, ge=0, le=730)  # >0: subscription_data.trial_period_days
     allow_promotion_codes: Flag = False  # Checkout's promotion-code field
     portal: Flag = False  # /account/<site> offers Stripe's customer portal to subscribers
+    grace_days: Integer = Field(3, ge=0, le=60)  # how long past_due keeps access
+    api_base: OptionalUrl = ""  # only to point the library at a stand-in
+    mode: Literal["subscription", "payment"] = "subscription"
 
     @model_validator(mode="after")
     def _some_price(self) -> StripeSettings:
         if not self.price and not self.prices:
             raise problem("give price (one plan) or prices (several)")
         return self
-
-    grace_days: Integer = Field(3, ge=0, le=60)  # how long past_due keeps access
-    api_base: OptionalUrl = ""  # only to point the library at a stand-in
-    mode: Literal["subscription", "payment"] = "subscription"
 
 
 class PaymentProviderUnavailable(GatewayError, status=502, code="payment_provider_unavailable"):
@@ -156,8 +155,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
 
     def __init__(self, settings: StripeSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
-        self.source = f"stripe:{self.name}"
-        self.grant_source = self.source
+        self.grant_source = f"stripe:{self.name}"  # the source of the grants it records
         self.product = settings.product
         self._webhook_secret = settings.webhook_secret
         timeout = (ctx.gateway.upstream_connect_timeout, ctx.gateway.upstream_read_timeout)
@@ -249,10 +247,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         checkout = self._call(
             lambda: self.client.v1.checkout.sessions.create(params=params, options=once)
         )
-        url = _get(checkout, "url")
-        # Stripe's own pages are https; only a configured stand-in (tests) may differ.
-        if not isinstance(url, str) or not (url.startswith("https://") or self._settings.api_base):
-            raise PaymentProviderUnavailable()
+        url = self._page_url(checkout)
         self._ctx.store.set(f"checkout:{ref}", pending.to_json(), ttl=PENDING_TTL)
         response = redirect(url, code=303)
         refs = [*self._browser_refs(request), ref][-MAX_PENDING:]
@@ -304,13 +299,13 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         if pending is None or ref not in self._browser_refs(request):
             raise CheckoutNotInThisBrowser()
         name = _get(checkout, "customer_details", "name")
-        customer = _get(checkout, "customer", "id") or _get(checkout, "customer")
+        customer = _customer_id(checkout)
         identity = Identity(
             email=grant.email,
             name=name if isinstance(name, str) else "",
             provider=self.name,
             # The payer's Stripe customer, in their signed session: the portal opens for it.
-            subject=customer if isinstance(customer, str) and customer.startswith("cus_") else "",
+            subject=customer or "",
             # Stripe does not verify the address a payer types: it opens what was bought (this
             # checkout's own grant, asked about on every decision) and nothing else that
             # address holds.
@@ -329,7 +324,12 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         coming back to ``return_url``."""
         params: Any = {"customer": customer, "return_url": return_url}
         portal = self._call(lambda: self.client.v1.billing_portal.sessions.create(params=params))
-        url = _get(portal, "url")
+        return self._page_url(portal)
+
+    def _page_url(self, made: Any) -> str:
+        """The Stripe page a checkout or portal session sends the visitor to. Stripe's own
+        pages are https; only a configured stand-in (tests) may differ."""
+        url = _get(made, "url")
         if not isinstance(url, str) or not (url.startswith("https://") or self._settings.api_base):
             raise PaymentProviderUnavailable()
         return url
@@ -360,7 +360,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         if paid and isinstance(subscription, str):
             return self.grant_for_subscription(self.retrieve_subscription(subscription), email)
         return Grant(
-            source=self.source,
+            source=self.grant_source,
             ref=str(_get(checkout, "id")),
             email=email,
             product=self.product,
@@ -383,7 +383,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             start = period_end if isinstance(period_end, int) else int(time.time())
             until = start + self._settings.grace_days * 86400
         return Grant(
-            source=self.source,
+            source=self.grant_source,
             ref=str(_get(subscription, "id")),
             email=email,
             product=self.product,
@@ -405,9 +405,7 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
             found = self._call(lambda: self.client.v1.checkout.sessions.retrieve(grant_ref))
         else:
             return None
-        customer = _get(found, "customer")
-        customer = _get(customer, "id") if not isinstance(customer, str) else customer
-        return customer if isinstance(customer, str) and customer.startswith("cus_") else None
+        return _customer_id(found)
 
     def retrieve_subscription(self, subscription_id: str) -> Any:
         if not _OBJECT_ID_RE.fullmatch(subscription_id):
@@ -506,3 +504,11 @@ class StripeCheckoutProvider(ProviderBase[StripeSettings]):
         except stripe.StripeError as exc:
             log.warning("stripe unavailable", extra={"reason": type(exc).__name__})
             raise PaymentProviderUnavailable() from None
+
+
+def _customer_id(found: Any) -> str | None:
+    """The Stripe customer of a checkout session or subscription (an id, or the expanded
+    object), or None."""
+    customer = _get(found, "customer")
+    customer = customer if isinstance(customer, str) else _get(customer, "id")
+    return customer if isinstance(customer, str) and customer.startswith("cus_") else None
