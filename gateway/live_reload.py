@@ -83,10 +83,16 @@ class LiveReload:
         while True:
             woken = wake.wait(WATCH_EVERY)
             wake.clear()
-            if woken:
-                self.reload("SIGHUP")
-            elif self.runtime.settings.gateway.watch_config and self.changed():
-                self.reload("the file changed")
+            why = "SIGHUP" if woken else ""
+            if not woken and self.runtime.settings.gateway.watch_config and self.changed():
+                why = "the file changed"
+            if not why:
+                continue
+            try:
+                self.reload(why)
+            except Exception as exc:  # never lose the reloader: the next signal tries again
+                # The type only: a driver's message may carry a URL with its password.
+                _refused(why, [f"the new runtime could not be built ({type(exc).__name__})"])
 
 
 def _refused(why: str, problems: list[str]) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from tests.formclient import FormClient
-from tests.helpers import Devsite, ServedGateway
+from tests.helpers import Devsite, ServedGateway, records_of
 
 STAFF = {"X-Email": "ada@example.com", "X-Groups": "staff"}
 
@@ -163,3 +163,40 @@ def test_a_reload_keeps_sessions_and_applies_the_new_file(devsite: Devsite, tmp_
         assert served.proc.poll() is None  # the master never went down
     finally:
         served.stop()
+
+
+def test_a_reload_that_fails_unexpectedly_keeps_the_reloader(
+    devsite: Devsite, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A new runtime that cannot be built for a reason no check foresaw (a driver's error) is
+    refused like a broken file, and the next SIGHUP still reloads."""
+    from gateway import create_app
+    from gateway.live_reload import RELOADS, LiveReload
+    from gateway.loader import load_settings
+    from gateway.runtime import GatewayRuntime
+
+    config = tmp_path / "gateway.toml"
+    config.write_text(_config(devsite, '"staff"'))
+    app = create_app(load_settings(str(config)))
+    live = LiveReload(app, str(config))
+    successor = GatewayRuntime.successor
+
+    def failing(runtime: GatewayRuntime, settings: Any) -> GatewayRuntime:
+        raise RuntimeError("postgresql://gateway:SECRET-db-pw@db/gateway refused")
+
+    monkeypatch.setattr(GatewayRuntime, "successor", failing)
+    refused = RELOADS.labels("refused")._value.get()
+    wake = threading.Event()
+    threading.Thread(target=live.run, args=(wake,), daemon=True).start()
+    with records_of("gateway.reload") as seen:
+        wake.set()
+        assert _until(lambda: RELOADS.labels("refused")._value.get() == refused + 1, 10)
+    lines = str([r.__dict__ for r in seen])
+    assert "RuntimeError" in lines and "SECRET" not in lines
+    first = app.extensions["gateway.runtime"]
+    monkeypatch.setattr(GatewayRuntime, "successor", successor)
+    config.write_text(_config(devsite, '"staff"', NEWS.format(url=devsite.url)))
+    wake.set()
+    assert _until(lambda: "news" in app.extensions["gateway.runtime"].sites, 10)
+    assert app.extensions["gateway.runtime"] is not first
+    app.extensions["gateway.runtime"].close()
