@@ -24,6 +24,10 @@ from gateway.web.visitor import current_session, private_page, signed_in_visitor
 bp = Blueprint("account", __name__)
 
 
+class NoSubscription(Forbidden, code="no_subscription"):
+    """There is no subscription to manage here."""
+
+
 @dataclass(frozen=True)
 class PortalDoor:
     """How this visitor reaches the payment provider's customer portal: ``provider`` (one of
@@ -122,11 +126,11 @@ def manage(site_name: str) -> Response:
     identity = visitor_for(site)
     door = _portal_for(site, identity, _plan(site, identity)) if identity else None
     if identity is None or door is None or not _binding():
-        raise Forbidden("There is no subscription to manage here.", code="no_subscription")
+        raise NoSubscription()
     _guard().check_bound(request.form.get("csrf", ""), _binding())
     customers = door.customers()
     if not customers:
-        raise Forbidden("There is no subscription to manage here.", code="no_subscription")
+        raise NoSubscription()
     if len(customers) > 1:
         audit("portal_refused", site=site.name, email=identity.email, reason="several_customers")
         raise Forbidden(
